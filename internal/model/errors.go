@@ -1,0 +1,29 @@
+package model
+
+import "errors"
+
+// Sentinel errors. Packages wrap them with the operation and the offending
+// value (fmt.Errorf("...: %w", ErrX)); callers test them with errors.Is. The
+// transport layer maps each one to a single gRPC / HTTP status.
+var (
+	// ErrInvalidVersion: a version string is not semver "v{major}.{minor}.{patch}".
+	ErrInvalidVersion = errors.New("invalid version")
+	// ErrVersionNotFound: no model with that version is registered or loaded.
+	ErrVersionNotFound = errors.New("version not found")
+	// ErrVersionExists: a model with that version is already registered.
+	ErrVersionExists = errors.New("version already exists")
+	// ErrChecksumMismatch: the model bytes do not hash to the manifest's sha256.
+	ErrChecksumMismatch = errors.New("checksum mismatch")
+	// ErrInvalidModel: the model bytes or manifest are malformed or inconsistent.
+	ErrInvalidModel = errors.New("invalid model")
+	// ErrSignatureMismatch: the model's inputs/outputs differ from what this server serves.
+	ErrSignatureMismatch = errors.New("model signature mismatch")
+	// ErrGoldenMismatch: the model's answers to its golden rows differ from the manifest's.
+	ErrGoldenMismatch = errors.New("golden rows mismatch")
+	// ErrInvalidInput: a request's features, metrics or batch are out of bounds.
+	ErrInvalidInput = errors.New("invalid input")
+	// ErrNoActiveVersion: no model is being served yet.
+	ErrNoActiveVersion = errors.New("no active model version")
+	// ErrInvalidData: a training data file is missing, truncated or has wrong shapes.
+	ErrInvalidData = errors.New("invalid training data")
+)

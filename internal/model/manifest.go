@@ -1,0 +1,249 @@
+package model
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"time"
+)
+
+// ManifestSchema is the manifest format this code writes and reads.
+const ManifestSchema = 1
+
+// InputName and OutputName are the ONNX graph's tensor names.
+const (
+	InputName  = "features"
+	OutputName = "recommendations"
+)
+
+// Manifest describes one model version: what the bytes are, how to feed and
+// read them, how they were made and how well they did. It is stored beside
+// the model bytes (registry) and written as manifest.json (export).
+type Manifest struct {
+	Schema       int          `json:"schema"`
+	Version      Version      `json:"version"`
+	CreatedAt    time.Time    `json:"created_at"`
+	Model        ModelFile    `json:"model"`
+	Signature    Signature    `json:"signature"`
+	Features     []Spec       `json:"features"`
+	Outputs      []Spec       `json:"outputs"`
+	Architecture Architecture `json:"architecture"`
+	Quantization Quantization `json:"quantization"`
+	Training     Training     `json:"training"`
+	Metrics      *Metrics     `json:"metrics,omitempty"`
+	Golden       Golden       `json:"golden"`
+}
+
+// ModelFile names the ONNX bytes and their checksum.
+type ModelFile struct {
+	File      string `json:"file"`
+	SHA256    string `json:"sha256"`
+	SizeBytes int64  `json:"size_bytes"`
+}
+
+// TensorSpec is one graph input or output. A -1 dimension is dynamic.
+type TensorSpec struct {
+	Name  string  `json:"name"`
+	Type  string  `json:"type"`
+	Shape []int64 `json:"shape"`
+}
+
+// Signature is the model's I/O signature.
+type Signature struct {
+	Inputs  []TensorSpec `json:"inputs"`
+	Outputs []TensorSpec `json:"outputs"`
+}
+
+// DefaultSignature is the signature of major version 1: [N,12] float32 in, [N,5] float32 out.
+func DefaultSignature() Signature {
+	return Signature{
+		Inputs:  []TensorSpec{{Name: InputName, Type: "float32", Shape: []int64{-1, NumFeatures}}},
+		Outputs: []TensorSpec{{Name: OutputName, Type: "float32", Shape: []int64{-1, NumOutputs}}},
+	}
+}
+
+// Equal reports whether two signatures have the same tensors.
+func (s Signature) Equal(o Signature) bool {
+	eq := func(a, b []TensorSpec) bool {
+		if len(a) != len(b) {
+			return false
+		}
+		for i := range a {
+			if a[i].Name != b[i].Name || a[i].Type != b[i].Type || len(a[i].Shape) != len(b[i].Shape) {
+				return false
+			}
+			for j := range a[i].Shape {
+				if a[i].Shape[j] != b[i].Shape[j] {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	return eq(s.Inputs, o.Inputs) && eq(s.Outputs, o.Outputs)
+}
+
+// Architecture records the network's shape.
+type Architecture struct {
+	Layers      []int        `json:"layers"` // widths, input first: [12, 32, 16, 5]
+	Activations []Activation `json:"activations"`
+	Parameters  int          `json:"parameters"`
+	Opset       int          `json:"opset"`
+}
+
+// Quantization records how the weights were quantized.
+type Quantization struct {
+	Scheme      string `json:"scheme"`
+	Weights     string `json:"weights"`
+	Activations string `json:"activations"`
+	Bias        string `json:"bias"`
+}
+
+// DefaultQuantization is the scheme the trainer uses.
+func DefaultQuantization() Quantization {
+	return Quantization{
+		Scheme:      "int8 weight-only (DequantizeLinear + MatMul)",
+		Weights:     "int8, symmetric (zero point 0), one scale per output channel = max|w|/127",
+		Activations: "float32, not quantized: each row's answer is independent of the batch it came in",
+		Bias:        "float32",
+	}
+}
+
+// Training records how a version was trained.
+type Training struct {
+	DataFile      string            `json:"data_file,omitempty"`
+	DataSHA256    string            `json:"data_sha256,omitempty"`
+	Samples       int               `json:"samples"`
+	TrainSamples  int               `json:"train_samples"`
+	ValSamples    int               `json:"val_samples"`
+	Seed          int64             `json:"seed"`
+	Epochs        int               `json:"epochs"`
+	EpochsRun     int               `json:"epochs_run"`
+	BestEpoch     int               `json:"best_epoch"`
+	Hyper         map[string]string `json:"hyperparameters"`
+	DurationMS    int64             `json:"duration_ms"`
+	ParentVersion string            `json:"parent_version,omitempty"`
+	TrainLoss     float64           `json:"train_loss"`
+	ValLoss       float64           `json:"val_loss"`
+}
+
+// Scores measure a recommender against the following window's real usage.
+// Slack is relative: (limit − p95 usage)/limit, averaged over samples.
+type Scores struct {
+	CPURequestSlack float64 `json:"cpu_request_slack"`
+	CPULimitSlack   float64 `json:"cpu_limit_slack"`
+	MemRequestSlack float64 `json:"mem_request_slack"`
+	MemLimitSlack   float64 `json:"mem_limit_slack"`
+	OOMRate         float64 `json:"oom_rate"`      // share of samples whose future peak memory exceeds the memory limit
+	ThrottleRate    float64 `json:"throttle_rate"` // share of future CPU samples above the CPU limit
+}
+
+// Metrics is the evaluation of a version on held-out data.
+type Metrics struct {
+	HeldOutSamples int                `json:"held_out_samples"`
+	HeldOutSeed    int64              `json:"held_out_seed"`
+	MAE            map[string]float64 `json:"mae"`          // int8 model, normalized units, per output
+	FloatMAE       map[string]float64 `json:"float_mae"`    // float32 twin, same data
+	Model          Scores             `json:"model"`        // int8 model
+	Baseline       Scores             `json:"vpa_baseline"` // VPA-style p90 × 1.15
+}
+
+// Golden holds input rows and the outputs the model must give for them; a
+// session must reproduce them within Tolerance before it serves.
+type Golden struct {
+	Tolerance float64     `json:"tolerance"`
+	Inputs    [][]float32 `json:"inputs"`
+	Outputs   [][]float32 `json:"outputs"`
+}
+
+// SHA256Hex returns the hex sha256 of b.
+func SHA256Hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// VerifyBytes checks that b matches the manifest's size and sha256. It
+// returns an error wrapping ErrChecksumMismatch that names the version.
+func (m *Manifest) VerifyBytes(b []byte) error {
+	if got := SHA256Hex(b); got != m.Model.SHA256 || int64(len(b)) != m.Model.SizeBytes {
+		return fmt.Errorf("%w: version %s: model bytes have sha256 %s (%d bytes), manifest says %s (%d bytes)",
+			ErrChecksumMismatch, m.Version, got, len(b), m.Model.SHA256, m.Model.SizeBytes)
+	}
+	return nil
+}
+
+// Validate checks the manifest's own consistency (not the bytes).
+func (m *Manifest) Validate() error {
+	if m.Schema != ManifestSchema {
+		return fmt.Errorf("%w: manifest schema %d; want %d", ErrInvalidModel, m.Schema, ManifestSchema)
+	}
+	if m.Version.IsZero() {
+		return fmt.Errorf("%w: manifest has no version", ErrInvalidModel)
+	}
+	if len(m.Model.SHA256) != 64 {
+		return fmt.Errorf("%w: manifest sha256 %q is not 64 hex digits", ErrInvalidModel, m.Model.SHA256)
+	}
+	if len(m.Features) != NumFeatures || len(m.Outputs) != NumOutputs {
+		return fmt.Errorf("%w: manifest has %d features and %d outputs; want %d and %d",
+			ErrInvalidModel, len(m.Features), len(m.Outputs), NumFeatures, NumOutputs)
+	}
+	for _, s := range append(append([]Spec{}, m.Features...), m.Outputs...) {
+		if err := s.Validate(); err != nil {
+			return err
+		}
+	}
+	g := m.Golden
+	if len(g.Inputs) == 0 || len(g.Inputs) != len(g.Outputs) || !(g.Tolerance > 0) {
+		return fmt.Errorf("%w: manifest needs golden rows (inputs and outputs of equal count) and a positive tolerance", ErrInvalidModel)
+	}
+	for i := range g.Inputs {
+		if len(g.Inputs[i]) != NumFeatures || len(g.Outputs[i]) != NumOutputs {
+			return fmt.Errorf("%w: golden row %d has %d inputs and %d outputs; want %d and %d",
+				ErrInvalidModel, i, len(g.Inputs[i]), len(g.Outputs[i]), NumFeatures, NumOutputs)
+		}
+	}
+	return nil
+}
+
+// CheckGolden compares a model's outputs for the golden inputs (flattened,
+// [len(Inputs), NumOutputs]) with the manifest's. It returns an error
+// wrapping ErrGoldenMismatch naming the first row and output that differ.
+func (m *Manifest) CheckGolden(got []float32) error {
+	g := m.Golden
+	if len(got) != len(g.Outputs)*NumOutputs {
+		return fmt.Errorf("%w: got %d values for %d golden rows", ErrGoldenMismatch, len(got), len(g.Outputs))
+	}
+	for r, want := range g.Outputs {
+		for o, w := range want {
+			v := got[r*NumOutputs+o]
+			if d := math.Abs(float64(v - w)); !(d <= g.Tolerance) {
+				return fmt.Errorf("%w: version %s row %d output %s: got %v, want %v (tolerance %g)",
+					ErrGoldenMismatch, m.Version, r, m.Outputs[o].Name, v, w, g.Tolerance)
+			}
+		}
+	}
+	return nil
+}
+
+// GoldenInput returns the golden inputs flattened to [rows, NumFeatures].
+func (m *Manifest) GoldenInput() []float32 {
+	x := make([]float32, 0, len(m.Golden.Inputs)*NumFeatures)
+	for _, r := range m.Golden.Inputs {
+		x = append(x, r...)
+	}
+	return x
+}
+
+// ParseManifest decodes and validates a manifest.json.
+func ParseManifest(b []byte) (*Manifest, error) {
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("%w: manifest is not valid JSON: %v", ErrInvalidModel, err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
