@@ -1,0 +1,78 @@
+# recommendation-api — every target installs what it needs first.
+#   make run    build and serve (gRPC :50051, REST :8080) on the embedded default model
+#   make test   formatting, vet, generated-code check, all tests (race detector on)
+SHELL := /bin/bash
+ROOT  := $(CURDIR)
+TOOLS := $(ROOT)/.tools/bin
+export PATH := $(TOOLS):$(PATH)
+BIN   := bin/recommendation-api
+# The ONNX Runtime shared library: a path you give wins (make run ONNXRUNTIME_LIB=/path/lib.so).
+ORT_LIB = $(shell scripts/install-onnxruntime.sh $(ONNXRUNTIME_LIB) | tail -n 1)
+GO_PKGS := ./...
+# Packages with concurrent code run under the race detector.
+RACE_PKGS := ./internal/serving/... ./internal/registry/... ./internal/rollback/... ./internal/transport/... ./internal/trainer/... ./cmd/...
+
+.PHONY: all build run test deps deps-system tools ort proto check-generated fmt-check vet pipeline bench default-model compose-check clean
+
+all: build
+
+build:
+	go build -o $(BIN) ./cmd/recommendation-api
+
+## deps: everything the tests need, from the Go proxy, npm and Debian only.
+deps: tools ort deps-system
+
+tools:
+	scripts/install-tools.sh
+
+ort:
+	@scripts/install-onnxruntime.sh $(ONNXRUNTIME_LIB) >/dev/null
+
+# Debian packages used by tests: python3-onnx (onnx.checker on exported
+# files) and docker-compose (validates docker-compose.yml; no engine needed).
+deps-system:
+	@if ! /usr/bin/python3 -c 'import onnx' 2>/dev/null || ! command -v docker-compose >/dev/null; then \
+	  echo "installing python3-onnx docker-compose with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-onnx docker-compose >/dev/null; \
+	fi
+
+run: build
+	ONNXRUNTIME_LIB=$(ORT_LIB) ./$(BIN) serve
+
+test: deps fmt-check vet check-generated compose-check
+	ONNXRUNTIME_LIB=$(ORT_LIB) go test -race -timeout 20m $(RACE_PKGS)
+	ONNXRUNTIME_LIB=$(ORT_LIB) go test -timeout 10m $$(go list ./... | grep -v -e /internal/serving -e /internal/registry -e /internal/rollback -e /internal/transport -e /internal/trainer -e /cmd/)
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	go vet ./...
+
+proto: tools
+	buf lint
+	buf generate
+
+check-generated: tools
+	scripts/check-generated.sh
+
+compose-check: deps-system
+	docker-compose -f docker-compose.yml config -q
+
+## pipeline: the four steps of the model pipeline on a small sample.
+pipeline: build ort
+	./$(BIN) generate-data --samples 20000 --output data/training_data.npz --seed 1
+	ONNXRUNTIME_LIB=$(ORT_LIB) ./$(BIN) train --data data/training_data.npz --output models/ --version v1.0.0 --seed 1
+	ONNXRUNTIME_LIB=$(ORT_LIB) ./$(BIN) validate --model models/predictor.onnx
+	ONNXRUNTIME_LIB=$(ORT_LIB) ./$(BIN) export --model models/predictor.onnx --output models/export
+
+## default-model: regenerate the model embedded in the binary (deterministic).
+default-model: build ort
+	scripts/make-default-model.sh
+
+bench: build ort
+	scripts/install-tools.sh --bench
+	ONNXRUNTIME_LIB=$(ORT_LIB) scripts/bench.sh
+
+clean:
+	rm -rf bin data models

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"strconv"
+	"time"
+
+	"recommendation-api/internal/transport"
+)
+
+// Config is the server's whole configuration: flags, each with an
+// environment variable (RECO_*) that sets its default. Tests build it directly.
+type Config struct {
+	GRPCAddr        string        // gRPC listen address
+	HTTPAddr        string        // REST gateway listen address
+	DataDir         string        // where the registry's bbolt file lives
+	MaxBatch        int           // largest Predict batch
+	ORTLib          string        // libonnxruntime path ("" = $ONNXRUNTIME_LIB, .tools/lib, system)
+	IntraOpThreads  int           // ONNX Runtime threads per session
+	ShutdownTimeout time.Duration // graceful stop budget before forcing
+	LogLevel        string        // debug, info, warn, error
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		GRPCAddr:        ":50051",
+		HTTPAddr:        ":8080",
+		DataDir:         "data",
+		MaxBatch:        transport.DefaultMaxBatch,
+		IntraOpThreads:  1,
+		ShutdownTimeout: 15 * time.Second,
+		LogLevel:        "info",
+	}
+}
+
+// parseServeFlags fills a Config from args over environment over defaults.
+func parseServeFlags(args []string, getenv func(string) string) (Config, *flag.FlagSet, error) {
+	c := DefaultConfig()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	str := func(p *string, name, env, usage string) {
+		if v := getenv(env); v != "" {
+			*p = v
+		}
+		fs.StringVar(p, name, *p, usage+" (env "+env+")")
+	}
+	integer := func(p *int, name, env, usage string) {
+		if v := getenv(env); v != "" {
+			if n, err := strconv.Atoi(v); err == nil {
+				*p = n
+			}
+		}
+		fs.IntVar(p, name, *p, usage+" (env "+env+")")
+	}
+	str(&c.GRPCAddr, "grpc-addr", "RECO_GRPC_ADDR", "gRPC listen address")
+	str(&c.HTTPAddr, "http-addr", "RECO_HTTP_ADDR", "REST listen address")
+	str(&c.DataDir, "data-dir", "RECO_DATA_DIR", "directory of the model registry (bbolt file)")
+	integer(&c.MaxBatch, "max-batch", "RECO_MAX_BATCH", "largest number of instances in one Predict call")
+	str(&c.ORTLib, "onnxruntime-lib", "ONNXRUNTIME_LIB", "path to libonnxruntime.so.1")
+	integer(&c.IntraOpThreads, "intra-op-threads", "RECO_INTRA_OP_THREADS", "ONNX Runtime intra-op threads per session")
+	if v := getenv("RECO_SHUTDOWN_TIMEOUT"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			c.ShutdownTimeout = d
+		}
+	}
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "graceful shutdown budget (env RECO_SHUTDOWN_TIMEOUT)")
+	str(&c.LogLevel, "log-level", "RECO_LOG_LEVEL", "debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return c, fs, err
+	}
+	return c, fs, c.validate()
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.MaxBatch < 1 || c.MaxBatch > 100000:
+		return usageError{fmt.Errorf("serve: --max-batch %d; want 1..100000", c.MaxBatch)}
+	case c.IntraOpThreads < 1 || c.IntraOpThreads > 64:
+		return usageError{fmt.Errorf("serve: --intra-op-threads %d; want 1..64", c.IntraOpThreads)}
+	case c.ShutdownTimeout <= 0:
+		return usageError{fmt.Errorf("serve: --shutdown-timeout must be positive")}
+	}
+	return nil
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+
+	recommendationv1 "recommendation-api/api/proto/recommendation/v1"
+	"recommendation-api/internal/defaultmodel"
+	"recommendation-api/internal/serving"
+	"recommendation-api/internal/transport"
+)
+
+// runServe runs the server until ctx ends (SIGINT/SIGTERM), then stops
+// gracefully: in-flight calls finish, and the process exits 0.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, _, err := parseServeFlags(args, os.Getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	srv, err := newServer(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return srv.serve(ctx)
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// server is the running process: listeners, gRPC server, gateway, models.
+type server struct {
+	cfg      Config
+	log      *slog.Logger
+	models   *serving.Manager
+	health   *transport.Health
+	grpc     *grpc.Server
+	grpcLis  net.Listener
+	httpLis  net.Listener
+	http     *http.Server
+	stopGate context.CancelFunc
+}
+
+// newServer listens on both addresses first (so a port clash fails fast and
+// tests can use ":0"), loads the model to serve, and wires the handlers.
+func newServer(ctx context.Context, cfg Config, log *slog.Logger) (s *server, err error) {
+	s = &server{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	if err := serving.InitRuntime(cfg.ORTLib); err != nil {
+		return nil, err
+	}
+	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
+		return nil, fmt.Errorf("serve: gRPC listener: %w", err)
+	}
+	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		return nil, fmt.Errorf("serve: REST listener: %w", err)
+	}
+	s.models = serving.NewManager(serving.Options{Session: serving.SessionOptions{IntraOpThreads: cfg.IntraOpThreads, InterOpThreads: 1}})
+	s.health = transport.NewHealth()
+	s.grpc = transport.NewGRPCServer(log, s.health)
+	models := managerModels{s.models}
+	recommendationv1.RegisterRecommendationServiceServer(s.grpc, transport.NewPredictServer(models, transport.PredictOptions{MaxBatch: cfg.MaxBatch}, log))
+
+	gwCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopGate = cancel
+	gw, err := transport.NewGateway(gwCtx, loopback(s.grpcLis.Addr()), transport.GatewayOptions{Models: models, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	s.http = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+
+	if err := s.loadInitialModel(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// loadInitialModel serves the embedded default model.
+func (s *server) loadInitialModel() error {
+	b, m, err := defaultmodel.Load()
+	if err != nil {
+		return err
+	}
+	if err := s.models.Load(b, m); err != nil {
+		return err
+	}
+	if _, err := s.models.Activate(m.Version); err != nil {
+		return err
+	}
+	s.health.SetServing(true)
+	s.log.Info("serving embedded default model", "version", m.Version, "sha256", m.Model.SHA256)
+	return nil
+}
+
+// serve runs until ctx ends, then shuts down gracefully within
+// cfg.ShutdownTimeout, forcing the stop after that.
+func (s *server) serve(ctx context.Context) error {
+	s.log.Info("listening", "grpc", s.grpcLis.Addr().String(), "http", s.httpLis.Addr().String())
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.grpc.Serve(s.grpcLis) })
+	g.Go(func() error {
+		if err := s.http.Serve(s.httpLis); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		s.shutdown()
+		return nil
+	})
+	err := g.Wait()
+	if ctx.Err() != nil && err == nil {
+		s.log.Info("stopped")
+	}
+	return err
+}
+
+func (s *server) shutdown() {
+	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
+	s.health.Shutdown()
+	deadline, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	_ = s.http.Shutdown(deadline) // REST first: its calls go through gRPC
+	done := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-deadline.Done():
+		s.log.Warn("graceful stop timed out; forcing")
+		s.grpc.Stop()
+	}
+	s.close()
+}
+
+func (s *server) close() {
+	if s.stopGate != nil {
+		s.stopGate()
+	}
+	if s.grpcLis != nil {
+		s.grpcLis.Close()
+	}
+	if s.httpLis != nil {
+		s.httpLis.Close()
+	}
+	if s.models != nil {
+		s.models.Close()
+	}
+}
+
+// loopback turns a listener address such as [::]:50051 into one the gateway
+// can dial (127.0.0.1:50051).
+func loopback(a net.Addr) string {
+	_, port, _ := net.SplitHostPort(a.String())
+	return net.JoinHostPort("127.0.0.1", port)
+}
+
+// managerModels adapts serving.Manager to transport.Models.
+type managerModels struct{ m *serving.Manager }
+
+func (a managerModels) Acquire(v string) (transport.Lease, error) {
+	l, err := a.m.Acquire(v)
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (a managerModels) Ready() bool { return a.m.Ready() }

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"recommendation-api/internal/model"
+	"recommendation-api/internal/onnxfile"
+	"recommendation-api/internal/trainer"
+)
+
+// runTrain trains, quantizes, evaluates and writes a model version:
+//
+//	recommendation-api train --data data/training_data.npz --output models/ [--version v1.0.0] [--epochs N] [--seed N]
+func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "data/training_data.npz", "training data written by generate-data")
+	output := fs.String("output", "models/", "directory for predictor_v{version}.onnx, predictor.onnx and manifest.json")
+	version := fs.String("version", "v1.0.0", "semver of the new model, v{major}.{minor}.{patch}")
+	def := trainer.DefaultTrainConfig()
+	epochs := fs.Int("epochs", def.Epochs, "maximum epochs (early stopping may end sooner), 1..1000")
+	seed := fs.Int64("seed", def.Seed, "random seed for initialization, split and shuffling")
+	batch := fs.Int("batch-size", def.BatchSize, "rows per optimizer step")
+	lr := fs.Float64("learning-rate", def.LearningRate, "Adam learning rate")
+	evalSamples := fs.Int("eval-samples", 20000, "size of the freshly generated held-out set the manifest's metrics come from")
+	parent := fs.String("parent", "", "version this one was trained to replace (recorded in the manifest)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	v, err := model.ParseVersion(*version)
+	if err != nil {
+		return usageError{fmt.Errorf("train: --version: %w", err)}
+	}
+	if *parent != "" {
+		if _, err := model.ParseVersion(*parent); err != nil {
+			return usageError{fmt.Errorf("train: --parent: %w", err)}
+		}
+	}
+	cfg := def
+	cfg.Epochs, cfg.Seed, cfg.BatchSize, cfg.LearningRate = *epochs, *seed, *batch, *lr
+	if *epochs < 1 || *epochs > 1000 {
+		return usageError{fmt.Errorf("train: --epochs %d; want 1..1000", *epochs)}
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError{fmt.Errorf("train: %w", err)}
+	}
+	// Refuse early, before minutes of training, if the version is taken.
+	if _, err := os.Stat(filepath.Join(*output, trainer.VersionedModelFile(v))); err == nil {
+		return fmt.Errorf("train: %w: %s already exists in %s", model.ErrVersionExists, v, *output)
+	}
+	d, err := trainer.ReadNPZ(*data)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	raw, err := os.ReadFile(*data)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	fmt.Fprintf(stdout, "training %s on %d samples from %s (%d parameters)\n", v, d.N, *data, trainer.ParamCount())
+	res, err := trainer.Train(ctx, d, cfg, func(p trainer.Progress) {
+		if p.Phase != "training" {
+			fmt.Fprintf(stdout, "%s (best epoch %d, validation loss %.5f)\n", p.Phase, p.BestEpoch, p.ValLoss)
+			return
+		}
+		fmt.Fprintf(stdout, "epoch %3d/%d  loss %.5f  val %.5f  best %3d  elapsed %6s  left ≤ %s\n",
+			p.Epoch, p.Epochs, p.TrainLoss, p.ValLoss, p.BestEpoch, p.Elapsed.Round(100*time.Millisecond), p.Remaining.Round(100*time.Millisecond))
+	})
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	res.Record.DataFile, res.Record.DataSHA256, res.Record.ParentVersion = *data, model.SHA256Hex(raw), *parent
+
+	evalSeed := *seed + 1_000_003
+	ev, err := trainer.GenerateEval(ctx, trainer.GenConfig{Samples: *evalSamples, Seed: evalSeed})
+	if err != nil {
+		return fmt.Errorf("train: held-out set: %w", err)
+	}
+	goPredict := func(x []float32, n int) ([]float32, error) { return res.Quant.Forward(x, n), nil }
+	metrics, err := trainer.Evaluate(goPredict, res.Float, ev, model.DefaultOutputs(), evalSeed)
+	if err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	b, err := onnxfile.Encode(res.Quant, v)
+	if err != nil {
+		return fmt.Errorf("train: encode ONNX: %w", err)
+	}
+	m := trainer.NewManifest(v, b, res, metrics, buildTime())
+	if err := trainer.WriteModelDir(*output, b, m); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	fmt.Fprintf(stdout, "\n%s: %d parameters, %d bytes, %d/%d epochs (best %d) in %s\n", v, m.Architecture.Parameters,
+		len(b), res.Record.EpochsRun, res.Record.Epochs, res.Record.BestEpoch, time.Duration(res.Record.DurationMS)*time.Millisecond)
+	fmt.Fprintf(stdout, "calibration logit shifts: %v\n", res.Shift)
+	printMetrics(stdout, metrics)
+	fmt.Fprintf(stdout, "wrote %s, %s and %s to %s\n", trainer.VersionedModelFile(v), trainer.ActiveModelFile, trainer.ActiveManifestFile, *output)
+	return nil
+}
+
+// printMetrics prints the held-out table: MAE per output and model vs VPA.
+func printMetrics(w io.Writer, m *model.Metrics) {
+	fmt.Fprintf(w, "\nheld-out set: %d samples (seed %d)\n", m.HeldOutSamples, m.HeldOutSeed)
+	fmt.Fprintf(w, "  %-12s %10s %10s\n", "output", "MAE int8", "MAE float")
+	for _, o := range model.DefaultOutputs() {
+		f := "-"
+		if m.FloatMAE != nil {
+			f = fmt.Sprintf("%.4f", m.FloatMAE[o.Name])
+		}
+		fmt.Fprintf(w, "  %-12s %10.4f %10s\n", o.Name, m.MAE[o.Name], f)
+	}
+	fmt.Fprintf(w, "\n  %-20s %10s %10s\n", "vs following window", "model", "VPA p90")
+	row := func(name string, a, b float64) { fmt.Fprintf(w, "  %-20s %10.4f %10.4f\n", name, a, b) }
+	row("cpu request slack", m.Model.CPURequestSlack, m.Baseline.CPURequestSlack)
+	row("cpu limit slack", m.Model.CPULimitSlack, m.Baseline.CPULimitSlack)
+	row("mem request slack", m.Model.MemRequestSlack, m.Baseline.MemRequestSlack)
+	row("mem limit slack", m.Model.MemLimitSlack, m.Baseline.MemLimitSlack)
+	row("OOM rate", m.Model.OOMRate, m.Baseline.OOMRate)
+	row("throttling rate", m.Model.ThrottleRate, m.Baseline.ThrottleRate)
+}
+
+// buildTime is now, or SOURCE_DATE_EPOCH when set (reproducible manifests).
+func buildTime() time.Time {
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		if sec, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return time.Unix(sec, 0).UTC()
+		}
+	}
+	return time.Now()
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+
+	"recommendation-api/internal/model"
+	"recommendation-api/internal/onnxfile"
+	"recommendation-api/internal/serving"
+	"recommendation-api/internal/trainer"
+)
+
+// agreementTolerance bounds |ONNX Runtime − pure-Go forward| on any output:
+// both compute the same float32 graph, only the summation order differs.
+const agreementTolerance = 1e-4
+
+// runValidate checks a model file and evaluates it on fresh held-out data:
+//
+//	recommendation-api validate --model models/predictor.onnx [--samples N] [--seed N]
+//
+// It exits non-zero naming the first failed gate.
+func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("model", "models/predictor.onnx", "model file; its manifest.json (or manifest_v{version}.json) must be beside it")
+	samples := fs.Int("samples", 20000, "size of the freshly generated held-out set")
+	seed := fs.Int64("seed", 7_777_777, "seed of the held-out set (differs from training seeds)")
+	lib := fs.String("onnxruntime-lib", "", "path to libonnxruntime.so (default: $ONNXRUNTIME_LIB, .tools/lib, system)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *samples < 100 || *samples > 1_000_000 {
+		return usageError{fmt.Errorf("validate: --samples %d; want 100..1000000", *samples)}
+	}
+	gates, err := validateModel(ctx, *path, *samples, *seed, *lib, stdout)
+	if err != nil {
+		return fmt.Errorf("validate: %w", err)
+	}
+	fmt.Fprintln(stdout, "\ngates:")
+	var failed []string
+	for _, g := range gates {
+		mark := "PASS"
+		if !g.Passed {
+			mark = "FAIL"
+			failed = append(failed, g.Name)
+		}
+		fmt.Fprintf(stdout, "  %s  %-16s %s\n", mark, g.Name, g.Detail)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("validate: gate %q failed (%d of %d failed)", failed[0], len(failed), len(gates))
+	}
+	fmt.Fprintln(stdout, "all gates passed")
+	return nil
+}
+
+func validateModel(ctx context.Context, path string, samples int, seed int64, lib string, stdout io.Writer) ([]trainer.Gate, error) {
+	b, m, err := trainer.ReadModelFile(path)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stdout, "%s: %s, %d bytes, sha256 %s (matches manifest)\n", path, m.Version, len(b), m.Model.SHA256)
+	var gates []trainer.Gate
+	gates = append(gates, trainer.Gate{Name: "checksum", Passed: true, Detail: "sha256 and size match the manifest"})
+
+	q, _, err := onnxfile.Decode(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := serving.InitRuntime(lib); err != nil {
+		return nil, err
+	}
+	sess, err := serving.NewSession(b, serving.SessionOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer sess.Close()
+
+	sig := sess.Signature()
+	gates = append(gates, trainer.Gate{Name: "signature", Passed: sig.Equal(model.DefaultSignature()) && sig.Equal(m.Signature),
+		Detail: fmt.Sprintf("ONNX Runtime reports %v -> %v; served API needs %v -> %v",
+			sig.Inputs, sig.Outputs, model.DefaultSignature().Inputs, model.DefaultSignature().Outputs)})
+	if q.Params() != m.Architecture.Parameters {
+		gates = append(gates, trainer.Gate{Name: "parameters", Detail: fmt.Sprintf("file has %d, manifest says %d", q.Params(), m.Architecture.Parameters)})
+	}
+
+	golden, err := sess.Run(m.GoldenInput(), len(m.Golden.Inputs))
+	if err != nil {
+		return nil, err
+	}
+	gerr := m.CheckGolden(golden)
+	gates = append(gates, trainer.Gate{Name: "golden-rows", Passed: gerr == nil, Detail: errDetail(gerr, fmt.Sprintf("%d rows within %g", len(m.Golden.Inputs), m.Golden.Tolerance))})
+
+	// ONNX Runtime against the pure-Go forward pass of the same int8 weights.
+	rng := rand.New(rand.NewPCG(uint64(seed), 3))
+	const rows = 1000
+	x := make([]float32, rows*model.NumFeatures)
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	got, err := sess.Run(x, rows)
+	if err != nil {
+		return nil, err
+	}
+	want := q.Forward(x, rows)
+	worst := 0.0
+	for i := range got {
+		worst = math.Max(worst, math.Abs(float64(got[i]-want[i])))
+	}
+	gates = append(gates, trainer.Gate{Name: "ort-vs-go", Passed: worst <= agreementTolerance,
+		Detail: fmt.Sprintf("max |ONNX Runtime − Go| over %d random rows %.2g; allowed %g", rows, worst, agreementTolerance)})
+
+	ev, err := trainer.GenerateEval(ctx, trainer.GenConfig{Samples: samples, Seed: seed})
+	if err != nil {
+		return nil, err
+	}
+	metrics, err := trainer.Evaluate(sess.Run, nil, ev, m.Outputs, seed)
+	if err != nil {
+		return nil, err
+	}
+	if m.Metrics != nil {
+		metrics.FloatMAE = m.Metrics.FloatMAE // the float twin's MAE, recorded at training
+	}
+	printMetrics(stdout, metrics)
+	var floatMAE map[string]float64
+	if m.Metrics != nil {
+		floatMAE = m.Metrics.FloatMAE
+	}
+	return append(gates, trainer.Gates(metrics, floatMAE)...), nil
+}
+
+func errDetail(err error, ok string) string {
+	if err != nil {
+		return err.Error()
+	}
+	return ok
+}

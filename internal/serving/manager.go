@@ -1,0 +1,315 @@
+package serving
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"sync/atomic"
+
+	"recommendation-api/internal/model"
+)
+
+// StepError says which step of loading or activating a version failed.
+type StepError struct {
+	Step    string // "verify checksum", "create session", "check signature", "golden rows", "publish"
+	Version model.Version
+	Err     error
+}
+
+func (e *StepError) Error() string {
+	return fmt.Sprintf("load %s: %s: %v", e.Version, e.Step, e.Err)
+}
+func (e *StepError) Unwrap() error { return e.Err }
+
+// loaded is one version with an ONNX Runtime session. refs counts the
+// manager's own reference plus one per in-flight call; the session is
+// destroyed when it drops to zero and is never revived after that.
+type loaded struct {
+	manifest *model.Manifest
+	version  string
+	sess     *Session
+	refs     atomic.Int64
+	live     *atomic.Int64 // the manager's count of undestroyed sessions
+	stats    *Stats
+}
+
+func (l *loaded) tryAcquire() bool {
+	for {
+		r := l.refs.Load()
+		if r <= 0 {
+			return false
+		}
+		if l.refs.CompareAndSwap(r, r+1) {
+			return true
+		}
+	}
+}
+
+func (l *loaded) release() {
+	if l.refs.Add(-1) == 0 {
+		l.sess.Close()
+		l.live.Add(-1)
+	}
+}
+
+// Options configure a Manager.
+type Options struct {
+	Session SessionOptions
+}
+
+// Manager owns the loaded versions and publishes the active one. Predict
+// calls take a lease with an atomic load and a reference count, no lock.
+type Manager struct {
+	opts   Options
+	active atomic.Pointer[loaded]
+	// byVersion is a copy-on-write map of loaded versions, read lock-free by
+	// Acquire for pinned versions.
+	byVersion atomic.Pointer[map[string]*loaded]
+	live      atomic.Int64
+
+	// mu serializes Load, Activate and Unload: each reads and replaces
+	// byVersion and active together.
+	mu sync.Mutex
+}
+
+// NewManager returns a Manager serving nothing until Activate.
+func NewManager(opts Options) *Manager {
+	m := &Manager{opts: opts}
+	empty := map[string]*loaded{}
+	m.byVersion.Store(&empty)
+	return m
+}
+
+// Load verifies a version and makes it available (not active): checksum,
+// session, I/O signature, golden rows. Loading a version that is already
+// loaded with the same checksum is a no-op. Errors are *StepError wrapping
+// model.ErrChecksumMismatch, ErrInvalidModel, ErrSignatureMismatch or
+// ErrGoldenMismatch.
+func (m *Manager) Load(b []byte, man *model.Manifest) error {
+	v := man.Version
+	fail := func(step string, err error) error { return &StepError{Step: step, Version: v, Err: err} }
+	if err := man.Validate(); err != nil {
+		return fail("check manifest", err)
+	}
+	if err := man.VerifyBytes(b); err != nil {
+		return fail("verify checksum", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if l, ok := (*m.byVersion.Load())[v.String()]; ok {
+		if l.manifest.Model.SHA256 == man.Model.SHA256 {
+			return nil
+		}
+		return fail("check manifest", fmt.Errorf("%w: %s is loaded with other bytes", model.ErrVersionExists, v))
+	}
+	sess, err := NewSession(b, m.opts.Session)
+	if err != nil {
+		return fail("create session", err)
+	}
+	if sig := sess.Signature(); !sig.Equal(model.DefaultSignature()) || !sig.Equal(man.Signature) {
+		sess.Close()
+		return fail("check signature", fmt.Errorf("%w: model has inputs %v outputs %v; this server serves %v -> %v",
+			model.ErrSignatureMismatch, sig.Inputs, sig.Outputs, model.DefaultSignature().Inputs, model.DefaultSignature().Outputs))
+	}
+	out, err := sess.Run(man.GoldenInput(), len(man.Golden.Inputs))
+	if err == nil {
+		err = man.CheckGolden(out)
+	}
+	if err != nil {
+		sess.Close()
+		return fail("golden rows", err)
+	}
+	l := &loaded{manifest: man, version: v.String(), sess: sess, live: &m.live, stats: &Stats{}}
+	l.refs.Store(1)
+	m.live.Add(1)
+	m.setLoaded(l.version, l)
+	return nil
+}
+
+// setLoaded replaces byVersion with a copy where version maps to l (nil deletes). Callers hold mu.
+func (m *Manager) setLoaded(version string, l *loaded) {
+	old := *m.byVersion.Load()
+	next := make(map[string]*loaded, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	if l == nil {
+		delete(next, version)
+	} else {
+		next[version] = l
+	}
+	m.byVersion.Store(&next)
+}
+
+// Activate publishes a loaded version as the active one and returns the
+// version it replaced (zero if none). The replaced version stays loaded
+// (warm, for an instant rollback); call Unload to free it. Returns
+// model.ErrVersionNotFound if the version is not loaded.
+func (m *Manager) Activate(v model.Version) (model.Version, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := (*m.byVersion.Load())[v.String()]
+	if !ok {
+		return model.Version{}, fmt.Errorf("activate %s: %w: load it first", v, model.ErrVersionNotFound)
+	}
+	prev := m.active.Swap(l)
+	if prev == nil {
+		return model.Version{}, nil
+	}
+	return prev.manifest.Version, nil
+}
+
+// Unload drops a loaded version that is not active. Its session is
+// destroyed when its last in-flight call ends. Unloading the active version
+// or one that is not loaded is an error.
+func (m *Manager) Unload(v model.Version) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l, ok := (*m.byVersion.Load())[v.String()]
+	if !ok {
+		return fmt.Errorf("unload %s: %w", v, model.ErrVersionNotFound)
+	}
+	if m.active.Load() == l {
+		return fmt.Errorf("unload %s: it is the active version", v)
+	}
+	m.setLoaded(l.version, nil)
+	l.release()
+	return nil
+}
+
+// KeepOnly unloads every loaded version except the active one and those listed.
+func (m *Manager) KeepOnly(keep ...model.Version) {
+	m.mu.Lock()
+	want := map[string]bool{}
+	for _, v := range keep {
+		want[v.String()] = true
+	}
+	var drop []model.Version
+	act := m.active.Load()
+	for k, l := range *m.byVersion.Load() {
+		if l != act && !want[k] {
+			drop = append(drop, l.manifest.Version)
+		}
+	}
+	m.mu.Unlock()
+	for _, v := range drop {
+		_ = m.Unload(v)
+	}
+}
+
+// Lease is one in-flight use of a loaded version. Release it exactly once.
+type Lease struct {
+	l        *loaded
+	released atomic.Bool
+}
+
+// Manifest returns the leased version's manifest.
+func (s *Lease) Manifest() *model.Manifest { return s.l.manifest }
+
+// Run runs n normalized rows (n×12) and returns n×5. Outputs that are NaN
+// or outside [0,1] are an error (counted as a failure of that version).
+func (s *Lease) Run(x []float32, n int) ([]float32, error) {
+	out, err := s.l.sess.Run(x, n)
+	if err == nil {
+		for i, v := range out {
+			if !(v >= 0 && v <= 1) {
+				err = fmt.Errorf("model %s returned %v for row %d output %s; outputs must be in [0,1]",
+					s.l.version, v, i/model.NumOutputs, s.l.manifest.Outputs[i%model.NumOutputs].Name)
+				break
+			}
+		}
+	}
+	s.l.stats.record(err)
+	return out, err
+}
+
+// Release ends the lease; later calls are no-ops.
+func (s *Lease) Release() {
+	if s.released.CompareAndSwap(false, true) {
+		s.l.release()
+	}
+}
+
+// Acquire leases the active version (version "") or a loaded pinned one
+// ("v1.2.3"). Errors wrap model.ErrNoActiveVersion, model.ErrVersionNotFound
+// or model.ErrInvalidVersion.
+func (m *Manager) Acquire(version string) (*Lease, error) {
+	for {
+		l, err := m.lookup(version)
+		if err != nil {
+			return nil, err
+		}
+		if l.tryAcquire() {
+			return &Lease{l: l}, nil
+		}
+		// l was released between the load and the acquire: a swap happened,
+		// look again (the new value is already published).
+	}
+}
+
+func (m *Manager) lookup(version string) (*loaded, error) {
+	if version == "" {
+		l := m.active.Load()
+		if l == nil {
+			return nil, model.ErrNoActiveVersion
+		}
+		return l, nil
+	}
+	if _, err := model.ParseVersion(version); err != nil {
+		return nil, err
+	}
+	l, ok := (*m.byVersion.Load())[version]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s is not loaded; loaded versions: %v", model.ErrVersionNotFound, version, m.LoadedVersions())
+	}
+	return l, nil
+}
+
+// Active returns the active version's manifest, or nil.
+func (m *Manager) Active() *model.Manifest {
+	if l := m.active.Load(); l != nil {
+		return l.manifest
+	}
+	return nil
+}
+
+// Ready reports whether a version is active.
+func (m *Manager) Ready() bool { return m.active.Load() != nil }
+
+// LoadedVersions lists the loaded versions in semver order.
+func (m *Manager) LoadedVersions() []string {
+	var vs []model.Version
+	for _, l := range *m.byVersion.Load() {
+		vs = append(vs, l.manifest.Version)
+	}
+	sort.Slice(vs, func(i, j int) bool { return vs[i].Compare(vs[j]) < 0 })
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = v.String()
+	}
+	return out
+}
+
+// LiveSessions is the number of ONNX Runtime sessions not yet destroyed
+// (loaded versions plus unloaded ones still finishing calls).
+func (m *Manager) LiveSessions() int { return int(m.live.Load()) }
+
+// StatsOf returns the call counters of a loaded version.
+func (m *Manager) StatsOf(v model.Version) (StatsSnapshot, bool) {
+	l, ok := (*m.byVersion.Load())[v.String()]
+	if !ok {
+		return StatsSnapshot{}, false
+	}
+	return l.stats.snapshot(), true
+}
+
+// Close unloads everything, the active version included.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.active.Store(nil)
+	for k, l := range *m.byVersion.Load() {
+		m.setLoaded(k, nil)
+		l.release()
+	}
+}

@@ -1,0 +1,90 @@
+package trainer
+
+import (
+	"fmt"
+	"math"
+
+	"recommendation-api/internal/model"
+)
+
+// PredictFunc runs n×12 normalized rows through a model and returns n×5.
+// The CLI passes ONNX Runtime; tests and training pass the pure-Go forward.
+type PredictFunc func(x []float32, n int) ([]float32, error)
+
+// Evaluate scores a model on a held-out set: MAE per output (normalized
+// units), the float twin's MAE when twin is non-nil, and the model's and the
+// VPA baseline's slack, OOM and throttling rates against the following
+// window's real usage.
+func Evaluate(predict PredictFunc, twin *FloatMLP, ev *EvalSet, outputs []model.Spec, seed int64) (*model.Metrics, error) {
+	if ev == nil || ev.N == 0 {
+		return nil, fmt.Errorf("%w: empty evaluation set", model.ErrInvalidData)
+	}
+	pred, err := predict(ev.X, ev.N)
+	if err != nil {
+		return nil, fmt.Errorf("evaluate: %w", err)
+	}
+	if len(pred) != ev.N*model.NumOutputs {
+		return nil, fmt.Errorf("evaluate: model returned %d values for %d rows", len(pred), ev.N)
+	}
+	m := &model.Metrics{HeldOutSamples: ev.N, HeldOutSeed: seed, MAE: mae(pred, ev.Y, outputs)}
+	if twin != nil {
+		m.FloatMAE = mae(twin.Forward(ev.X, ev.N), ev.Y, outputs)
+	}
+	recs := make([]Rec, ev.N)
+	for i := range recs {
+		recs[i] = RecFromOutputs(pred[i*model.NumOutputs:(i+1)*model.NumOutputs], outputs)
+	}
+	m.Model = Score(recs, ev.Future)
+	m.Baseline = Score(ev.VPA, ev.Future)
+	return m, nil
+}
+
+func mae(pred, y []float32, outputs []model.Spec) map[string]float64 {
+	sums := make([]float64, model.NumOutputs)
+	for i, p := range pred {
+		sums[i%model.NumOutputs] += math.Abs(float64(p) - float64(y[i]))
+	}
+	out := make(map[string]float64, model.NumOutputs)
+	n := float64(len(pred) / model.NumOutputs)
+	for o, s := range sums {
+		out[outputs[o].Name] = s / n
+	}
+	return out
+}
+
+// Gate is one pass/fail check of a model's evaluation.
+type Gate struct {
+	Name   string
+	Passed bool
+	Detail string
+}
+
+// QuantizationTolerance bounds how much MAE (normalized units, per output)
+// the int8 model may lose against its float32 twin.
+const QuantizationTolerance = 0.01
+
+// Gates are the checks a model must pass to be released: it loses little to
+// quantization, and it beats the VPA baseline on limit slack without more
+// OOM kills. floatMAE is the float twin's MAE (nil skips that gate).
+func Gates(m *model.Metrics, floatMAE map[string]float64) []Gate {
+	var gs []Gate
+	if floatMAE != nil {
+		worst, name := 0.0, ""
+		for k, v := range m.MAE {
+			if d := v - floatMAE[k]; d > worst || name == "" {
+				worst, name = d, k
+			}
+		}
+		gs = append(gs, Gate{"int8-vs-float", worst <= QuantizationTolerance,
+			fmt.Sprintf("worst MAE increase %.4f (%s); allowed %.4f", worst, name, QuantizationTolerance)})
+	}
+	gs = append(gs,
+		Gate{"oom-rate", m.Model.OOMRate <= m.Baseline.OOMRate,
+			fmt.Sprintf("model %.4f vs VPA %.4f; must not be higher", m.Model.OOMRate, m.Baseline.OOMRate)},
+		Gate{"memory-slack", m.Model.MemLimitSlack < m.Baseline.MemLimitSlack,
+			fmt.Sprintf("model %.4f vs VPA %.4f; must be lower", m.Model.MemLimitSlack, m.Baseline.MemLimitSlack)},
+		Gate{"cpu-slack", m.Model.CPULimitSlack < m.Baseline.CPULimitSlack,
+			fmt.Sprintf("model %.4f vs VPA %.4f; must be lower", m.Model.CPULimitSlack, m.Baseline.CPULimitSlack)},
+	)
+	return gs
+}

@@ -1,0 +1,340 @@
+package trainer
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"recommendation-api/internal/model"
+)
+
+// TrainConfig holds the training hyperparameters. Zero fields take the
+// defaults of DefaultTrainConfig.
+type TrainConfig struct {
+	Epochs       int     // maximum epochs
+	BatchSize    int     // rows per Adam step
+	LearningRate float64 // Adam step size; decays by LRDecay each epoch
+	LRDecay      float64
+	ValFraction  float64 // share of rows held out for validation / early stopping
+	Patience     int     // epochs without validation improvement before stopping
+	Seed         int64
+	// UnderWeight multiplies the squared error of an output when the model
+	// predicts below the label: under-provisioning a limit costs an OOM kill
+	// or throttling, over-provisioning only costs slack.
+	UnderWeight [model.NumOutputs]float64
+	// UnderTarget is, per output, the share of validation rows allowed to fall
+	// below what the label promises (mem_limit: the future peak); the last
+	// layer's bias is shifted after quantization to meet it. 0 = no calibration.
+	UnderTarget [model.NumOutputs]float64
+}
+
+// DefaultTrainConfig returns the defaults used by the CLI and training jobs.
+func DefaultTrainConfig() TrainConfig {
+	return TrainConfig{
+		Epochs:       40,
+		BatchSize:    256,
+		LearningRate: 3e-3,
+		LRDecay:      0.95,
+		ValFraction:  0.1,
+		Patience:     5,
+		Seed:         1,
+		UnderWeight:  [model.NumOutputs]float64{2, 4, 2, 8, 1},
+		UnderTarget:  [model.NumOutputs]float64{0, 0.10, 0, 0.01, 0},
+	}
+}
+
+func (c TrainConfig) withDefaults() TrainConfig {
+	d := DefaultTrainConfig()
+	if c.Epochs <= 0 {
+		c.Epochs = d.Epochs
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = d.BatchSize
+	}
+	if c.LearningRate <= 0 {
+		c.LearningRate = d.LearningRate
+	}
+	if c.LRDecay <= 0 {
+		c.LRDecay = d.LRDecay
+	}
+	if c.ValFraction <= 0 {
+		c.ValFraction = d.ValFraction
+	}
+	if c.Patience <= 0 {
+		c.Patience = d.Patience
+	}
+	if c.UnderWeight == ([model.NumOutputs]float64{}) {
+		c.UnderWeight = d.UnderWeight
+	}
+	if c.UnderTarget == ([model.NumOutputs]float64{}) {
+		c.UnderTarget = d.UnderTarget
+	}
+	return c
+}
+
+// Validate reports hyperparameters outside sane bounds.
+func (c TrainConfig) Validate() error {
+	switch {
+	case c.Epochs < 0 || c.Epochs > 1000:
+		return fmt.Errorf("%w: epochs %d; want 1..1000", model.ErrInvalidInput, c.Epochs)
+	case c.BatchSize < 0 || c.BatchSize > 65536:
+		return fmt.Errorf("%w: batch size %d; want 1..65536", model.ErrInvalidInput, c.BatchSize)
+	case c.LearningRate < 0 || c.LearningRate > 1 || math.IsNaN(c.LearningRate):
+		return fmt.Errorf("%w: learning rate %v; want (0, 1]", model.ErrInvalidInput, c.LearningRate)
+	case c.ValFraction < 0 || c.ValFraction >= 0.5 || math.IsNaN(c.ValFraction):
+		return fmt.Errorf("%w: validation fraction %v; want (0, 0.5)", model.ErrInvalidInput, c.ValFraction)
+	}
+	return nil
+}
+
+// Hyper returns the hyperparameters as strings for the manifest.
+func (c TrainConfig) Hyper() map[string]string {
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	arr := func(a [model.NumOutputs]float64) string {
+		s := ""
+		for i, v := range a {
+			if i > 0 {
+				s += ","
+			}
+			s += f(v)
+		}
+		return s
+	}
+	return map[string]string{
+		"optimizer":      "adam(beta1=0.9,beta2=0.999,eps=1e-8)",
+		"loss":           "asymmetric squared error on normalized outputs",
+		"batch_size":     strconv.Itoa(c.BatchSize),
+		"learning_rate":  f(c.LearningRate),
+		"lr_decay":       f(c.LRDecay),
+		"val_fraction":   f(c.ValFraction),
+		"patience":       strconv.Itoa(c.Patience),
+		"under_weight":   arr(c.UnderWeight),
+		"under_target":   arr(c.UnderTarget),
+		"max_epochs":     strconv.Itoa(c.Epochs),
+		"initialization": "he-normal",
+	}
+}
+
+// Progress is reported after every epoch (and once per phase change).
+type Progress struct {
+	Phase     string // "training", "quantizing", "calibrating"
+	Epoch     int    // 1-based
+	Epochs    int    // maximum
+	TrainLoss float64
+	ValLoss   float64
+	BestEpoch int
+	Elapsed   time.Duration
+	Remaining time.Duration // estimate, assuming all epochs run
+}
+
+// Result is a trained model: the float twin and the served int8 model.
+type Result struct {
+	Float     *FloatMLP
+	Quant     *model.QuantizedMLP
+	Config    TrainConfig
+	Record    model.Training
+	Shift     [model.NumOutputs]float64 // logit shifts applied by calibration
+	ValX      []float32                 // the validation rows (n×12), for golden rows
+	ValY      []float32
+	ValN      int
+	TrainLoss float64
+}
+
+// shards is fixed so gradients sum in the same order whatever GOMAXPROCS is:
+// training is deterministic for a seed.
+const shards = 4
+
+// Train fits the network to d, quantizes it and calibrates the limits. It
+// checks ctx between batches and returns ctx.Err() when cancelled.
+func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progress)) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if d == nil || d.N < 20 || len(d.X) != d.N*model.NumFeatures || len(d.Y) != d.N*model.NumOutputs {
+		return nil, fmt.Errorf("%w: need at least 20 rows with X n×%d and Y n×%d", model.ErrInvalidData, model.NumFeatures, model.NumOutputs)
+	}
+	if progress == nil {
+		progress = func(Progress) {}
+	}
+	start := time.Now()
+	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x7261696e))
+
+	// Split: a seeded permutation, the first ValFraction for validation.
+	perm := rng.Perm(d.N)
+	nVal := max(1, int(float64(d.N)*cfg.ValFraction))
+	valIdx, trainIdx := perm[:nVal], perm[nVal:]
+	valX, valY := gather(d.X, valIdx, model.NumFeatures), gather(d.Y, valIdx, model.NumOutputs)
+
+	net := NewFloatMLP(rng)
+	opt := newAdam(net, cfg.LearningRate)
+	grads := make([]*FloatMLP, shards)
+	wss := make([]workspace, shards)
+	losses := make([]float64, shards)
+	for i := range grads {
+		grads[i] = zeroLike(net)
+		wss[i].init(net)
+	}
+	best, bestLoss, bestEpoch, trainLoss := net.Clone(), math.Inf(1), 0, 0.0
+	epochsRun := 0
+	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
+		epochsRun = epoch
+		rng.Shuffle(len(trainIdx), func(i, j int) { trainIdx[i], trainIdx[j] = trainIdx[j], trainIdx[i] })
+		sum := 0.0
+		for b := 0; b < len(trainIdx); b += cfg.BatchSize {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			batch := trainIdx[b:min(b+cfg.BatchSize, len(trainIdx))]
+			var wg sync.WaitGroup
+			for s := 0; s < shards; s++ {
+				lo, hi := len(batch)*s/shards, len(batch)*(s+1)/shards
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					losses[s] = net.accumulate(d, batch[lo:hi], len(batch), cfg.UnderWeight, &wss[s], grads[s])
+				}()
+			}
+			wg.Wait()
+			for s := 1; s < shards; s++ {
+				addInto(grads[0], grads[s])
+			}
+			for s := 0; s < shards; s++ {
+				sum += losses[s] * float64(len(batch))
+			}
+			opt.step(net, grads[0])
+			for s := 0; s < shards; s++ {
+				zeroGrad(grads[s])
+			}
+		}
+		trainLoss = sum / float64(len(trainIdx))
+		valLoss := lossOn(net, valX, valY, nVal, cfg.UnderWeight)
+		if valLoss < bestLoss*(1-1e-4) {
+			best, bestLoss, bestEpoch = net.Clone(), valLoss, epoch
+		}
+		opt.lr *= cfg.LRDecay
+		elapsed := time.Since(start)
+		progress(Progress{Phase: "training", Epoch: epoch, Epochs: cfg.Epochs, TrainLoss: trainLoss, ValLoss: valLoss,
+			BestEpoch: bestEpoch, Elapsed: elapsed, Remaining: elapsed / time.Duration(epoch) * time.Duration(cfg.Epochs-epoch)})
+		if epoch-bestEpoch >= cfg.Patience {
+			break
+		}
+	}
+	progress(Progress{Phase: "quantizing", Epoch: epochsRun, Epochs: cfg.Epochs, ValLoss: bestLoss, BestEpoch: bestEpoch, Elapsed: time.Since(start)})
+	q := Quantize(best)
+	shift := Calibrate(q, valX, valY, nVal, cfg.UnderTarget)
+	for o, s := range shift { // fold the calibration into the float twin too
+		best.Layers[len(best.Layers)-1].B[o] += s
+	}
+	return &Result{
+		Float: best, Quant: q, Config: cfg, Shift: shift,
+		ValX: valX, ValY: valY, ValN: nVal, TrainLoss: trainLoss,
+		Record: model.Training{
+			Samples: d.N, TrainSamples: len(trainIdx), ValSamples: nVal, Seed: cfg.Seed,
+			Epochs: cfg.Epochs, EpochsRun: epochsRun, BestEpoch: bestEpoch, Hyper: cfg.Hyper(),
+			DurationMS: time.Since(start).Milliseconds(), TrainLoss: trainLoss, ValLoss: bestLoss,
+		},
+	}, nil
+}
+
+// accumulate runs the rows idx through the network, adds their loss
+// gradient (scaled by 1/batch) into g and returns their mean loss.
+func (m *FloatMLP) accumulate(d *Dataset, idx []int, batch int, under [model.NumOutputs]float64, ws *workspace, g *FloatMLP) float64 {
+	var dOut [model.NumOutputs]float64
+	loss := 0.0
+	for _, r := range idx {
+		out := m.forwardRow(d.X[r*model.NumFeatures:(r+1)*model.NumFeatures], ws)
+		y := d.Y[r*model.NumOutputs : (r+1)*model.NumOutputs]
+		for o, p := range out {
+			e := p - float64(y[o])
+			w := 1.0
+			if e < 0 {
+				w = under[o]
+			}
+			loss += w * e * e
+			dOut[o] = 2 * w * e / float64(batch)
+		}
+		m.backwardRow(dOut[:], ws, g)
+	}
+	if len(idx) == 0 {
+		return 0
+	}
+	return loss / float64(len(idx))
+}
+
+// lossOn is the mean asymmetric loss of m on n rows.
+func lossOn(m *FloatMLP, x, y []float32, n int, under [model.NumOutputs]float64) float64 {
+	p := m.Forward(x, n)
+	loss := 0.0
+	for i, v := range p {
+		e := float64(v) - float64(y[i])
+		w := 1.0
+		if e < 0 {
+			w = under[i%model.NumOutputs]
+		}
+		loss += w * e * e
+	}
+	return loss / float64(n)
+}
+
+func gather(src []float32, idx []int, width int) []float32 {
+	out := make([]float32, 0, len(idx)*width)
+	for _, i := range idx {
+		out = append(out, src[i*width:(i+1)*width]...)
+	}
+	return out
+}
+
+func addInto(dst, src *FloatMLP) {
+	for i := range dst.Layers {
+		for j, v := range src.Layers[i].W {
+			dst.Layers[i].W[j] += v
+		}
+		for j, v := range src.Layers[i].B {
+			dst.Layers[i].B[j] += v
+		}
+	}
+}
+
+func zeroGrad(g *FloatMLP) {
+	for i := range g.Layers {
+		for j := range g.Layers[i].W {
+			g.Layers[i].W[j] = 0
+		}
+		for j := range g.Layers[i].B {
+			g.Layers[i].B[j] = 0
+		}
+	}
+}
+
+// adam is the Adam optimizer's state.
+type adam struct {
+	lr, b1, b2, eps float64
+	t               int
+	m, v            *FloatMLP
+}
+
+func newAdam(net *FloatMLP, lr float64) *adam {
+	return &adam{lr: lr, b1: 0.9, b2: 0.999, eps: 1e-8, m: zeroLike(net), v: zeroLike(net)}
+}
+
+func (a *adam) step(net, g *FloatMLP) {
+	a.t++
+	c1 := 1 - math.Pow(a.b1, float64(a.t))
+	c2 := 1 - math.Pow(a.b2, float64(a.t))
+	upd := func(p, g, m, v []float64) {
+		for i := range p {
+			m[i] = a.b1*m[i] + (1-a.b1)*g[i]
+			v[i] = a.b2*v[i] + (1-a.b2)*g[i]*g[i]
+			p[i] -= a.lr * (m[i] / c1) / (math.Sqrt(v[i]/c2) + a.eps)
+		}
+	}
+	for i := range net.Layers {
+		upd(net.Layers[i].W, g.Layers[i].W, a.m.Layers[i].W, a.v.Layers[i].W)
+		upd(net.Layers[i].B, g.Layers[i].B, a.m.Layers[i].B, a.v.Layers[i].B)
+	}
+}

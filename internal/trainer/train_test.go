@@ -1,0 +1,178 @@
+package trainer
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"recommendation-api/internal/model"
+)
+
+// TestBackwardMatchesNumericGradient checks backprop against central
+// differences of the asymmetric loss on a few rows.
+func TestBackwardMatchesNumericGradient(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	net := NewFloatMLP(rng)
+	d := &Dataset{N: 3, X: make([]float32, 3*model.NumFeatures), Y: make([]float32, 3*model.NumOutputs)}
+	for i := range d.X {
+		d.X[i] = rng.Float32()
+	}
+	for i := range d.Y {
+		d.Y[i] = rng.Float32()
+	}
+	under := DefaultTrainConfig().UnderWeight
+	idx := []int{0, 1, 2}
+	loss := func() float64 {
+		var ws workspace
+		ws.init(net)
+		return net.accumulate(d, idx, 3, under, &ws, zeroLike(net))
+	}
+	g := zeroLike(net)
+	var ws workspace
+	ws.init(net)
+	net.accumulate(d, idx, 3, under, &ws, g)
+	const h = 1e-6
+	for li := range net.Layers {
+		for _, j := range []int{0, len(net.Layers[li].W) / 2, len(net.Layers[li].W) - 1} {
+			w := &net.Layers[li].W[j]
+			orig := *w
+			*w = orig + h
+			up := loss()
+			*w = orig - h
+			down := loss()
+			*w = orig
+			num := (up - down) / (2 * h)
+			if got := g.Layers[li].W[j]; math.Abs(got-num) > 1e-5*math.Max(1, math.Abs(num)) {
+				t.Errorf("layer %d weight %d: backprop %.8g, numeric %.8g", li, j, got, num)
+			}
+		}
+	}
+}
+
+func TestParamCount(t *testing.T) {
+	if got, want := ParamCount(), 1029; got != want {
+		t.Fatalf("ParamCount() = %d, want %d", got, want)
+	}
+	if got := NewFloatMLP(rand.New(rand.NewPCG(1, 1))).Params(); got != 1029 {
+		t.Fatalf("FloatMLP.Params() = %d, want 1029", got)
+	}
+}
+
+// smallDataset is a learnable toy set: outputs are smooth functions of inputs.
+func smallDataset(n int, seed uint64) *Dataset {
+	rng := rand.New(rand.NewPCG(seed, 9))
+	d := &Dataset{N: n, X: make([]float32, n*model.NumFeatures), Y: make([]float32, n*model.NumOutputs), Workload: make([]int32, n)}
+	for r := 0; r < n; r++ {
+		x := d.X[r*model.NumFeatures : (r+1)*model.NumFeatures]
+		for i := range x {
+			x[i] = rng.Float32()
+		}
+		y := d.Y[r*model.NumOutputs : (r+1)*model.NumOutputs]
+		y[0] = 0.8*x[1] + 0.1
+		y[1] = 0.8*x[2] + 0.15
+		y[2] = 0.7*x[4] + 0.1
+		y[3] = 0.7*x[5] + 0.2
+		y[4] = 1 - 0.5*x[6]
+	}
+	return d
+}
+
+func TestTrainIsDeterministic(t *testing.T) {
+	d := smallDataset(2000, 1)
+	cfg := TrainConfig{Epochs: 3, Seed: 5}
+	a, err := Train(context.Background(), d, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Train(context.Background(), d, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for li := range a.Quant.Layers {
+		for j, q := range a.Quant.Layers[li].Q {
+			if b.Quant.Layers[li].Q[j] != q {
+				t.Fatalf("layer %d weight %d differs between runs with the same seed", li, j)
+			}
+		}
+		for j, v := range a.Quant.Layers[li].Bias {
+			if b.Quant.Layers[li].Bias[j] != v {
+				t.Fatalf("layer %d bias %d differs between runs with the same seed", li, j)
+			}
+		}
+	}
+}
+
+func TestTrainLearnsAndQuantizesWithLittleLoss(t *testing.T) {
+	d := smallDataset(20000, 2)
+	var progress []Progress
+	res, err := Train(context.Background(), d, TrainConfig{Epochs: 15, Seed: 3, UnderTarget: [model.NumOutputs]float64{0, 0, 0, 1e-9, 0}},
+		func(p Progress) { progress = append(progress, p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(progress) < 2 || progress[0].Phase != "training" || progress[0].Epoch != 1 {
+		t.Fatalf("progress reports = %+v", progress)
+	}
+	test := smallDataset(5000, 99)
+	qMAE := mae(res.Quant.Forward(test.X, test.N), test.Y, model.DefaultOutputs())
+	fMAE := mae(res.Float.Forward(test.X, test.N), test.Y, model.DefaultOutputs())
+	for name, q := range qMAE {
+		if fMAE[name] > 0.08 {
+			t.Errorf("%s: float MAE %.4f; the network did not learn a smooth target", name, fMAE[name])
+		}
+		if diff := q - fMAE[name]; diff > QuantizationTolerance {
+			t.Errorf("%s: int8 MAE %.4f vs float %.4f: quantization lost %.4f > %.4f", name, q, fMAE[name], diff, QuantizationTolerance)
+		}
+	}
+}
+
+func TestCalibrateMeetsTarget(t *testing.T) {
+	d := smallDataset(5000, 4)
+	res, err := Train(context.Background(), d, TrainConfig{Epochs: 4, Seed: 1, UnderTarget: [model.NumOutputs]float64{0, 0.2, 0, 0.02, 0}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pred := res.Quant.Forward(res.ValX, res.ValN)
+	outs := model.DefaultOutputs()
+	for o, target := range map[int]float64{1: 0.2, 3: 0.02} {
+		under := 0
+		for r := 0; r < res.ValN; r++ {
+			need := outs[o].Denormalize(float64(res.ValY[r*model.NumOutputs+o])) / LabelHeadroom[o]
+			if outs[o].Denormalize(float64(pred[r*model.NumOutputs+o])) < need {
+				under++
+			}
+		}
+		if rate := float64(under) / float64(res.ValN); rate > target {
+			t.Errorf("output %s: %.4f of validation rows under their label; target %.4f", outs[o].Name, rate, target)
+		}
+	}
+}
+
+func TestTrainRefusesBadInput(t *testing.T) {
+	for name, tc := range map[string]struct {
+		d   *Dataset
+		cfg TrainConfig
+		err error
+	}{
+		"ErrTooFewRows":   {&Dataset{N: 3, X: make([]float32, 36), Y: make([]float32, 15)}, TrainConfig{}, model.ErrInvalidData},
+		"ErrShapes":       {&Dataset{N: 100, X: make([]float32, 12), Y: make([]float32, 500)}, TrainConfig{}, model.ErrInvalidData},
+		"ErrEpochs":       {smallDataset(100, 1), TrainConfig{Epochs: 5000}, model.ErrInvalidInput},
+		"ErrLearningRate": {smallDataset(100, 1), TrainConfig{LearningRate: 2}, model.ErrInvalidInput},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := Train(context.Background(), tc.d, tc.cfg, nil); !errors.Is(err, tc.err) {
+				t.Fatalf("Train() error = %v, want %v", err, tc.err)
+			}
+		})
+	}
+}
+
+func TestTrainStopsWhenCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Train(ctx, smallDataset(1000, 1), TrainConfig{Epochs: 5}, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Train() error = %v, want context.Canceled", err)
+	}
+}

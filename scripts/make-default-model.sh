@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Regenerates the embedded default model with the project's own pipeline and
+# fixed seeds. The ONNX bytes come out identical on every run; the manifest's
+# created_at comes from SOURCE_DATE_EPOCH (fixed below) and its recorded
+# training duration is the real one.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BIN=${BIN:-$ROOT/bin/recommendation-api}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1798675200} # 2027-01-01T00:00:00Z
+cd "$WORK" # relative paths, so the manifest records no temporary directory
+"$BIN" generate-data --samples 100000 --seed 20261127 --output training_data.npz
+"$BIN" train --data training_data.npz --output models --version v1.0.0 --seed 1
+"$BIN" validate --model models/predictor.onnx
+cp "$WORK/models/predictor.onnx" "$ROOT/internal/defaultmodel/predictor.onnx"
+cp "$WORK/models/manifest.json" "$ROOT/internal/defaultmodel/manifest.json"
+echo "default model: $(sha256sum "$ROOT/internal/defaultmodel/predictor.onnx")"
