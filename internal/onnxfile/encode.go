@@ -1,0 +1,165 @@
+package onnxfile
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"google.golang.org/protobuf/proto"
+
+	onnxpb "recommendation-api/api/onnx/onnx"
+	"recommendation-api/internal/model"
+)
+
+// Format constants of the files Encode writes.
+const (
+	// IRVersion is the ONNX IR version written (python3-onnx 1.12 accepts ≤ 8).
+	IRVersion = 8
+	// Opset is the standard ONNX operator set version written. Decode accepts
+	// files importing any standard opset from MinOpset on.
+	Opset = 13
+	// MinOpset is the first opset whose DequantizeLinear takes per-axis scales.
+	MinOpset = 13
+	// Producer is the producer_name written.
+	Producer = "recommendation-api"
+	// VersionKey is the metadata_props key holding the model's semantic version.
+	VersionKey = "version"
+	// BatchDim is the symbolic name of the dynamic batch dimension.
+	BatchDim = "N"
+)
+
+const graphName = "recommender"
+
+// Initializer and value names of layer i.
+func weightQName(i int) string         { return fmt.Sprintf("layer%d.weight_q", i) }
+func weightScaleName(i int) string     { return fmt.Sprintf("layer%d.weight_scale", i) }
+func weightZeroName(i int) string      { return fmt.Sprintf("layer%d.weight_zero_point", i) }
+func biasName(i int) string            { return fmt.Sprintf("layer%d.bias", i) }
+func valueName(i int, s string) string { return fmt.Sprintf("layer%d.%s", i, s) }
+
+// VersionNumber is the model_version Encode writes for v: major·1e6 + minor·1e3 + patch.
+func VersionNumber(v model.Version) int64 {
+	return int64(v.Major)*1_000_000 + int64(v.Minor)*1_000 + int64(v.Patch)
+}
+
+// Encode writes m as an ONNX model (layout in the package documentation)
+// carrying version. The same model and version always give the same bytes.
+// It returns an error wrapping model.ErrInvalidModel if m fails Validate or a
+// layer has an activation other than relu, sigmoid or none.
+func Encode(m *model.QuantizedMLP, version model.Version) ([]byte, error) {
+	if m == nil {
+		return nil, fmt.Errorf("onnxfile: encode: %w: nil model", model.ErrInvalidModel)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("onnxfile: encode: %w", err)
+	}
+	g := &onnxpb.GraphProto{
+		Name:      proto.String(graphName),
+		DocString: proto.String("int8 weight-only MLP: DequantizeLinear → MatMul → Add → activation per layer"),
+		Input:     []*onnxpb.ValueInfoProto{floatValueInfo(model.InputName, model.NumFeatures)},
+		Output:    []*onnxpb.ValueInfoProto{floatValueInfo(model.OutputName, model.NumOutputs)},
+	}
+	x := model.InputName
+	for i, l := range m.Layers {
+		last := i == len(m.Layers)-1
+		var act string
+		switch l.Activation {
+		case model.ActReLU:
+			act = "Relu"
+		case model.ActSigmoid:
+			act = "Sigmoid"
+		case model.ActNone, "":
+		default:
+			return nil, fmt.Errorf("onnxfile: encode: %w: layer %d has activation %q; want %s, %s or %s",
+				model.ErrInvalidModel, i, l.Activation, model.ActReLU, model.ActSigmoid, model.ActNone)
+		}
+		q := make([]byte, len(l.Q))
+		for k, v := range l.Q {
+			q[k] = byte(v)
+		}
+		g.Initializer = append(g.Initializer,
+			tensor(weightQName(i), onnxpb.TensorProto_INT8, []int64{int64(l.In), int64(l.Out)}, q),
+			tensor(weightScaleName(i), onnxpb.TensorProto_FLOAT, []int64{int64(l.Out)}, floatBytes(l.Scale)),
+			tensor(weightZeroName(i), onnxpb.TensorProto_INT8, []int64{int64(l.Out)}, make([]byte, l.Out)),
+			tensor(biasName(i), onnxpb.TensorProto_FLOAT, []int64{int64(l.Out)}, floatBytes(l.Bias)),
+		)
+
+		w, mm, add := valueName(i, "weight"), valueName(i, "matmul"), valueName(i, "add")
+		out := valueName(i, "output")
+		if last {
+			out = model.OutputName
+		}
+		addOut := add
+		if act == "" {
+			addOut = out
+		}
+		g.Node = append(g.Node,
+			node(valueName(i, "dequantize"), "DequantizeLinear",
+				[]string{weightQName(i), weightScaleName(i), weightZeroName(i)}, w,
+				&onnxpb.AttributeProto{Name: proto.String("axis"), Type: onnxpb.AttributeProto_INT.Enum(), I: proto.Int64(1)}),
+			node(valueName(i, "matmul"), "MatMul", []string{x, w}, mm),
+			node(valueName(i, "add"), "Add", []string{mm, biasName(i)}, addOut),
+		)
+		if act != "" {
+			g.Node = append(g.Node, node(valueName(i, "activation"), act, []string{add}, out))
+		}
+		x = out
+	}
+	mp := &onnxpb.ModelProto{
+		IrVersion:    proto.Int64(IRVersion),
+		OpsetImport:  []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(Opset)}},
+		ProducerName: proto.String(Producer),
+		ModelVersion: proto.Int64(VersionNumber(version)),
+		DocString: proto.String(fmt.Sprintf("recommendation-api resource recommender %s: %d features in, %d outputs, %d parameters",
+			version, model.NumFeatures, model.NumOutputs, m.Params())),
+		Graph:         g,
+		MetadataProps: []*onnxpb.StringStringEntryProto{{Key: proto.String(VersionKey), Value: proto.String(version.String())}},
+	}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(mp)
+	if err != nil {
+		return nil, fmt.Errorf("onnxfile: encode: marshal: %w", err)
+	}
+	return b, nil
+}
+
+// floatValueInfo is a float32 tensor [N, width].
+func floatValueInfo(name string, width int) *onnxpb.ValueInfoProto {
+	return &onnxpb.ValueInfoProto{
+		Name: proto.String(name),
+		Type: &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{
+			ElemType: proto.Int32(int32(onnxpb.TensorProto_FLOAT)),
+			Shape: &onnxpb.TensorShapeProto{Dim: []*onnxpb.TensorShapeProto_Dimension{
+				{Value: &onnxpb.TensorShapeProto_Dimension_DimParam{DimParam: BatchDim}},
+				{Value: &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: int64(width)}},
+			}},
+		}}},
+	}
+}
+
+func tensor(name string, dt onnxpb.TensorProto_DataType, dims []int64, raw []byte) *onnxpb.TensorProto {
+	return &onnxpb.TensorProto{
+		Name:     proto.String(name),
+		DataType: proto.Int32(int32(dt)),
+		Dims:     dims,
+		RawData:  raw,
+	}
+}
+
+func node(name, op string, in []string, out string, attrs ...*onnxpb.AttributeProto) *onnxpb.NodeProto {
+	return &onnxpb.NodeProto{
+		Name:      proto.String(name),
+		OpType:    proto.String(op),
+		Input:     in,
+		Output:    []string{out},
+		Attribute: attrs,
+	}
+}
+
+// floatBytes is v as little-endian IEEE 754 float32s (ONNX raw_data).
+func floatBytes(v []float32) []byte {
+	b := make([]byte, 4*len(v))
+	for i, f := range v {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(f))
+	}
+	return b
+}

@@ -1,0 +1,267 @@
+package serving
+
+// The ONNX Runtime adapter: the only file in the module that imports
+// onnxruntime_go. Everything above it sees a Session that takes model bytes
+// and runs [n,12] float32 rows to [n,5].
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"recommendation-api/internal/model"
+	"recommendation-api/internal/onnxfile"
+)
+
+// LibraryEnv is the environment variable naming the ONNX Runtime shared
+// library (the Makefile sets it from scripts/install-onnxruntime.sh).
+const LibraryEnv = "ONNXRUNTIME_LIB"
+
+// projectLibrary is where scripts/install-onnxruntime.sh puts the library,
+// relative to the repository root.
+var projectLibrary = filepath.Join(".tools", "lib", "libonnxruntime.so.1")
+
+// systemLibrary is the soname the dynamic loader searches for last.
+const systemLibrary = "libonnxruntime.so.1"
+
+var runtimeState struct {
+	once sync.Once
+	lib  string      // the library path InitRuntime used
+	err  error       // InitRuntime's first (and only) result
+	ok   atomic.Bool // set after lib, once the environment exists
+}
+
+// InitRuntime loads the ONNX Runtime shared library (1.24.x, the C API
+// onnxruntime_go v1.27.0 is built against) and creates the process-wide ORT
+// environment. It does so once per process: later calls do nothing and return
+// the first call's result, whatever libPath they pass. The environment lives
+// until the process exits.
+//
+// libPath "" resolves the library as: $ONNXRUNTIME_LIB if set; else the first
+// .tools/lib/libonnxruntime.so.1 found walking up from the working directory
+// (where scripts/install-onnxruntime.sh installs it); else
+// "libonnxruntime.so.1" for the dynamic loader's own search. The error says
+// which path failed and how to install the library.
+func InitRuntime(libPath string) error {
+	runtimeState.once.Do(func() {
+		lib := libPath
+		if lib == "" {
+			lib = resolveLibrary()
+		}
+		runtimeState.lib = lib
+		ort.SetSharedLibraryPath(lib)
+		if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
+			runtimeState.err = fmt.Errorf("serving: load ONNX Runtime from %q: %w; run `make deps` or scripts/install-onnxruntime.sh, "+
+				"then set %s to the path it prints", lib, err, LibraryEnv)
+			return
+		}
+		runtimeState.ok.Store(true)
+	})
+	return runtimeState.err
+}
+
+// RuntimeInfo returns the library path InitRuntime loaded and the ONNX
+// Runtime version it reports ("" for both before a successful InitRuntime).
+func RuntimeInfo() (lib, version string) {
+	if !runtimeState.ok.Load() {
+		return "", ""
+	}
+	return runtimeState.lib, ort.GetVersion()
+}
+
+func resolveLibrary() string {
+	if p := os.Getenv(LibraryEnv); p != "" {
+		return p
+	}
+	if dir, err := os.Getwd(); err == nil {
+		for {
+			p := filepath.Join(dir, projectLibrary)
+			if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+				return p
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				break
+			}
+			dir = parent
+		}
+	}
+	return systemLibrary
+}
+
+// SessionOptions tune an ONNX Runtime session. Zero values mean the defaults.
+type SessionOptions struct {
+	// IntraOpThreads parallelize one operator (default 1). The model is tiny
+	// and gRPC already runs calls concurrently, so more threads per call
+	// mostly add hand-off cost on a 2-core machine.
+	IntraOpThreads int
+	// InterOpThreads run independent operators in parallel (default 1; the
+	// graph is a chain).
+	InterOpThreads int
+}
+
+func (o SessionOptions) withDefaults() SessionOptions {
+	if o.IntraOpThreads <= 0 {
+		o.IntraOpThreads = 1
+	}
+	if o.InterOpThreads <= 0 {
+		o.InterOpThreads = 1
+	}
+	return o
+}
+
+// Session is an ONNX Runtime inference session over one model's bytes, held
+// in memory. Run may be called from many goroutines at once (ORT's Run is
+// thread-safe on one session). Close must be called once no Run is in flight
+// any more; the caller's reference count guarantees that.
+type Session struct {
+	ort      *ort.DynamicAdvancedSession
+	sig      model.Signature
+	inWidth  int
+	outWidth int
+	closed   atomic.Bool
+	close    sync.Once
+}
+
+// NewSession creates a session from ONNX model bytes. It first asks ONNX
+// Runtime for the model's inputs and outputs: the model must have one float32
+// input [batch, width] and one float32 output [batch, width'] with a dynamic
+// batch. Bytes ONNX Runtime refuses give an error wrapping
+// model.ErrInvalidModel; other inputs or outputs one wrapping
+// model.ErrSignatureMismatch. InitRuntime must have succeeded first.
+func NewSession(b []byte, opt SessionOptions) (*Session, error) {
+	if !ort.IsInitialized() {
+		return nil, errors.New("serving: new session: ONNX Runtime is not initialized; call InitRuntime first")
+	}
+	if len(b) == 0 {
+		return nil, fmt.Errorf("serving: new session: %w: empty model bytes", model.ErrInvalidModel)
+	}
+	ins, outs, err := ort.GetInputOutputInfoWithONNXData(b)
+	if err != nil {
+		return nil, fmt.Errorf("serving: new session: %w: ONNX Runtime refuses the model: %v", model.ErrInvalidModel, err)
+	}
+	s := &Session{}
+	if s.sig, err = signature(ins, outs); err != nil {
+		return nil, fmt.Errorf("serving: new session: %w", err)
+	}
+	if err := checkServable(s.sig); err != nil {
+		return nil, fmt.Errorf("serving: new session: %w", err)
+	}
+	s.inWidth, s.outWidth = int(s.sig.Inputs[0].Shape[1]), int(s.sig.Outputs[0].Shape[1])
+
+	opt = opt.withDefaults()
+	so, err := ort.NewSessionOptions()
+	if err != nil {
+		return nil, fmt.Errorf("serving: new session: options: %w", err)
+	}
+	defer so.Destroy()
+	if err := so.SetIntraOpNumThreads(opt.IntraOpThreads); err != nil {
+		return nil, fmt.Errorf("serving: new session: intra-op threads %d: %w", opt.IntraOpThreads, err)
+	}
+	if err := so.SetInterOpNumThreads(opt.InterOpThreads); err != nil {
+		return nil, fmt.Errorf("serving: new session: inter-op threads %d: %w", opt.InterOpThreads, err)
+	}
+	s.ort, err = ort.NewDynamicAdvancedSessionWithONNXData(b,
+		[]string{s.sig.Inputs[0].Name}, []string{s.sig.Outputs[0].Name}, so)
+	if err != nil {
+		return nil, fmt.Errorf("serving: new session: %w: ONNX Runtime refuses the model: %v", model.ErrInvalidModel, err)
+	}
+	return s, nil
+}
+
+// signature converts ORT's I/O info; ORT reports dynamic dimensions as -1.
+func signature(ins, outs []ort.InputOutputInfo) (model.Signature, error) {
+	conv := func(infos []ort.InputOutputInfo) ([]model.TensorSpec, error) {
+		specs := make([]model.TensorSpec, 0, len(infos))
+		for _, in := range infos {
+			if in.OrtValueType != ort.ONNXTypeTensor {
+				return nil, fmt.Errorf("%w: %q is a %v, not a tensor", model.ErrSignatureMismatch, in.Name, in.OrtValueType)
+			}
+			shape := make([]int64, len(in.Dimensions))
+			for i, d := range in.Dimensions {
+				shape[i] = max(d, -1)
+			}
+			specs = append(specs, model.TensorSpec{Name: in.Name, Type: onnxfile.ElemTypeName(int32(in.DataType)), Shape: shape})
+		}
+		return specs, nil
+	}
+	var sig model.Signature
+	var err error
+	if sig.Inputs, err = conv(ins); err != nil {
+		return sig, err
+	}
+	sig.Outputs, err = conv(outs)
+	return sig, err
+}
+
+// checkServable requires what Run relies on: one float32 [-1, w] input and
+// one float32 [-1, w'] output.
+func checkServable(sig model.Signature) error {
+	if len(sig.Inputs) != 1 || len(sig.Outputs) != 1 {
+		return fmt.Errorf("%w: model has %d inputs and %d outputs; want 1 and 1", model.ErrSignatureMismatch, len(sig.Inputs), len(sig.Outputs))
+	}
+	for _, t := range []model.TensorSpec{sig.Inputs[0], sig.Outputs[0]} {
+		if t.Type != "float32" || len(t.Shape) != 2 || t.Shape[0] != -1 || t.Shape[1] <= 0 {
+			return fmt.Errorf("%w: tensor %q is %s %v; want float32 [-1, width] (dynamic batch)", model.ErrSignatureMismatch, t.Name, t.Type, t.Shape)
+		}
+	}
+	return nil
+}
+
+// Signature returns the model's I/O signature as ONNX Runtime sees it, with
+// dynamic dimensions as -1. The caller may modify the returned value.
+func (s *Session) Signature() model.Signature {
+	clone := func(ts []model.TensorSpec) []model.TensorSpec {
+		out := make([]model.TensorSpec, len(ts))
+		for i, t := range ts {
+			t.Shape = append([]int64(nil), t.Shape...)
+			out[i] = t
+		}
+		return out
+	}
+	return model.Signature{Inputs: clone(s.sig.Inputs), Outputs: clone(s.sig.Outputs)}
+}
+
+// Run runs n rows of x (row-major [n, input width], 12 for the served
+// model) and returns a new slice [n, output width]. x is read, not kept or
+// changed. It is safe for concurrent use. A batch that does not match x
+// gives an error wrapping model.ErrInvalidInput; a closed session an error.
+func (s *Session) Run(x []float32, n int) ([]float32, error) {
+	if n <= 0 || len(x) != n*s.inWidth {
+		return nil, fmt.Errorf("serving: run: %w: %d values for %d rows of %d features", model.ErrInvalidInput, len(x), n, s.inWidth)
+	}
+	if s.closed.Load() {
+		return nil, errors.New("serving: run: session is closed")
+	}
+	in, err := ort.NewTensor(ort.NewShape(int64(n), int64(s.inWidth)), x)
+	if err != nil {
+		return nil, fmt.Errorf("serving: run: input tensor: %w", err)
+	}
+	defer in.Destroy()
+	y := make([]float32, n*s.outWidth)
+	out, err := ort.NewTensor(ort.NewShape(int64(n), int64(s.outWidth)), y)
+	if err != nil {
+		return nil, fmt.Errorf("serving: run: output tensor: %w", err)
+	}
+	defer out.Destroy()
+	if err := s.ort.Run([]ort.Value{in}, []ort.Value{out}); err != nil {
+		return nil, fmt.Errorf("serving: run %d rows: %w", n, err)
+	}
+	return y, nil
+}
+
+// Close destroys the ONNX Runtime session. Later calls do nothing; Run after
+// Close returns an error. It must not overlap a Run in flight.
+func (s *Session) Close() error {
+	var err error
+	s.close.Do(func() {
+		s.closed.Store(true)
+		err = s.ort.Destroy()
+	})
+	return err
+}

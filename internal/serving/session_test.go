@@ -1,0 +1,396 @@
+package serving
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	onnxpb "recommendation-api/api/onnx/onnx"
+	"recommendation-api/internal/model"
+	"recommendation-api/internal/onnxfile"
+)
+
+// ortTolerance bounds |ONNX Runtime − model.QuantizedMLP.Forward| per output.
+// Both compute the same float32 arithmetic on the same dequantized weights;
+// they differ only in the order MatMul sums its 12, 32 and 16 products (ORT's
+// MLAS kernels block and use FMA, Forward adds row by row) and in ORT's
+// vectorized sigmoid. That is a few float32 ulps of values of order 1, far
+// below 1e-5, while any real disagreement (a wrong axis, a transposed weight,
+// a lost bias) shows up as 1e-2 or more.
+const ortTolerance = 1e-5
+
+// initORT loads ONNX Runtime for a test, failing (not skipping) when it is
+// missing: the library is a build dependency that `make deps` installs.
+func initORT(t testing.TB) {
+	t.Helper()
+	if err := InitRuntime(""); err != nil {
+		t.Fatalf("InitRuntime: %v", err)
+	}
+}
+
+func encodeModel(t testing.TB, seed int64) (*model.QuantizedMLP, []byte) {
+	t.Helper()
+	m := onnxfile.RandomMLP(seed)
+	b, err := onnxfile.Encode(m, model.MustParseVersion("v1.0.0"))
+	if err != nil {
+		t.Fatalf("Encode: %v", err)
+	}
+	return m, b
+}
+
+func newSession(t testing.TB, b []byte) *Session {
+	t.Helper()
+	s, err := NewSession(b, SessionOptions{})
+	if err != nil {
+		t.Fatalf("NewSession: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// rows returns n random rows in [0,1], preceded by an all-zeros and an
+// all-ones row when n ≥ 2.
+func rows(seed uint64, n int) []float32 {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	x := make([]float32, n*model.NumFeatures)
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	if n >= 2 {
+		clear(x[:model.NumFeatures])
+		for i := model.NumFeatures; i < 2*model.NumFeatures; i++ {
+			x[i] = 1
+		}
+	}
+	return x
+}
+
+func maxAbsDiff(t *testing.T, got, want []float32) float64 {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d outputs; want %d", len(got), len(want))
+	}
+	d := 0.0
+	for i := range got {
+		if math.IsNaN(float64(got[i])) {
+			t.Fatalf("output %d is NaN", i)
+		}
+		d = math.Max(d, math.Abs(float64(got[i])-float64(want[i])))
+	}
+	return d
+}
+
+func TestInitRuntime(t *testing.T) {
+	initORT(t)
+	if err := InitRuntime("/nonexistent/libonnxruntime.so.1"); err != nil {
+		t.Errorf("second InitRuntime = %v; want the first call's nil (it runs once)", err)
+	}
+	lib, version := RuntimeInfo()
+	t.Logf("ONNX Runtime %s from %s", version, lib)
+	if lib == "" || version == "" {
+		t.Errorf("RuntimeInfo() = %q, %q; want a path and a version", lib, version)
+	}
+}
+
+func TestResolveLibrary(t *testing.T) {
+	t.Run("Env", func(t *testing.T) {
+		t.Setenv(LibraryEnv, "/opt/ort/libonnxruntime.so.1.24.1")
+		if got := resolveLibrary(); got != "/opt/ort/libonnxruntime.so.1.24.1" {
+			t.Errorf("resolveLibrary() = %q; want $%s", got, LibraryEnv)
+		}
+	})
+	t.Run("WalkUp", func(t *testing.T) {
+		root := t.TempDir()
+		lib := filepath.Join(root, projectLibrary)
+		deep := filepath.Join(root, "internal", "serving")
+		if err := os.MkdirAll(filepath.Dir(lib), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(deep, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(lib, []byte("not really a library"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv(LibraryEnv, "")
+		t.Chdir(deep)
+		if got := resolveLibrary(); got != lib {
+			t.Errorf("resolveLibrary() = %q; want %q", got, lib)
+		}
+	})
+	t.Run("System", func(t *testing.T) {
+		t.Setenv(LibraryEnv, "")
+		t.Chdir(t.TempDir())
+		if got := resolveLibrary(); got != systemLibrary {
+			t.Errorf("resolveLibrary() = %q; want %q", got, systemLibrary)
+		}
+	})
+}
+
+func TestSession_MatchesForward(t *testing.T) {
+	initORT(t)
+	for _, seed := range []int64{1, 2, 3} {
+		m, b := encodeModel(t, seed)
+		s := newSession(t, b)
+		for _, n := range []int{1, 2, 1000} {
+			t.Run(fmt.Sprintf("Seed%d/Batch%d", seed, n), func(t *testing.T) {
+				x := rows(uint64(seed*1000+int64(n)), n)
+				got, err := s.Run(x, n)
+				if err != nil {
+					t.Fatalf("Run: %v", err)
+				}
+				d := maxAbsDiff(t, got, m.Forward(x, n))
+				t.Logf("max |ORT − Forward| = %.3g over %d rows", d, n)
+				if d > ortTolerance {
+					t.Errorf("max |ORT − Forward| = %g; want ≤ %g", d, ortTolerance)
+				}
+			})
+		}
+	}
+}
+
+func TestSession_EdgeRows(t *testing.T) {
+	initORT(t)
+	m, b := encodeModel(t, 4)
+	s := newSession(t, b)
+	for name, v := range map[string]float32{"Zeros": 0, "Ones": 1} {
+		t.Run(name, func(t *testing.T) {
+			x := make([]float32, model.NumFeatures)
+			for i := range x {
+				x[i] = v
+			}
+			got, err := s.Run(x, 1)
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if d := maxAbsDiff(t, got, m.Forward(x, 1)); d > ortTolerance {
+				t.Errorf("max |ORT − Forward| = %g; want ≤ %g", d, ortTolerance)
+			}
+		})
+	}
+}
+
+func TestSession_Signature(t *testing.T) {
+	initORT(t)
+	_, b := encodeModel(t, 1)
+	s := newSession(t, b)
+	if got, want := s.Signature(), model.DefaultSignature(); !got.Equal(want) {
+		t.Errorf("Signature() = %+v; want %+v", got, want)
+	}
+	fromFile, err := onnxfile.Signature(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Signature(); !got.Equal(fromFile) {
+		t.Errorf("ORT's signature %+v differs from the file's %+v", got, fromFile)
+	}
+	s.Signature().Inputs[0].Shape[1] = 99 // a copy
+	if got := s.Signature().Inputs[0].Shape[1]; got != model.NumFeatures {
+		t.Errorf("Signature() shares its slices: width became %d", got)
+	}
+}
+
+// mutate rewrites an encoded model's protobuf.
+func mutate(t *testing.T, b []byte, f func(*onnxpb.ModelProto)) []byte {
+	t.Helper()
+	var mp onnxpb.ModelProto
+	if err := proto.Unmarshal(b, &mp); err != nil {
+		t.Fatal(err)
+	}
+	f(&mp)
+	out, err := proto.Marshal(&mp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestNewSession_OtherNames(t *testing.T) {
+	initORT(t)
+	m, b := encodeModel(t, 6)
+	b = mutate(t, b, func(mp *onnxpb.ModelProto) {
+		mp.Graph.Input[0].Name = proto.String("x")
+		mp.Graph.Node[1].Input[0] = "x"
+	})
+	s := newSession(t, b)
+	if got := s.Signature().Inputs[0].Name; got != "x" {
+		t.Errorf("input name %q; want x", got)
+	}
+	if s.Signature().Equal(model.DefaultSignature()) {
+		t.Error("a renamed input still equals the default signature")
+	}
+	x := rows(6, 10)
+	got, err := s.Run(x, 10)
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if d := maxAbsDiff(t, got, m.Forward(x, 10)); d > ortTolerance {
+		t.Errorf("max diff %g", d)
+	}
+}
+
+func TestNewSession_ErrInvalidModel(t *testing.T) {
+	initORT(t)
+	_, valid := encodeModel(t, 1)
+	for name, b := range map[string][]byte{
+		"Empty":     nil,
+		"Garbage":   []byte("definitely not an onnx model"),
+		"Truncated": valid[:len(valid)/2],
+		"UnknownOp": mutate(t, valid, func(mp *onnxpb.ModelProto) { mp.Graph.Node[1].OpType = proto.String("NoSuchOp") }),
+		"MissingInitializer": mutate(t, valid, func(mp *onnxpb.ModelProto) {
+			mp.Graph.Initializer = mp.Graph.Initializer[1:]
+		}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, err := NewSession(b, SessionOptions{})
+			if !errors.Is(err, model.ErrInvalidModel) {
+				if s != nil {
+					s.Close()
+				}
+				t.Fatalf("NewSession err = %v; want ErrInvalidModel", err)
+			}
+			t.Logf("%v", err)
+		})
+	}
+}
+
+func TestNewSession_ErrSignatureMismatch(t *testing.T) {
+	initORT(t)
+	_, valid := encodeModel(t, 1)
+	twoOutputs := mutate(t, valid, func(mp *onnxpb.ModelProto) {
+		extra := proto.Clone(mp.Graph.Output[0]).(*onnxpb.ValueInfoProto)
+		extra.Name = proto.String("layer0.output")
+		extra.Type.GetTensorType().Shape.Dim[1].Value = &onnxpb.TensorShapeProto_Dimension_DimValue{DimValue: 32}
+		mp.Graph.Output = append(mp.Graph.Output, extra)
+	})
+	s, err := NewSession(twoOutputs, SessionOptions{})
+	if !errors.Is(err, model.ErrSignatureMismatch) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("NewSession err = %v; want ErrSignatureMismatch", err)
+	}
+}
+
+func TestSession_Run_ErrInvalidInput(t *testing.T) {
+	initORT(t)
+	_, b := encodeModel(t, 1)
+	s := newSession(t, b)
+	for name, tc := range map[string]struct {
+		x []float32
+		n int
+	}{
+		"ZeroRows":  {nil, 0},
+		"Negative":  {make([]float32, 12), -1},
+		"Short":     {make([]float32, 23), 2},
+		"Long":      {make([]float32, 25), 2},
+		"WrongRows": {make([]float32, 24), 1},
+	} {
+		if _, err := s.Run(tc.x, tc.n); !errors.Is(err, model.ErrInvalidInput) {
+			t.Errorf("%s: Run err = %v; want ErrInvalidInput", name, err)
+		}
+	}
+}
+
+func TestSession_Close(t *testing.T) {
+	initORT(t)
+	_, b := encodeModel(t, 1)
+	s, err := NewSession(b, SessionOptions{IntraOpThreads: 2, InterOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Run(rows(1, 3), 3); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := s.Run(rows(1, 3), 3); err == nil {
+		t.Error("Run after Close succeeded; want an error")
+	}
+}
+
+func TestSession_ConcurrentRun(t *testing.T) {
+	initORT(t)
+	m, b := encodeModel(t, 8)
+	s := newSession(t, b)
+	const goroutines, calls = 8, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range calls {
+				n := 1 + (g*calls+c)%17
+				x := rows(uint64(g*calls+c), n)
+				got, err := s.Run(x, n)
+				if err != nil {
+					errs <- err
+					return
+				}
+				want := m.Forward(x, n)
+				for i := range got {
+					if d := math.Abs(float64(got[i] - want[i])); !(d <= ortTolerance) {
+						errs <- fmt.Errorf("goroutine %d call %d output %d: ORT %v, Forward %v", g, c, i, got[i], want[i])
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// Benchmarks: compare ns/op of BenchmarkSessionRun and BenchmarkForwardGo at
+// the same batch size for the ONNX Runtime / pure Go ratio.
+
+func BenchmarkSessionRun(b *testing.B) {
+	initORT(b)
+	_, mb := encodeModel(b, 1)
+	s := newSession(b, mb)
+	for _, n := range []int{1, 100} {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			x := rows(1, n)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Run(x, n); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
+		})
+	}
+}
+
+func BenchmarkForwardGo(b *testing.B) {
+	m := onnxfile.RandomMLP(1)
+	for _, n := range []int{1, 100} {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			x := rows(1, n)
+			b.ReportAllocs()
+			for b.Loop() {
+				m.Forward(x, n)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
+		})
+	}
+}
