@@ -1,0 +1,246 @@
+package transport
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"recommendation-api/api/openapi"
+	recommendationv1 "recommendation-api/api/proto/recommendation/v1"
+)
+
+// PredictService is the health-checked service name of RecommendationService.
+const PredictService = "recommendation.v1.RecommendationService"
+
+// Health is the server's grpc.health.v1 status. Both the whole server ("")
+// and PredictService start NOT_SERVING and stay so until SetServing(true),
+// which the caller makes once a model version is loaded.
+type Health struct {
+	srv *health.Server
+}
+
+// NewHealth returns a Health reporting NOT_SERVING.
+func NewHealth() *Health {
+	h := &Health{srv: health.NewServer()}
+	h.SetServing(false)
+	return h
+}
+
+// SetServing sets the status of the whole server and of PredictService.
+func (h *Health) SetServing(serving bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if serving {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	h.srv.SetServingStatus("", st)
+	h.srv.SetServingStatus(PredictService, st)
+}
+
+// Shutdown reports NOT_SERVING for everything and ignores later
+// SetServing calls; call it when graceful shutdown begins so load balancers
+// drain the server.
+func (h *Health) Shutdown() { h.srv.Shutdown() }
+
+// NewGRPCServer returns a gRPC server with server reflection (answering
+// from descriptors that keep the .proto comments, for grpcurl describe), the
+// grpc.health.v1 service backed by h, and interceptors that log each call on
+// log (Debug when it succeeds, Info for client errors, Error for server
+// errors) and turn a handler panic into codes.Internal with the panic and
+// stack logged. opts are passed to grpc.NewServer after those interceptors.
+// The caller registers the application services, e.g.
+//
+//	recommendationv1.RegisterRecommendationServiceServer(s, transport.NewPredictServer(models, opts, log))
+//
+// A nil log discards logs.
+func NewGRPCServer(log *slog.Logger, h *Health, opts ...grpc.ServerOption) *grpc.Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	all := append([]grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(unaryInterceptor(log)),
+		grpc.ChainStreamInterceptor(streamInterceptor(log)),
+	}, opts...)
+	s := grpc.NewServer(all...)
+	healthpb.RegisterHealthServer(s, h.srv)
+	if err := registerReflection(s); err != nil {
+		log.Error("server reflection without proto comments", "err", err)
+	}
+	return s
+}
+
+func unaryInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		start := time.Now()
+		defer func() {
+			if p := recover(); p != nil {
+				log.ErrorContext(ctx, "panic in gRPC handler", "method", info.FullMethod, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				resp, err = nil, status.Error(codes.Internal, internalMessage)
+			}
+			logCall(ctx, log, info.FullMethod, start, err)
+		}()
+		return handler(ctx, req)
+	}
+}
+
+func streamInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		start := time.Now()
+		defer func() {
+			if p := recover(); p != nil {
+				log.ErrorContext(ss.Context(), "panic in gRPC stream handler", "method", info.FullMethod, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				err = status.Error(codes.Internal, internalMessage)
+			}
+			logCall(ss.Context(), log, info.FullMethod, start, err)
+		}()
+		return handler(srv, ss)
+	}
+}
+
+func logCall(ctx context.Context, log *slog.Logger, method string, start time.Time, err error) {
+	code := status.Code(err)
+	level := slog.LevelDebug
+	switch code {
+	case codes.OK:
+	case codes.Internal, codes.Unknown, codes.DataLoss:
+		level = slog.LevelError
+	default:
+		level = slog.LevelInfo
+	}
+	if !log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []any{"method", method, "code", code.String(), "duration", time.Since(start)}
+	if err != nil {
+		attrs = append(attrs, "message", status.Convert(err).Message())
+	}
+	log.Log(ctx, level, "grpc call", attrs...)
+}
+
+// GatewayOptions configure NewGateway.
+type GatewayOptions struct {
+	// Models answers /readyz. Required.
+	Models Models
+	// Log receives gateway errors; nil discards them.
+	Log *slog.Logger
+	// MuxOptions are applied to the grpc-gateway ServeMux after the defaults.
+	MuxOptions []runtime.ServeMuxOption
+	// MaxBodyBytes caps REST request bodies; 0 means DefaultMaxBodyBytes.
+	// A larger body is refused with 400.
+	MaxBodyBytes int64
+}
+
+// DefaultMaxBodyBytes matches gRPC's default 4 MiB message limit: a full
+// 1000-instance Predict batch in JSON is about 0.5 MiB, a model upload
+// (< 100 KB of ONNX, base64) with its manifest well under 1 MiB.
+const DefaultMaxBodyBytes = 4 << 20
+
+// NewGateway returns the REST handler: the routes of
+// api/proto/recommendation/v1/http.yaml translated by grpc-gateway into calls
+// to the gRPC server at grpcAddr (dialed without TLS, so it must be a
+// loopback address), plus
+//
+//	GET /healthz       200 "ok" while the process runs
+//	GET /readyz        200 when opts.Models is serving a version, else 503, both JSON
+//	GET /openapi.json  the OpenAPI (Swagger 2.0) description of the routes
+//
+// Errors are JSON {"code", "message", "details"} with the HTTP status
+// grpc-gateway maps from the gRPC code (400, 404, 409, 501, 503, …). The
+// connection to grpcAddr is closed when ctx ends.
+func NewGateway(ctx context.Context, grpcAddr string, opts GatewayOptions) (http.Handler, error) {
+	if opts.Models == nil {
+		return nil, fmt.Errorf("transport: NewGateway needs Models")
+	}
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("transport: gateway client for %s: %w", grpcAddr, err)
+	}
+	go func() {
+		<-ctx.Done()
+		if err := conn.Close(); err != nil {
+			log.Warn("close gateway connection", "addr", grpcAddr, "err", err)
+		}
+	}()
+
+	muxOpts := append([]runtime.ServeMuxOption{
+		// Strict JSON: a misspelt field is a 400 naming it rather than a
+		// silently missing value.
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
+			Marshaler: &runtime.JSONPb{
+				MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+				UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+			},
+		}),
+	}, opts.MuxOptions...)
+	gw := runtime.NewServeMux(muxOpts...)
+	if err := recommendationv1.RegisterRecommendationServiceHandlerClient(ctx, gw, recommendationv1.NewRecommendationServiceClient(conn)); err != nil {
+		return nil, fmt.Errorf("transport: register prediction routes: %w", err)
+	}
+	if err := recommendationv1.RegisterModelRegistryServiceHandlerClient(ctx, gw, recommendationv1.NewModelRegistryServiceClient(conn)); err != nil {
+		return nil, fmt.Errorf("transport: register registry routes: %w", err)
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", readyz(opts.Models))
+	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(openapi.JSON)
+	})
+	limit := opts.MaxBodyBytes
+	if limit <= 0 {
+		limit = DefaultMaxBodyBytes
+	}
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		gw.ServeHTTP(w, r)
+	}))
+	return mux, nil
+}
+
+// readiness is the /readyz body.
+type readiness struct {
+	Ready        bool   `json:"ready"`
+	ModelVersion string `json:"model_version,omitempty"`
+	Reason       string `json:"reason,omitempty"`
+}
+
+func readyz(models Models) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		r := readiness{Ready: models.Ready()}
+		if r.Ready {
+			if l, err := models.Acquire(""); err == nil {
+				r.ModelVersion = l.Manifest().Version.String()
+				l.Release()
+			}
+		}
+		code := http.StatusOK
+		if !r.Ready {
+			code = http.StatusServiceUnavailable
+			r.Reason = "no model version is being served yet: activate one (POST /v1/models/{version}:activate) or train one"
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(r)
+	}
+}
