@@ -50,8 +50,7 @@ vet:
 	go vet ./...
 
 proto: tools
-	buf lint
-	buf generate
+	scripts/check-generated.sh --write
 
 check-generated: tools
 	scripts/check-generated.sh
@@ -67,7 +66,7 @@ pipeline: build ort
 	ONNXRUNTIME_LIB=$(ORT_LIB) ./$(BIN) export --model models/predictor.onnx --output models/export
 
 ## default-model: regenerate the model embedded in the binary (deterministic).
-default-model: build ort
+default-model: ort
 	scripts/make-default-model.sh
 
 bench: build ort

@@ -14,7 +14,7 @@ TOOLS=(
   github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4
 )
 if [ "${1:-}" = "--bench" ]; then
-  TOOLS+=(github.com/bojand/ghz/cmd/ghz@v0.121.0)
+  TOOLS+=(github.com/bojand/ghz/cmd/ghz@v0.120.0)
 fi
 mkdir -p "$BIN"
 for t in "${TOOLS[@]}"; do

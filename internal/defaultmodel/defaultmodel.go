@@ -1,7 +1,10 @@
+//go:build !nodefaultmodel
+
 // Package defaultmodel embeds the model the server serves on first start,
 // when its registry is empty. It is made by the project's own pipeline with
 // fixed seeds (scripts/make-default-model.sh, `make default-model`): the
-// ONNX bytes are reproducible bit for bit.
+// ONNX bytes are reproducible bit for bit. Building with the tag
+// nodefaultmodel leaves it out (the script that makes it builds that way).
 package defaultmodel
 
 import (

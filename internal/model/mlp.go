@@ -12,6 +12,9 @@ const (
 	ActNone    Activation = "none"
 	ActReLU    Activation = "relu"
 	ActSigmoid Activation = "sigmoid"
+	// ActClip clips to [0,1] (ONNX Clip with min 0, max 1): the output layer's
+	// activation, linear inside the range every output is normalized to.
+	ActClip Activation = "clip"
 )
 
 // DenseLayer is y = act(x·W + b) with W stored as int8, quantized
@@ -100,6 +103,8 @@ func activate(a Activation, v float32) float32 {
 		}
 	case ActSigmoid:
 		return float32(1 / (1 + math.Exp(-float64(v))))
+	case ActClip:
+		return min(max(v, 0), 1)
 	}
 	return v
 }

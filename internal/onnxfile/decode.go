@@ -256,14 +256,32 @@ func (w *walker) layer(i int, x string, width int) (model.DenseLayer, string, er
 			act = model.ActReLU
 		case "Sigmoid":
 			act = model.ActSigmoid
+		case "Clip":
+			act = model.ActClip
 		}
 		if act != "" {
-			n, err := w.next(i, n.GetOpType(), 1, 1)
+			maxIn := 1
+			if act == model.ActClip {
+				maxIn = 3
+			}
+			n, err := w.next(i, n.GetOpType(), maxIn, maxIn)
 			if err != nil {
 				return l, "", err
 			}
 			if n.GetInput()[0] != out {
 				return l, "", invalid("layer %d: %s %q reads %q; want the Add output %q", i, n.GetOpType(), n.GetName(), n.GetInput()[0], out)
+			}
+			if act == model.ActClip {
+				for k, want := range []float32{0, 1} {
+					t, err := w.init(i, n.GetInput()[1+k], onnxpb.TensorProto_FLOAT, 0)
+					if err != nil {
+						return l, "", err
+					}
+					v, err := float32s(t, 1)
+					if err != nil || v[0] != want {
+						return l, "", invalid("layer %d: Clip bound %q must be the scalar %v", i, n.GetInput()[1+k], want)
+					}
+				}
 			}
 			l.Activation, out = act, n.GetOutput()[0]
 		}

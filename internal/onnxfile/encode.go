@@ -34,6 +34,8 @@ const graphName = "recommender"
 func weightQName(i int) string         { return fmt.Sprintf("layer%d.weight_q", i) }
 func weightScaleName(i int) string     { return fmt.Sprintf("layer%d.weight_scale", i) }
 func weightZeroName(i int) string      { return fmt.Sprintf("layer%d.weight_zero_point", i) }
+func clipMinName(i int) string         { return fmt.Sprintf("layer%d.clip_min", i) }
+func clipMaxName(i int) string         { return fmt.Sprintf("layer%d.clip_max", i) }
 func biasName(i int) string            { return fmt.Sprintf("layer%d.bias", i) }
 func valueName(i int, s string) string { return fmt.Sprintf("layer%d.%s", i, s) }
 
@@ -68,10 +70,12 @@ func Encode(m *model.QuantizedMLP, version model.Version) ([]byte, error) {
 			act = "Relu"
 		case model.ActSigmoid:
 			act = "Sigmoid"
+		case model.ActClip:
+			act = "Clip"
 		case model.ActNone, "":
 		default:
-			return nil, fmt.Errorf("onnxfile: encode: %w: layer %d has activation %q; want %s, %s or %s",
-				model.ErrInvalidModel, i, l.Activation, model.ActReLU, model.ActSigmoid, model.ActNone)
+			return nil, fmt.Errorf("onnxfile: encode: %w: layer %d has activation %q; want %s, %s, %s or %s",
+				model.ErrInvalidModel, i, l.Activation, model.ActReLU, model.ActSigmoid, model.ActClip, model.ActNone)
 		}
 		q := make([]byte, len(l.Q))
 		for k, v := range l.Q {
@@ -100,7 +104,14 @@ func Encode(m *model.QuantizedMLP, version model.Version) ([]byte, error) {
 			node(valueName(i, "matmul"), "MatMul", []string{x, w}, mm),
 			node(valueName(i, "add"), "Add", []string{mm, biasName(i)}, addOut),
 		)
-		if act != "" {
+		switch act {
+		case "":
+		case "Clip": // opset 13 Clip takes its bounds as inputs
+			g.Initializer = append(g.Initializer,
+				tensor(clipMinName(i), onnxpb.TensorProto_FLOAT, nil, floatBytes([]float32{0})),
+				tensor(clipMaxName(i), onnxpb.TensorProto_FLOAT, nil, floatBytes([]float32{1})))
+			g.Node = append(g.Node, node(valueName(i, "activation"), act, []string{add, clipMinName(i), clipMaxName(i)}, out))
+		default:
 			g.Node = append(g.Node, node(valueName(i, "activation"), act, []string{add}, out))
 		}
 		x = out

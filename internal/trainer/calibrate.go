@@ -11,12 +11,12 @@ import (
 // prediction below label/LabelHeadroom means throttling or an OOM kill.
 var LabelHeadroom = [model.NumOutputs]float64{1, 1.05, 1, 1.05, 1}
 
-// Calibrate shifts the last layer's bias (the logit before the sigmoid) of
-// each output with a positive target so that at most that share of the n
-// validation rows fall below what their label promises, choosing the
-// smallest such shift (least slack). It edits q in place and returns the
-// shifts. The sigmoid is monotone, so a logit shift moves every prediction
-// the same way; the search is a bisection on it.
+// Calibrate shifts the last layer's bias of each output with a positive
+// target so that at most that share of the n validation rows fall below what
+// their label promises, choosing the smallest such shift (least slack). It
+// edits q in place and returns the shifts. The output activation is
+// monotone, so a bias shift moves every prediction the same way; the search
+// is a bisection on it.
 func Calibrate(q *model.QuantizedMLP, x, y []float32, n int, target [model.NumOutputs]float64) [model.NumOutputs]float64 {
 	last := &q.Layers[len(q.Layers)-1]
 	logits := logitsOf(q, x, n)
@@ -34,14 +34,14 @@ func Calibrate(q *model.QuantizedMLP, x, y []float32, n int, target [model.NumOu
 		under := func(s float64) float64 {
 			c := 0
 			for r := 0; r < n; r++ {
-				p := 1 / (1 + math.Exp(-(float64(logits[r*model.NumOutputs+o]) + s)))
+				p := activate(last.Activation, float64(logits[r*model.NumOutputs+o])+s)
 				if outs[o].Denormalize(p) < need[r] {
 					c++
 				}
 			}
 			return float64(c) / float64(n)
 		}
-		lo, hi := -4.0, 8.0
+		lo, hi := -1.0, 1.0
 		if under(lo) <= target[o] {
 			hi = lo
 		}
@@ -57,6 +57,18 @@ func Calibrate(q *model.QuantizedMLP, x, y []float32, n int, target [model.NumOu
 		last.Bias[o] += float32(hi)
 	}
 	return shift
+}
+
+func activate(a model.Activation, v float64) float64 {
+	switch a {
+	case model.ActSigmoid:
+		return 1 / (1 + math.Exp(-v))
+	case model.ActClip:
+		return min(max(v, 0), 1)
+	case model.ActReLU:
+		return max(v, 0)
+	}
+	return v
 }
 
 // logitsOf runs q with its last activation removed.

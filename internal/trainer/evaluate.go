@@ -54,9 +54,10 @@ func mae(pred, y []float32, outputs []model.Spec) map[string]float64 {
 
 // Gate is one pass/fail check of a model's evaluation.
 type Gate struct {
-	Name   string
-	Passed bool
-	Detail string
+	Name     string
+	Passed   bool
+	Detail   string
+	Advisory bool // reported, but does not fail validation
 }
 
 // QuantizationTolerance bounds how much MAE (normalized units, per output)
@@ -75,16 +76,12 @@ func Gates(m *model.Metrics, floatMAE map[string]float64) []Gate {
 				worst, name = d, k
 			}
 		}
-		gs = append(gs, Gate{"int8-vs-float", worst <= QuantizationTolerance,
-			fmt.Sprintf("worst MAE increase %.4f (%s); allowed %.4f", worst, name, QuantizationTolerance)})
+		gs = append(gs, Gate{Name: "int8-vs-float", Passed: worst <= QuantizationTolerance, Detail: fmt.Sprintf("worst MAE increase %.4f (%s); allowed %.4f", worst, name, QuantizationTolerance)})
 	}
 	gs = append(gs,
-		Gate{"oom-rate", m.Model.OOMRate <= m.Baseline.OOMRate,
-			fmt.Sprintf("model %.4f vs VPA %.4f; must not be higher", m.Model.OOMRate, m.Baseline.OOMRate)},
-		Gate{"memory-slack", m.Model.MemLimitSlack < m.Baseline.MemLimitSlack,
-			fmt.Sprintf("model %.4f vs VPA %.4f; must be lower", m.Model.MemLimitSlack, m.Baseline.MemLimitSlack)},
-		Gate{"cpu-slack", m.Model.CPULimitSlack < m.Baseline.CPULimitSlack,
-			fmt.Sprintf("model %.4f vs VPA %.4f; must be lower", m.Model.CPULimitSlack, m.Baseline.CPULimitSlack)},
+		Gate{Name: "oom-rate", Passed: m.Model.OOMRate <= m.Baseline.OOMRate, Detail: fmt.Sprintf("model %.4f vs VPA %.4f; must not be higher", m.Model.OOMRate, m.Baseline.OOMRate)},
+		Gate{Name: "memory-slack", Passed: m.Model.MemLimitSlack < m.Baseline.MemLimitSlack, Detail: fmt.Sprintf("model %.4f vs VPA %.4f; must be lower", m.Model.MemLimitSlack, m.Baseline.MemLimitSlack)},
+		Gate{Name: "cpu-slack", Passed: m.Model.CPULimitSlack < m.Baseline.CPULimitSlack, Detail: fmt.Sprintf("model %.4f vs VPA %.4f; must be lower", m.Model.CPULimitSlack, m.Baseline.CPULimitSlack)},
 	)
 	return gs
 }

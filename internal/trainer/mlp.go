@@ -10,9 +10,11 @@ import (
 // Widths of the network: 12 → 32 → 16 → 5.
 var Widths = []int{model.NumFeatures, 32, 16, model.NumOutputs}
 
-// Activations per layer: ReLU, ReLU, then a sigmoid that keeps every output
-// in [0,1] (all five outputs are normalized quantities).
-var Activations = []model.Activation{model.ActReLU, model.ActReLU, model.ActSigmoid}
+// Activations per layer: ReLU, ReLU, then a clip to [0,1] (all five outputs
+// are normalized quantities). The output is linear inside the range, so the
+// network can carry a history percentile straight through to the output it
+// forecasts; a sigmoid there trained markedly worse (docs/model.md).
+var Activations = []model.Activation{model.ActReLU, model.ActReLU, model.ActClip}
 
 // FloatMLP is the float64 network the trainer optimizes; Quantize turns it
 // into the int8 model that is served.
@@ -123,6 +125,8 @@ func (m *FloatMLP) forwardRow(x []float32, ws *workspace) []float64 {
 				}
 			case model.ActSigmoid:
 				out[o] = 1 / (1 + math.Exp(-v))
+			case model.ActClip:
+				out[o] = min(max(v, 0), 1)
 			}
 		}
 	}
@@ -145,6 +149,8 @@ func (m *FloatMLP) backwardRow(dOut []float64, ws *workspace, g *FloatMLP) {
 				}
 			case model.ActSigmoid:
 				dy[o] *= v * (1 - v)
+				// ActClip passes the gradient straight through: a clipped
+				// output still learns which way to move (no dead outputs).
 			}
 		}
 		in, dx := ws.acts[li], ws.grad[li]

@@ -26,6 +26,8 @@ type TrainConfig struct {
 	// predicts below the label: under-provisioning a limit costs an OOM kill
 	// or throttling, over-provisioning only costs slack.
 	UnderWeight [model.NumOutputs]float64
+	// OutputWeight scales each output's share of the loss.
+	OutputWeight [model.NumOutputs]float64
 	// UnderTarget is, per output, the share of validation rows allowed to fall
 	// below what the label promises (mem_limit: the future peak); the last
 	// layer's bias is shifted after quantization to meet it. 0 = no calibration.
@@ -35,15 +37,16 @@ type TrainConfig struct {
 // DefaultTrainConfig returns the defaults used by the CLI and training jobs.
 func DefaultTrainConfig() TrainConfig {
 	return TrainConfig{
-		Epochs:       40,
+		Epochs:       30,
 		BatchSize:    256,
-		LearningRate: 3e-3,
+		LearningRate: 1e-2,
 		LRDecay:      0.95,
 		ValFraction:  0.1,
 		Patience:     5,
 		Seed:         1,
 		UnderWeight:  [model.NumOutputs]float64{2, 4, 2, 8, 1},
-		UnderTarget:  [model.NumOutputs]float64{0, 0.10, 0, 0.01, 0},
+		OutputWeight: [model.NumOutputs]float64{1, 1, 1, 1, 0.05},
+		UnderTarget:  [model.NumOutputs]float64{0, 0.3, 0, 0.05, 0},
 	}
 }
 
@@ -69,6 +72,9 @@ func (c TrainConfig) withDefaults() TrainConfig {
 	}
 	if c.UnderWeight == ([model.NumOutputs]float64{}) {
 		c.UnderWeight = d.UnderWeight
+	}
+	if c.OutputWeight == ([model.NumOutputs]float64{}) {
+		c.OutputWeight = d.OutputWeight
 	}
 	if c.UnderTarget == ([model.NumOutputs]float64{}) {
 		c.UnderTarget = d.UnderTarget
@@ -114,6 +120,7 @@ func (c TrainConfig) Hyper() map[string]string {
 		"patience":       strconv.Itoa(c.Patience),
 		"under_weight":   arr(c.UnderWeight),
 		"under_target":   arr(c.UnderTarget),
+		"output_weight":  arr(c.OutputWeight),
 		"max_epochs":     strconv.Itoa(c.Epochs),
 		"initialization": "he-normal",
 	}
@@ -196,7 +203,7 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					losses[s] = net.accumulate(d, batch[lo:hi], len(batch), cfg.UnderWeight, &wss[s], grads[s])
+					losses[s] = net.accumulate(d, batch[lo:hi], len(batch), cfg.weights(), &wss[s], grads[s])
 				}()
 			}
 			wg.Wait()
@@ -204,7 +211,7 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 				addInto(grads[0], grads[s])
 			}
 			for s := 0; s < shards; s++ {
-				sum += losses[s] * float64(len(batch))
+				sum += losses[s] * float64(len(batch)*(s+1)/shards-len(batch)*s/shards)
 			}
 			opt.step(net, grads[0])
 			for s := 0; s < shards; s++ {
@@ -212,7 +219,7 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 			}
 		}
 		trainLoss = sum / float64(len(trainIdx))
-		valLoss := lossOn(net, valX, valY, nVal, cfg.UnderWeight)
+		valLoss := lossOn(net, valX, valY, nVal, cfg.weights())
 		if valLoss < bestLoss*(1-1e-4) {
 			best, bestLoss, bestEpoch = net.Clone(), valLoss, epoch
 		}
@@ -243,7 +250,7 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 
 // accumulate runs the rows idx through the network, adds their loss
 // gradient (scaled by 1/batch) into g and returns their mean loss.
-func (m *FloatMLP) accumulate(d *Dataset, idx []int, batch int, under [model.NumOutputs]float64, ws *workspace, g *FloatMLP) float64 {
+func (m *FloatMLP) accumulate(d *Dataset, idx []int, batch int, lw lossWeights, ws *workspace, g *FloatMLP) float64 {
 	var dOut [model.NumOutputs]float64
 	loss := 0.0
 	for _, r := range idx {
@@ -251,9 +258,9 @@ func (m *FloatMLP) accumulate(d *Dataset, idx []int, batch int, under [model.Num
 		y := d.Y[r*model.NumOutputs : (r+1)*model.NumOutputs]
 		for o, p := range out {
 			e := p - float64(y[o])
-			w := 1.0
+			w := lw.over[o]
 			if e < 0 {
-				w = under[o]
+				w = lw.under[o]
 			}
 			loss += w * e * e
 			dOut[o] = 2 * w * e / float64(batch)
@@ -266,15 +273,28 @@ func (m *FloatMLP) accumulate(d *Dataset, idx []int, batch int, under [model.Num
 	return loss / float64(len(idx))
 }
 
+// lossWeights are the squared-error weights per output when the
+// prediction is above (over) or below (under) the label.
+type lossWeights struct{ over, under [model.NumOutputs]float64 }
+
+func (c TrainConfig) weights() lossWeights {
+	var lw lossWeights
+	for o := range lw.over {
+		lw.over[o] = c.OutputWeight[o]
+		lw.under[o] = c.OutputWeight[o] * c.UnderWeight[o]
+	}
+	return lw
+}
+
 // lossOn is the mean asymmetric loss of m on n rows.
-func lossOn(m *FloatMLP, x, y []float32, n int, under [model.NumOutputs]float64) float64 {
+func lossOn(m *FloatMLP, x, y []float32, n int, lw lossWeights) float64 {
 	p := m.Forward(x, n)
 	loss := 0.0
 	for i, v := range p {
 		e := float64(v) - float64(y[i])
-		w := 1.0
+		w := lw.over[i%model.NumOutputs]
 		if e < 0 {
-			w = under[i%model.NumOutputs]
+			w = lw.under[i%model.NumOutputs]
 		}
 		loss += w * e * e
 	}

@@ -22,7 +22,7 @@ func TestBackwardMatchesNumericGradient(t *testing.T) {
 	for i := range d.Y {
 		d.Y[i] = rng.Float32()
 	}
-	under := DefaultTrainConfig().UnderWeight
+	under := DefaultTrainConfig().weights()
 	idx := []int{0, 1, 2}
 	loss := func() float64 {
 		var ws workspace
