@@ -32,7 +32,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	// The bytes must also be a model this server can decode, not just hash right.
 	if _, v, err := onnxfile.Decode(b); err != nil {
-		return fmt.Errorf("export: %w", err)
+		return fmt.Errorf("export: %s: %w", *path, err)
 	} else if v != m.Version {
 		return fmt.Errorf("export: file says %s, manifest says %s", v, m.Version)
 	}

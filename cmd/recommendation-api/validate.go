@@ -74,14 +74,14 @@ func validateModel(ctx context.Context, path string, samples int, seed int64, li
 
 	q, _, err := onnxfile.Decode(b)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if err := serving.InitRuntime(lib); err != nil {
 		return nil, err
 	}
 	sess, err := serving.NewSession(b, serving.SessionOptions{})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	defer sess.Close()
 
