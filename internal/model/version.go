@@ -23,6 +23,9 @@ func ParseVersion(s string) (Version, error) {
 	if !strings.HasPrefix(s, "v") {
 		return bad("missing leading 'v'")
 	}
+	if strings.ContainsAny(s, "-+") {
+		return bad("pre-release and build suffixes are not accepted")
+	}
 	parts := strings.Split(s[1:], ".")
 	if len(parts) != 3 {
 		return bad("need exactly three dot-separated numbers")
