@@ -1,0 +1,481 @@
+package transport
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	recommendationv1 "recommendation-api/api/proto/recommendation/v1"
+	"recommendation-api/internal/model"
+	"recommendation-api/internal/registry"
+)
+
+// Releases is what the registry API needs: reads from the registry and the
+// release flow that changes what is served.
+type Releases interface {
+	List() ([]registry.Entry, error)
+	Manifest(v model.Version) (*model.Manifest, error)
+	Load(v model.Version) ([]byte, *model.Manifest, error)
+	Active() (model.Version, error)
+	History() ([]registry.Event, error)
+	// Register verifies (checksum, ONNX Runtime load, signature, golden rows) and stores a version.
+	Register(ctx context.Context, b []byte, m *model.Manifest, actor, reason string) (pruned []model.Version, err error)
+	// Activate and Rollback run the release flow; the returned event is what was recorded.
+	Activate(ctx context.Context, v model.Version, reason, actor string) (registry.Event, error)
+	// Rollback goes to `to`, or when to.IsZero() to the version active before the current one.
+	Rollback(ctx context.Context, to model.Version, reason, actor string) (registry.Event, error)
+}
+
+// Limits on what a registry request may carry. Larger values are refused
+// with InvalidArgument naming the field and the limit.
+const (
+	// MaxModelBytes is the largest ONNX upload RegisterVersion accepts. The
+	// 12-32-16-5 network encodes to about 3 KB; the limit leaves room for
+	// wider networks of the same I/O format and, base64-encoded, stays under
+	// gRPC's 4 MiB message and the gateway's DefaultMaxBodyBytes.
+	MaxModelBytes = 1 << 20
+	// MaxManifestBytes bounds manifest_json; a manifest with its golden rows
+	// is a few KB.
+	MaxManifestBytes = 1 << 20
+	// MaxActorBytes and MaxReasonBytes bound the free text kept in the history.
+	MaxActorBytes  = 128
+	MaxReasonBytes = 1024
+)
+
+// DefaultReason is recorded when a register, activate or rollback request
+// gives no reason.
+const DefaultReason = "operator request"
+
+// SystemActor is the actor of automatic actions (first start, automatic
+// rollback); requests may not claim it.
+const SystemActor = "system"
+
+// PrunedHeader is the response header (gRPC metadata) in which
+// RegisterVersion lists, comma-separated and ascending, the versions that
+// retention deleted to make room; it is absent when none were. The gateway
+// forwards it as the HTTP header Grpc-Metadata-Pruned-Versions.
+// RegisterVersionResponse has no field for them, and they are also in the
+// history as "prune" events.
+const PrunedHeader = "pruned-versions"
+
+// versionForm is the accepted version syntax, for messages.
+const versionForm = "v{major}.{minor}.{patch}, e.g. v1.0.0"
+
+// RegistryServer implements recommendation.v1.ModelRegistryService on top of
+// Releases. It holds no state of its own: reads go to the registry, and
+// register, activate and rollback go through the release flow, which
+// serializes them.
+//
+// Every handler validates its request before it calls Releases, so a
+// malformed request changes nothing; InvalidArgument messages name the field
+// and say what is accepted. Errors from Releases are mapped by the error
+// table (StatusError): InvalidArgument for a malformed model or manifest,
+// NotFound for an unknown version (and for a rollback with no earlier
+// version still registered), AlreadyExists for a version registered twice,
+// FailedPrecondition when a model fails its checksum, major version, I/O
+// signature or golden rows, Unavailable while no version is active, and
+// Internal ("internal error", the cause logged) for anything else.
+type RegistryServer struct {
+	recommendationv1.UnimplementedModelRegistryServiceServer
+
+	r   Releases
+	log *slog.Logger
+}
+
+var _ recommendationv1.ModelRegistryServiceServer = (*RegistryServer)(nil)
+
+// NewRegistryServer returns a RegistryServer over r. A nil log discards logs.
+func NewRegistryServer(r Releases, log *slog.Logger) *RegistryServer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &RegistryServer{r: r, log: log}
+}
+
+// ListVersions returns the registered versions, newest (highest semver)
+// first as the proto documents, each with its active flag and summary fields
+// but without manifest_json, and the active version's name ("" for none).
+func (s *RegistryServer) ListVersions(ctx context.Context, _ *recommendationv1.ListVersionsRequest) (*recommendationv1.ListVersionsResponse, error) {
+	const method = recommendationv1.ModelRegistryService_ListVersions_FullMethodName
+	entries, err := s.r.List()
+	if err != nil {
+		return nil, StatusError(ctx, s.log, method, err)
+	}
+	entries = slices.Clone(entries)
+	slices.SortFunc(entries, func(a, b registry.Entry) int { return b.Manifest.Version.Compare(a.Manifest.Version) })
+	resp := &recommendationv1.ListVersionsResponse{Versions: make([]*recommendationv1.ModelVersion, 0, len(entries))}
+	for _, e := range entries {
+		mv, err := modelVersion(e.Manifest, e.Active, false)
+		if err != nil {
+			return nil, StatusError(ctx, s.log, method, err)
+		}
+		if e.Active {
+			resp.ActiveVersion = mv.GetVersion()
+		}
+		resp.Versions = append(resp.Versions, mv)
+	}
+	return resp, nil
+}
+
+// GetVersion returns one registered version with its manifest.
+// Errors: InvalidArgument for a malformed version, NotFound for an unknown one.
+func (s *RegistryServer) GetVersion(ctx context.Context, req *recommendationv1.GetVersionRequest) (*recommendationv1.GetVersionResponse, error) {
+	const method = recommendationv1.ModelRegistryService_GetVersion_FullMethodName
+	v, err := parseVersionField("version", req.GetVersion(), true)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.r.Manifest(v)
+	if err != nil {
+		return nil, StatusError(ctx, s.log, method, err)
+	}
+	active, err := s.r.Active()
+	if err != nil && !errors.Is(err, model.ErrNoActiveVersion) {
+		return nil, StatusError(ctx, s.log, method, err)
+	}
+	isActive := err == nil && active == v
+	mv, err := modelVersion(m, isActive, true)
+	if err != nil {
+		return nil, StatusError(ctx, s.log, method, err)
+	}
+	return &recommendationv1.GetVersionResponse{Model: mv}, nil
+}
+
+// GetActive returns the version being served, with its manifest.
+// Errors: Unavailable while no version is active.
+func (s *RegistryServer) GetActive(ctx context.Context, _ *recommendationv1.GetActiveRequest) (*recommendationv1.GetActiveResponse, error) {
+	const method = recommendationv1.ModelRegistryService_GetActive_FullMethodName
+	v, err := s.r.Active()
+	if err != nil {
+		return nil, StatusError(ctx, s.log, method, err)
+	}
+	m, err := s.r.Manifest(v)
+	if err != nil {
+		// The registry never prunes the active version: a missing one is
+		// the server's fault, not the caller's.
+		return nil, StatusError(ctx, s.log, method, fmt.Errorf("manifest of active version %s: %v", v, err))
+	}
+	mv, err := modelVersion(m, true, true)
+	if err != nil {
+		return nil, StatusError(ctx, s.log, method, err)
+	}
+	return &recommendationv1.GetActiveResponse{Model: mv}, nil
+}
+
+// GetHistory returns the registry's events newest first, at most limit of
+// them (0 for all): "register", "activate", "rollback", "auto_rollback",
+// and "prune" (a version deleted by retention; from_version names it).
+// Errors: InvalidArgument for a negative limit.
+func (s *RegistryServer) GetHistory(ctx context.Context, req *recommendationv1.GetHistoryRequest) (*recommendationv1.GetHistoryResponse, error) {
+	const method = recommendationv1.ModelRegistryService_GetHistory_FullMethodName
+	limit := int(req.GetLimit())
+	if limit < 0 {
+		return nil, invalid(fmt.Sprintf("limit: %d; want 0 (all entries) or a positive number of newest entries", limit))
+	}
+	evs, err := s.r.History()
+	if err != nil {
+		return nil, StatusError(ctx, s.log, method, err)
+	}
+	n := len(evs)
+	if limit > 0 && limit < n {
+		n = limit
+	}
+	resp := &recommendationv1.GetHistoryResponse{Entries: make([]*recommendationv1.HistoryEntry, 0, n)}
+	for i := len(evs) - 1; i >= len(evs)-n; i-- {
+		resp.Entries = append(resp.Entries, historyEntry(evs[i]))
+	}
+	return resp, nil
+}
+
+// RegisterVersion checks the upload and hands it to Releases.Register,
+// which verifies it with ONNX Runtime and stores it without activating it.
+// The versions retention pruned are listed in the PrunedHeader response
+// header.
+//
+// Errors: InvalidArgument for empty or oversized onnx or manifest_json, a
+// manifest that does not parse or validate, an over-long actor or reason,
+// or model bytes ONNX Runtime refuses (the message names the step);
+// FailedPrecondition when the bytes do not match the manifest's sha256 and
+// size, or the model's major version, signature or golden rows are not what
+// this server serves; AlreadyExists when the version is registered.
+func (s *RegistryServer) RegisterVersion(ctx context.Context, req *recommendationv1.RegisterVersionRequest) (*recommendationv1.RegisterVersionResponse, error) {
+	const method = recommendationv1.ModelRegistryService_RegisterVersion_FullMethodName
+	b, mj := req.GetOnnx(), req.GetManifestJson()
+	switch {
+	case len(b) == 0:
+		return nil, invalid("onnx: empty; want the ONNX model bytes (base64 in JSON) written by train or export")
+	case len(b) > MaxModelBytes:
+		return nil, invalid(fmt.Sprintf("onnx: %d bytes; the limit is %d bytes (%d MiB)", len(b), MaxModelBytes, MaxModelBytes>>20))
+	case strings.TrimSpace(mj) == "":
+		return nil, invalid("manifest_json: empty; want the manifest.json written by train or export, as a string")
+	case len(mj) > MaxManifestBytes:
+		return nil, invalid(fmt.Sprintf("manifest_json: %d bytes; the limit is %d bytes (%d MiB)", len(mj), MaxManifestBytes, MaxManifestBytes>>20))
+	}
+	actor, reason, err := s.who(ctx, req.GetActor(), req.GetReason())
+	if err != nil {
+		return nil, err
+	}
+	m, err := model.ParseManifest([]byte(mj))
+	if err != nil {
+		return nil, StatusError(ctx, s.log, method, fmt.Errorf("manifest_json: %w", err))
+	}
+	if err := m.VerifyBytes(b); err != nil {
+		return nil, StatusError(ctx, s.log, method, fmt.Errorf("onnx: %w", err))
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, StatusError(ctx, s.log, method, err)
+	}
+
+	pruned, err := s.r.Register(ctx, b, m, actor, reason)
+	if err != nil {
+		return nil, StatusError(ctx, s.log, method, err)
+	}
+	if len(pruned) > 0 {
+		names := make([]string, len(pruned))
+		for i, v := range pruned {
+			names[i] = v.String()
+		}
+		// Fails only outside a gRPC call (a direct call in a test).
+		_ = grpc.SetHeader(ctx, metadata.Pairs(PrunedHeader, strings.Join(names, ",")))
+		if slices.Contains(pruned, m.Version) {
+			s.log.WarnContext(ctx, "registered version pruned at once: it is older than the versions retention keeps",
+				"version", m.Version, "actor", actor)
+		}
+	}
+	mv, err := modelVersion(m, false, true)
+	if err != nil {
+		return nil, StatusError(ctx, s.log, method, err)
+	}
+	return &recommendationv1.RegisterVersionResponse{Model: mv}, nil
+}
+
+// ActivateVersion serves a registered version through the release flow and
+// records the move. Errors: InvalidArgument for a malformed version or
+// over-long actor or reason; NotFound for an unknown version;
+// FailedPrecondition when the stored model fails its checksum, major
+// version, signature or golden rows (the previous version keeps serving).
+func (s *RegistryServer) ActivateVersion(ctx context.Context, req *recommendationv1.ActivateVersionRequest) (*recommendationv1.ActivateVersionResponse, error) {
+	const method = recommendationv1.ModelRegistryService_ActivateVersion_FullMethodName
+	v, err := parseVersionField("version", req.GetVersion(), true)
+	if err != nil {
+		return nil, err
+	}
+	actor, reason, err := s.who(ctx, req.GetActor(), req.GetReason())
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, StatusError(ctx, s.log, method, err)
+	}
+	ev, err := s.r.Activate(ctx, v, reason, actor)
+	if err != nil {
+		return nil, StatusError(ctx, s.log, method, err)
+	}
+	return &recommendationv1.ActivateVersionResponse{Model: s.moved(ctx, method, ev), PreviousVersion: ev.From}, nil
+}
+
+// Rollback serves to_version, or when it is empty the version that was
+// active before the current one, and records the move as a rollback.
+// Errors: InvalidArgument for a malformed to_version or over-long actor or
+// reason; NotFound for an unknown to_version, or when no earlier version is
+// still registered (nothing to roll back to); FailedPrecondition when the
+// target fails its checks (the current version keeps serving).
+func (s *RegistryServer) Rollback(ctx context.Context, req *recommendationv1.RollbackRequest) (*recommendationv1.RollbackResponse, error) {
+	const method = recommendationv1.ModelRegistryService_Rollback_FullMethodName
+	to, err := parseVersionField("to_version", req.GetToVersion(), false)
+	if err != nil {
+		return nil, err
+	}
+	actor, reason, err := s.who(ctx, req.GetActor(), req.GetReason())
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, StatusError(ctx, s.log, method, err)
+	}
+	ev, err := s.r.Rollback(ctx, to, reason, actor)
+	if err != nil {
+		return nil, StatusError(ctx, s.log, method, err)
+	}
+	return &recommendationv1.RollbackResponse{Model: s.moved(ctx, method, ev), PreviousVersion: ev.From}, nil
+}
+
+// DownloadVersion returns a version's ONNX bytes, checked against the
+// manifest's sha256 as they are read, and its manifest as the indented
+// manifest.json that export writes. Errors: InvalidArgument for a malformed
+// version; NotFound for an unknown one; FailedPrecondition when the stored
+// bytes no longer match their checksum.
+func (s *RegistryServer) DownloadVersion(ctx context.Context, req *recommendationv1.DownloadVersionRequest) (*recommendationv1.DownloadVersionResponse, error) {
+	const method = recommendationv1.ModelRegistryService_DownloadVersion_FullMethodName
+	v, err := parseVersionField("version", req.GetVersion(), true)
+	if err != nil {
+		return nil, err
+	}
+	b, m, err := s.r.Load(v)
+	if err != nil {
+		return nil, StatusError(ctx, s.log, method, err)
+	}
+	mj, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, StatusError(ctx, s.log, method, fmt.Errorf("encode manifest of %s: %v", v, err))
+	}
+	return &recommendationv1.DownloadVersionResponse{
+		Version:      m.Version.String(),
+		Onnx:         b,
+		ManifestJson: string(append(mj, '\n')),
+	}, nil
+}
+
+// moved describes the version an activation or rollback made active. The
+// move has happened, so a failure to read its manifest is logged and
+// answered with the version name alone rather than as an error.
+func (s *RegistryServer) moved(ctx context.Context, method string, ev registry.Event) *recommendationv1.ModelVersion {
+	fallback := &recommendationv1.ModelVersion{Version: ev.To, Active: true}
+	v, err := model.ParseVersion(ev.To)
+	if err != nil {
+		s.log.ErrorContext(ctx, "release recorded an unparsable version", "method", method, "to", ev.To, "err", err)
+		return fallback
+	}
+	m, err := s.r.Manifest(v)
+	if err == nil {
+		var mv *recommendationv1.ModelVersion
+		if mv, err = modelVersion(m, true, true); err == nil {
+			return mv
+		}
+	}
+	s.log.ErrorContext(ctx, "describe the version just made active", "method", method, "version", v, "err", err)
+	return fallback
+}
+
+// who returns the actor and reason to record: the request's, trimmed, or
+// when the actor is empty "anonymous@" and the caller's address (the REST
+// client's, from X-Forwarded-For, or the gRPC peer's), and DefaultReason
+// when the reason is empty.
+func (s *RegistryServer) who(ctx context.Context, actor, reason string) (string, string, error) {
+	actor, reason = strings.TrimSpace(actor), strings.TrimSpace(reason)
+	switch {
+	case len(actor) > MaxActorBytes:
+		return "", "", invalid(fmt.Sprintf("actor: %d bytes; want at most %d (a name)", len(actor), MaxActorBytes))
+	case strings.EqualFold(actor, SystemActor):
+		return "", "", invalid(fmt.Sprintf("actor: %q is reserved for automatic actions; give your own name", actor))
+	case strings.ContainsFunc(actor, isControl):
+		return "", "", invalid("actor: contains control characters; want a name on one line")
+	case len(reason) > MaxReasonBytes:
+		return "", "", invalid(fmt.Sprintf("reason: %d bytes; want at most %d", len(reason), MaxReasonBytes))
+	}
+	if actor == "" {
+		actor = anonymous(ctx)
+	}
+	if reason == "" {
+		reason = DefaultReason
+	}
+	return actor, reason, nil
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+// anonymous names a caller that gave no actor by its address.
+func anonymous(ctx context.Context) string {
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		// grpc-gateway appends the REST client's address to X-Forwarded-For;
+		// the first entry is the original client.
+		if fwd := md.Get("x-forwarded-for"); len(fwd) > 0 {
+			if first, _, _ := strings.Cut(fwd[0], ","); strings.TrimSpace(first) != "" {
+				return "anonymous@" + strings.TrimSpace(first)
+			}
+		}
+	}
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		return "anonymous@" + p.Addr.String()
+	}
+	return "anonymous"
+}
+
+// parseVersionField parses a version request field. An empty value is
+// InvalidArgument when required and the zero Version otherwise; v0.0.0,
+// which means "none" internally, is refused.
+func parseVersionField(field, s string, required bool) (model.Version, error) {
+	if s == "" {
+		if required {
+			return model.Version{}, invalid(fmt.Sprintf("%s: empty; want %s", field, versionForm))
+		}
+		return model.Version{}, nil
+	}
+	v, err := model.ParseVersion(s)
+	if err != nil {
+		return model.Version{}, invalid(fmt.Sprintf("%s: %v", field, err))
+	}
+	if v.IsZero() {
+		return model.Version{}, invalid(fmt.Sprintf("%s: v0.0.0 is not a model version; want %s", field, versionForm))
+	}
+	return v, nil
+}
+
+// modelVersion describes m; manifest_json is set when withManifest.
+func modelVersion(m *model.Manifest, active, withManifest bool) (*recommendationv1.ModelVersion, error) {
+	if m == nil {
+		return nil, errors.New("describe version: nil manifest")
+	}
+	mv := &recommendationv1.ModelVersion{
+		Version:         m.Version.String(),
+		Sha256:          m.Model.SHA256,
+		SizeBytes:       m.Model.SizeBytes,
+		Active:          active,
+		Parameters:      int32(min(max(m.Architecture.Parameters, 0), math.MaxInt32)),
+		ParentVersion:   m.Training.ParentVersion,
+		TrainingSamples: int64(m.Training.Samples),
+	}
+	if !m.CreatedAt.IsZero() {
+		mv.CreatedAt = timestamppb.New(m.CreatedAt.UTC())
+	}
+	if e := m.Metrics; e != nil {
+		mv.Evaluation = &recommendationv1.EvaluationSummary{
+			HeldOutSamples: int64(e.HeldOutSamples),
+			Model:          scores(e.Model),
+			VpaBaseline:    scores(e.Baseline),
+		}
+	}
+	if withManifest {
+		b, err := json.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("encode manifest of %s: %v", m.Version, err)
+		}
+		mv.ManifestJson = string(b)
+	}
+	return mv, nil
+}
+
+func scores(s model.Scores) *recommendationv1.Scores {
+	return &recommendationv1.Scores{
+		CpuRequestSlack: s.CPURequestSlack,
+		CpuLimitSlack:   s.CPULimitSlack,
+		MemRequestSlack: s.MemRequestSlack,
+		MemLimitSlack:   s.MemLimitSlack,
+		OomRate:         s.OOMRate,
+		ThrottleRate:    s.ThrottleRate,
+	}
+}
+
+func historyEntry(ev registry.Event) *recommendationv1.HistoryEntry {
+	e := &recommendationv1.HistoryEntry{
+		FromVersion: ev.From,
+		ToVersion:   ev.To,
+		Action:      ev.Action,
+		Reason:      ev.Reason,
+		Actor:       ev.Actor,
+	}
+	if !ev.Time.IsZero() {
+		e.Time = timestamppb.New(ev.Time.UTC())
+	}
+	return e
+}
