@@ -12,26 +12,30 @@ import (
 // Config is the server's whole configuration: flags, each with an
 // environment variable (RECO_*) that sets its default. Tests build it directly.
 type Config struct {
-	GRPCAddr        string        // gRPC listen address
-	HTTPAddr        string        // REST gateway listen address
-	DataDir         string        // where the registry's bbolt file lives
-	MaxBatch        int           // largest Predict batch
-	ORTLib          string        // libonnxruntime path ("" = $ONNXRUNTIME_LIB, .tools/lib, system)
-	IntraOpThreads  int           // ONNX Runtime threads per session
-	ShutdownTimeout time.Duration // graceful stop budget before forcing
-	LogLevel        string        // debug, info, warn, error
+	GRPCAddr         string        // gRPC listen address
+	HTTPAddr         string        // REST gateway listen address
+	DataDir          string        // where the registry's bbolt file lives
+	MaxBatch         int           // largest Predict batch
+	ORTLib           string        // libonnxruntime path ("" = $ONNXRUNTIME_LIB, .tools/lib, system)
+	IntraOpThreads   int           // ONNX Runtime threads per session
+	ShutdownTimeout  time.Duration // graceful stop budget before forcing
+	Probation        time.Duration // how long a newly activated version is watched
+	FailureThreshold float64       // failure share during probation that rolls back
+	LogLevel         string        // debug, info, warn, error
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		GRPCAddr:        ":50051",
-		HTTPAddr:        ":8080",
-		DataDir:         "data",
-		MaxBatch:        transport.DefaultMaxBatch,
-		IntraOpThreads:  1,
-		ShutdownTimeout: 15 * time.Second,
-		LogLevel:        "info",
+		GRPCAddr:         ":50051",
+		HTTPAddr:         ":8080",
+		DataDir:          "data",
+		MaxBatch:         transport.DefaultMaxBatch,
+		IntraOpThreads:   1,
+		ShutdownTimeout:  15 * time.Second,
+		Probation:        2 * time.Minute,
+		FailureThreshold: 0.05,
+		LogLevel:         "info",
 	}
 }
 
@@ -66,6 +70,18 @@ func parseServeFlags(args []string, getenv func(string) string) (Config, *flag.F
 	}
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "graceful shutdown budget (env RECO_SHUTDOWN_TIMEOUT)")
 	str(&c.LogLevel, "log-level", "RECO_LOG_LEVEL", "debug, info, warn or error")
+	if v := getenv("RECO_PROBATION"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			c.Probation = d
+		}
+	}
+	fs.DurationVar(&c.Probation, "probation", c.Probation, "how long a newly activated version is watched for automatic rollback (env RECO_PROBATION)")
+	if v := getenv("RECO_FAILURE_THRESHOLD"); v != "" {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			c.FailureThreshold = f
+		}
+	}
+	fs.Float64Var(&c.FailureThreshold, "failure-threshold", c.FailureThreshold, "share of failed calls during probation that triggers an automatic rollback (env RECO_FAILURE_THRESHOLD)")
 	if err := parseFlags(fs, args); err != nil {
 		return c, fs, err
 	}
@@ -78,6 +94,10 @@ func (c Config) validate() error {
 		return usageError{fmt.Errorf("serve: --max-batch %d; want 1..100000", c.MaxBatch)}
 	case c.IntraOpThreads < 1 || c.IntraOpThreads > 64:
 		return usageError{fmt.Errorf("serve: --intra-op-threads %d; want 1..64", c.IntraOpThreads)}
+	case c.Probation <= 0:
+		return usageError{fmt.Errorf("serve: --probation must be positive")}
+	case !(c.FailureThreshold > 0 && c.FailureThreshold <= 1):
+		return usageError{fmt.Errorf("serve: --failure-threshold %v; want (0, 1]", c.FailureThreshold)}
 	case c.ShutdownTimeout <= 0:
 		return usageError{fmt.Errorf("serve: --shutdown-timeout must be positive")}
 	}

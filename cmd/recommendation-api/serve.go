@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -16,6 +17,8 @@ import (
 
 	recommendationv1 "recommendation-api/api/proto/recommendation/v1"
 	"recommendation-api/internal/defaultmodel"
+	"recommendation-api/internal/registry"
+	"recommendation-api/internal/rollback"
 	"recommendation-api/internal/serving"
 	"recommendation-api/internal/transport"
 )
@@ -48,6 +51,8 @@ type server struct {
 	cfg      Config
 	log      *slog.Logger
 	models   *serving.Manager
+	store    *registry.Store
+	releases *rollback.Controller
 	health   *transport.Health
 	grpc     *grpc.Server
 	grpcLis  net.Listener
@@ -80,6 +85,16 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (s *server, er
 	models := managerModels{s.models}
 	recommendationv1.RegisterRecommendationServiceServer(s.grpc, transport.NewPredictServer(models, transport.PredictOptions{MaxBatch: cfg.MaxBatch}, log))
 
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("serve: data directory: %w", err)
+	}
+	if s.store, err = registry.Open(filepath.Join(cfg.DataDir, "registry.db"), registry.Options{}); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	s.releases = rollback.New(s.store, s.models, rollback.Options{
+		Probation: cfg.Probation, FailureThreshold: cfg.FailureThreshold, Log: log})
+	recommendationv1.RegisterModelRegistryServiceServer(s.grpc, transport.NewRegistryServer(s.releases, log))
+
 	gwCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopGate = cancel
 	gw, err := transport.NewGateway(gwCtx, loopback(s.grpcLis.Addr()), transport.GatewayOptions{Models: models, Log: log})
@@ -88,27 +103,13 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (s *server, er
 	}
 	s.http = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
 
-	if err := s.loadInitialModel(); err != nil {
+	// Serve the registry's active version; on first start (empty registry)
+	// register and activate the embedded default model.
+	if err := s.releases.Start(gwCtx, defaultmodel.Load); err != nil {
 		return nil, err
 	}
-	return s, nil
-}
-
-// loadInitialModel serves the embedded default model.
-func (s *server) loadInitialModel() error {
-	b, m, err := defaultmodel.Load()
-	if err != nil {
-		return err
-	}
-	if err := s.models.Load(b, m); err != nil {
-		return err
-	}
-	if _, err := s.models.Activate(m.Version); err != nil {
-		return err
-	}
 	s.health.SetServing(true)
-	s.log.Info("serving embedded default model", "version", m.Version, "sha256", m.Model.SHA256)
-	return nil
+	return s, nil
 }
 
 // serve runs until ctx ends, then shuts down gracefully within
@@ -164,6 +165,9 @@ func (s *server) close() {
 	}
 	if s.models != nil {
 		s.models.Close()
+	}
+	if s.store != nil {
+		s.store.Close()
 	}
 }
 
