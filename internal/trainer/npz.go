@@ -309,14 +309,14 @@ func npzRead(zf *zip.File, a npzArray, d *Dataset) (int, error) {
 		return 0, fmt.Errorf("holds %d data bytes; want %d×%d×4 for shape (%s) %s: truncated or padded",
 			dataBytes, n, max(a.width, 1), shape[1], a.what)
 	}
-	if zf.UncompressedSize64 > zf.CompressedSize64*1100+4096 { // deflate never packs tighter than ~1032:1
-		return 0, fmt.Errorf("claims %d bytes from %d compressed; corrupt", zf.UncompressedSize64, zf.CompressedSize64)
-	}
+	// The sizes come from the archive's directory; a corrupt one could
+	// claim gigabytes. Allocate as the bytes arrive, up to a first chunk.
 	count := n * max(a.width, 1)
+	prealloc := min(count, 1<<20)
 	var put func(uint32)
 	switch a.name {
 	case "X", "Y":
-		v := make([]float32, 0, count)
+		v := make([]float32, 0, prealloc)
 		put = func(w uint32) { v = append(v, math.Float32frombits(w)) }
 		defer func() {
 			if a.name == "X" {
@@ -326,7 +326,7 @@ func npzRead(zf *zip.File, a npzArray, d *Dataset) (int, error) {
 			}
 		}()
 	default:
-		v := make([]int32, 0, count)
+		v := make([]int32, 0, prealloc)
 		put = func(w uint32) { v = append(v, int32(w)) }
 		defer func() { d.Workload = v }()
 	}
