@@ -22,12 +22,22 @@ type TrainConfig struct {
 	ValFraction  float64 // share of rows held out for validation / early stopping
 	Patience     int     // epochs without validation improvement before stopping
 	Seed         int64
+	// Workers is how many goroutines compute the fixed shards of each batch
+	// (0 or more than the shard count = one per shard). The shards'
+	// gradients are summed in shard order whatever Workers is, so the model
+	// is the same for any value; it only bounds the CPUs training uses.
+	Workers int
 	// UnderWeight multiplies the squared error of an output when the model
 	// predicts below the label: under-provisioning a limit costs an OOM kill
 	// or throttling, over-provisioning only costs slack.
 	UnderWeight [model.NumOutputs]float64
 	// OutputWeight scales each output's share of the loss.
 	OutputWeight [model.NumOutputs]float64
+	// Quantile, when in (0,1) for an output, replaces its squared error by
+	// the pinball loss of that quantile: the network then forecasts the
+	// level the label stays under with that probability, a margin that
+	// grows with how unpredictable each container looks (0 = squared error).
+	Quantile [model.NumOutputs]float64
 	// UnderTarget is, per output, the share of validation rows allowed to fall
 	// below what the label promises (mem_limit: the future peak); the last
 	// layer's bias is shifted after quantization to meet it. 0 = no calibration.
@@ -46,7 +56,8 @@ func DefaultTrainConfig() TrainConfig {
 		Seed:         1,
 		UnderWeight:  [model.NumOutputs]float64{2, 4, 2, 8, 1},
 		OutputWeight: [model.NumOutputs]float64{1, 1, 1, 1, 0.05},
-		UnderTarget:  [model.NumOutputs]float64{0, 0.3, 0, 0.05, 0},
+		Quantile:     [model.NumOutputs]float64{0, 0.7, 0, 0.95, 0},
+		UnderTarget:  [model.NumOutputs]float64{0, 0.5, 0, 0.065, 0},
 	}
 }
 
@@ -76,6 +87,9 @@ func (c TrainConfig) withDefaults() TrainConfig {
 	if c.OutputWeight == ([model.NumOutputs]float64{}) {
 		c.OutputWeight = d.OutputWeight
 	}
+	if c.Quantile == ([model.NumOutputs]float64{}) {
+		c.Quantile = d.Quantile
+	}
 	if c.UnderTarget == ([model.NumOutputs]float64{}) {
 		c.UnderTarget = d.UnderTarget
 	}
@@ -93,6 +107,8 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("%w: learning rate %v; want (0, 1]", model.ErrInvalidInput, c.LearningRate)
 	case c.ValFraction < 0 || c.ValFraction >= 0.5 || math.IsNaN(c.ValFraction):
 		return fmt.Errorf("%w: validation fraction %v; want (0, 0.5)", model.ErrInvalidInput, c.ValFraction)
+	case c.Workers < 0:
+		return fmt.Errorf("%w: %d workers; want 0 (one per shard) or more", model.ErrInvalidInput, c.Workers)
 	}
 	return nil
 }
@@ -121,6 +137,7 @@ func (c TrainConfig) Hyper() map[string]string {
 		"under_weight":   arr(c.UnderWeight),
 		"under_target":   arr(c.UnderTarget),
 		"output_weight":  arr(c.OutputWeight),
+		"quantile":       arr(c.Quantile),
 		"max_epochs":     strconv.Itoa(c.Epochs),
 		"initialization": "he-normal",
 	}
@@ -186,6 +203,10 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 		grads[i] = zeroLike(net)
 		wss[i].init(net)
 	}
+	workers := cfg.Workers
+	if workers <= 0 || workers > shards {
+		workers = shards
+	}
 	best, bestLoss, bestEpoch, trainLoss := net.Clone(), math.Inf(1), 0, 0.0
 	epochsRun := 0
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
@@ -197,16 +218,25 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 				return nil, err
 			}
 			batch := trainIdx[b:min(b+cfg.BatchSize, len(trainIdx))]
-			var wg sync.WaitGroup
-			for s := 0; s < shards; s++ {
+			shard := func(s int) {
 				lo, hi := len(batch)*s/shards, len(batch)*(s+1)/shards
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					losses[s] = net.accumulate(d, batch[lo:hi], len(batch), cfg.weights(), &wss[s], grads[s])
-				}()
+				losses[s] = net.accumulate(d, batch[lo:hi], len(batch), cfg.weights(), &wss[s], grads[s])
 			}
-			wg.Wait()
+			if workers == 1 {
+				for s := range shards {
+					shard(s)
+				}
+			} else {
+				var wg sync.WaitGroup
+				for w := range workers {
+					wg.Go(func() {
+						for s := w; s < shards; s += workers {
+							shard(s)
+						}
+					})
+				}
+				wg.Wait()
+			}
 			for s := 1; s < shards; s++ {
 				addInto(grads[0], grads[s])
 			}
@@ -257,13 +287,9 @@ func (m *FloatMLP) accumulate(d *Dataset, idx []int, batch int, lw lossWeights, 
 		out := m.forwardRow(d.X[r*model.NumFeatures:(r+1)*model.NumFeatures], ws)
 		y := d.Y[r*model.NumOutputs : (r+1)*model.NumOutputs]
 		for o, p := range out {
-			e := p - float64(y[o])
-			w := lw.over[o]
-			if e < 0 {
-				w = lw.under[o]
-			}
-			loss += w * e * e
-			dOut[o] = 2 * w * e / float64(batch)
+			l, d := lw.loss(o, p-float64(y[o]))
+			loss += l
+			dOut[o] = d / float64(batch)
 		}
 		m.backwardRow(dOut[:], ws, g)
 	}
@@ -275,15 +301,33 @@ func (m *FloatMLP) accumulate(d *Dataset, idx []int, batch int, lw lossWeights, 
 
 // lossWeights are the squared-error weights per output when the
 // prediction is above (over) or below (under) the label.
-type lossWeights struct{ over, under [model.NumOutputs]float64 }
+type lossWeights struct{ over, under, quantile [model.NumOutputs]float64 }
 
 func (c TrainConfig) weights() lossWeights {
 	var lw lossWeights
 	for o := range lw.over {
 		lw.over[o] = c.OutputWeight[o]
 		lw.under[o] = c.OutputWeight[o] * c.UnderWeight[o]
+		lw.quantile[o] = c.Quantile[o]
 	}
 	return lw
+}
+
+// loss returns output o's loss for the error e = prediction − label, and
+// its derivative with respect to the prediction.
+func (lw *lossWeights) loss(o int, e float64) (float64, float64) {
+	if q := lw.quantile[o]; q > 0 && q < 1 { // pinball, scaled to squared error's size near 0.1
+		const k = 0.2
+		if e < 0 {
+			return -k * q * e * lw.over[o], -k * q * lw.over[o]
+		}
+		return k * (1 - q) * e * lw.over[o], k * (1 - q) * lw.over[o]
+	}
+	w := lw.over[o]
+	if e < 0 {
+		w = lw.under[o]
+	}
+	return w * e * e, 2 * w * e
 }
 
 // lossOn is the mean asymmetric loss of m on n rows.
@@ -291,12 +335,8 @@ func lossOn(m *FloatMLP, x, y []float32, n int, lw lossWeights) float64 {
 	p := m.Forward(x, n)
 	loss := 0.0
 	for i, v := range p {
-		e := float64(v) - float64(y[i])
-		w := lw.over[i%model.NumOutputs]
-		if e < 0 {
-			w = lw.under[i%model.NumOutputs]
-		}
-		loss += w * e * e
+		l, _ := lw.loss(i%model.NumOutputs, float64(v)-float64(y[i]))
+		loss += l
 	}
 	return loss / float64(n)
 }
