@@ -117,7 +117,14 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (s *server, er
 func (s *server) serve(ctx context.Context) error {
 	s.log.Info("listening", "grpc", s.grpcLis.Addr().String(), "http", s.httpLis.Addr().String())
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.grpc.Serve(s.grpcLis) })
+	g.Go(func() error {
+		// ErrServerStopped: the context ended before Serve started, and
+		// shutdown already stopped the server; that is a clean stop too.
+		if err := s.grpc.Serve(s.grpcLis); !errors.Is(err, grpc.ErrServerStopped) {
+			return err
+		}
+		return nil
+	})
 	g.Go(func() error {
 		if err := s.http.Serve(s.httpLis); !errors.Is(err, http.ErrServerClosed) {
 			return err
