@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -40,9 +41,17 @@ func DefaultConfig() Config {
 }
 
 // parseServeFlags fills a Config from args over environment over defaults.
-func parseServeFlags(args []string, getenv func(string) string) (Config, *flag.FlagSet, error) {
+func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer) (Config, *flag.FlagSet, error) {
 	c := DefaultConfig()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	// A malformed environment value is an error, not a silent default.
+	var envErr error
+	bad := func(env, v, want string) {
+		if envErr == nil {
+			envErr = usageError{fmt.Errorf("serve: %s=%q; want %s", env, v, want)}
+		}
+	}
 	str := func(p *string, name, env, usage string) {
 		if v := getenv(env); v != "" {
 			*p = v
@@ -53,6 +62,8 @@ func parseServeFlags(args []string, getenv func(string) string) (Config, *flag.F
 		if v := getenv(env); v != "" {
 			if n, err := strconv.Atoi(v); err == nil {
 				*p = n
+			} else {
+				bad(env, v, "an integer")
 			}
 		}
 		fs.IntVar(p, name, *p, usage+" (env "+env+")")
@@ -66,6 +77,8 @@ func parseServeFlags(args []string, getenv func(string) string) (Config, *flag.F
 	if v := getenv("RECO_SHUTDOWN_TIMEOUT"); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {
 			c.ShutdownTimeout = d
+		} else {
+			bad("RECO_SHUTDOWN_TIMEOUT", v, "a duration such as 15s")
 		}
 	}
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "graceful shutdown budget (env RECO_SHUTDOWN_TIMEOUT)")
@@ -73,17 +86,24 @@ func parseServeFlags(args []string, getenv func(string) string) (Config, *flag.F
 	if v := getenv("RECO_PROBATION"); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {
 			c.Probation = d
+		} else {
+			bad("RECO_PROBATION", v, "a duration such as 2m")
 		}
 	}
 	fs.DurationVar(&c.Probation, "probation", c.Probation, "how long a newly activated version is watched for automatic rollback (env RECO_PROBATION)")
 	if v := getenv("RECO_FAILURE_THRESHOLD"); v != "" {
 		if f, err := strconv.ParseFloat(v, 64); err == nil {
 			c.FailureThreshold = f
+		} else {
+			bad("RECO_FAILURE_THRESHOLD", v, "a number in (0, 1]")
 		}
 	}
 	fs.Float64Var(&c.FailureThreshold, "failure-threshold", c.FailureThreshold, "share of failed calls during probation that triggers an automatic rollback (env RECO_FAILURE_THRESHOLD)")
 	if err := parseFlags(fs, args); err != nil {
 		return c, fs, err
+	}
+	if envErr != nil {
+		return c, fs, envErr
 	}
 	return c, fs, c.validate()
 }

@@ -26,7 +26,7 @@ import (
 // runServe runs the server until ctx ends (SIGINT/SIGTERM), then stops
 // gracefully: in-flight calls finish, and the process exits 0.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, _, err := parseServeFlags(args, os.Getenv)
+	cfg, _, err := parseServeFlags(args, os.Getenv, stderr)
 	if err != nil {
 		return err
 	}

@@ -718,7 +718,7 @@ func TestServeFlags(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 	t.Run("Defaults", func(t *testing.T) {
-		cfg, _, err := parseServeFlags(nil, noEnv)
+		cfg, _, err := parseServeFlags(nil, noEnv, io.Discard)
 		if err != nil || cfg != DefaultConfig() {
 			t.Errorf("parseServeFlags(nil) = %+v, %v; want the defaults %+v", cfg, err, DefaultConfig())
 		}
@@ -734,7 +734,7 @@ func TestServeFlags(t *testing.T) {
 		"RECO_LOG_LEVEL":        "debug",
 	}
 	t.Run("Env", func(t *testing.T) {
-		cfg, _, err := parseServeFlags(nil, env(all))
+		cfg, _, err := parseServeFlags(nil, env(all), io.Discard)
 		want := DefaultConfig()
 		want.GRPCAddr, want.HTTPAddr, want.DataDir = "127.0.0.1:9000", "127.0.0.1:9001", "/var/lib/reco"
 		want.MaxBatch, want.ORTLib, want.IntraOpThreads = 50, "/opt/ort/libonnxruntime.so.1", 2
@@ -744,7 +744,7 @@ func TestServeFlags(t *testing.T) {
 		}
 	})
 	t.Run("FlagsOverEnv", func(t *testing.T) {
-		cfg, _, err := parseServeFlags([]string{"--max-batch", "7", "--grpc-addr", ":1", "--shutdown-timeout", "1m"}, env(all))
+		cfg, _, err := parseServeFlags([]string{"--max-batch", "7", "--grpc-addr", ":1", "--shutdown-timeout", "1m"}, env(all), io.Discard)
 		if err != nil || cfg.MaxBatch != 7 || cfg.GRPCAddr != ":1" || cfg.ShutdownTimeout != time.Minute || cfg.IntraOpThreads != 2 {
 			t.Errorf("parseServeFlags = %+v, %v; want flags to win over the environment, which still sets the rest", cfg, err)
 		}
@@ -766,11 +766,15 @@ func TestServeFlags(t *testing.T) {
 		{"ShutdownTimeoutZero", []string{"--shutdown-timeout", "0s"}, nil, "--shutdown-timeout"},
 		{"UnknownFlag", []string{"--max-batches", "10"}, nil, "max-batches"},
 		{"ExtraArgument", []string{"now"}, nil, `"now"`},
+		{"MaxBatchEnvNotANumber", nil, map[string]string{"RECO_MAX_BATCH": "abc"}, `RECO_MAX_BATCH="abc"`},
+		{"ShutdownTimeoutEnvMalformed", nil, map[string]string{"RECO_SHUTDOWN_TIMEOUT": "soon"}, "RECO_SHUTDOWN_TIMEOUT"},
+		{"ProbationEnvMalformed", nil, map[string]string{"RECO_PROBATION": "10"}, "RECO_PROBATION"},
+		{"FailureThresholdTooHigh", []string{"--failure-threshold", "2"}, nil, "--failure-threshold 2"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			_, _, err := parseServeFlags(tt.args, env(tt.env))
+			_, _, err := parseServeFlags(tt.args, env(tt.env), io.Discard)
 			var u usageError
 			if !errors.As(err, &u) || exitCode(err) != 2 {
 				t.Fatalf("parseServeFlags(%q) = %v; want a usageError (exit code 2)", tt.args, err)
