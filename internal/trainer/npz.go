@@ -42,9 +42,9 @@ const npzExpected = "want an .npz holding X [N,12] float32, Y [N,5] float32 and 
 
 // WriteNPZ writes d to path as an uncompressed .npz (what numpy.savez
 // writes) holding X [N,12] float32, Y [N,5] float32 and workload [N]
-// int32. It writes a temporary file in the same directory and renames it
-// over path, so a failure leaves nothing behind and readers never see half a
-// file. The same Dataset always gives the same bytes. A Dataset whose
+// int32. It creates path's directory if missing, writes a temporary file
+// there and renames it over path, so a failure leaves no file behind and
+// readers never see half a file. The same Dataset always gives the same bytes. A Dataset whose
 // slices do not match N gives an error wrapping model.ErrInvalidData.
 func WriteNPZ(path string, d *Dataset) (err error) {
 	if d == nil || d.N < 1 || len(d.X) != d.N*model.NumFeatures || len(d.Y) != d.N*model.NumOutputs || len(d.Workload) != d.N {
@@ -54,9 +54,13 @@ func WriteNPZ(path string, d *Dataset) (err error) {
 		return fmt.Errorf("%w: write %s: dataset with N=%d has %d X, %d Y and %d workload values; want N ≥ 1 and N×12, N×5, N",
 			model.ErrInvalidData, path, d.N, len(d.X), len(d.Y), len(d.Workload))
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: cannot create a temporary file beside it: %w", path, err)
 	}
 	defer func() {
 		if err != nil {

@@ -308,12 +308,20 @@ func TestReadNPZErrInvalidData(t *testing.T) {
 func TestWriteNPZLeavesNothingOnError(t *testing.T) {
 	t.Parallel()
 	d := npzTestDataset(t, 3)
-	t.Run("NoDirectory", func(t *testing.T) {
-		dir := t.TempDir()
-		if err := trainer.WriteNPZ(filepath.Join(dir, "missing", "d.npz"), d); err == nil {
-			t.Fatal("WriteNPZ into a missing directory succeeded")
+	t.Run("DirectoryIsCreated", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "data", "d.npz")
+		if err := trainer.WriteNPZ(path, d); err != nil {
+			t.Fatal(err)
 		}
-		npzTestEmpty(t, dir, 0)
+		npzTestEmpty(t, filepath.Dir(path), 1)
+	})
+	t.Run("ParentIsAFile", func(t *testing.T) {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, "data"), nil, 0o644)
+		if err := trainer.WriteNPZ(filepath.Join(dir, "data", "d.npz"), d); err == nil {
+			t.Fatal("WriteNPZ under a file succeeded")
+		}
+		npzTestEmpty(t, dir, 1)
 	})
 	t.Run("TargetIsDirectory", func(t *testing.T) {
 		dir := t.TempDir()
