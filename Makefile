@@ -67,7 +67,7 @@ pipeline: build ort
 
 ## default-model: regenerate the model embedded in the binary (deterministic).
 default-model: ort
-	scripts/make-default-model.sh
+	ONNXRUNTIME_LIB=$(ORT_LIB) scripts/make-default-model.sh
 
 bench: build ort
 	scripts/install-tools.sh --bench

@@ -9,7 +9,7 @@ BIN=$ROOT/bin/recommendation-api-bootstrap
 (cd "$ROOT" && go build -tags nodefaultmodel -o "$BIN" ./cmd/recommendation-api)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1798675200} # 2027-01-01T00:00:00Z
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1793491200} # 2026-11-01T00:00:00Z
 cd "$WORK" # relative paths, so the manifest records no temporary directory
 "$BIN" generate-data --samples 100000 --seed 20261127 --output training_data.npz
 "$BIN" train --data training_data.npz --output models --version v1.0.0 --seed 1
