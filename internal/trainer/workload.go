@@ -180,7 +180,7 @@ func (s *genSim) uniforms() (float64, float64) {
 	return float64(x>>32) * scale, float64(uint32(x)) * scale
 }
 
-// genSpikes are bursts at exponential gaps: while one lasts, Level returns
+// genSpikes are bursts at exponential gaps: while one lasts, level returns
 // its amplitude, otherwise 1.
 type genSpikes struct {
 	meanGap        float64 // steps
