@@ -128,7 +128,7 @@ func (c TrainConfig) Hyper() map[string]string {
 	}
 	return map[string]string{
 		"optimizer":      "adam(beta1=0.9,beta2=0.999,eps=1e-8)",
-		"loss":           "asymmetric squared error on normalized outputs",
+		"loss":           "pinball loss for outputs with a quantile in (0,1), else squared error weighted by under_weight below the label; normalized outputs",
 		"batch_size":     strconv.Itoa(c.BatchSize),
 		"learning_rate":  f(c.LearningRate),
 		"lr_decay":       f(c.LRDecay),
