@@ -1,0 +1,174 @@
+package model
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseVersion(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		in   string
+		want Version
+		why  string // substring of the error; "" = OK
+	}{
+		{"v1.0.0", Version{1, 0, 0}, ""},
+		{"v0.10.2", Version{0, 10, 2}, ""},
+		{"v12.3.45", Version{12, 3, 45}, ""},
+		{"1.0.0", Version{}, "missing leading 'v'"},
+		{"v1.0", Version{}, "exactly three"},
+		{"v1.0.0.0", Version{}, "exactly three"},
+		{"v01.0.0", Version{}, "leading zero"},
+		{"v1.0.0-rc1", Version{}, "pre-release"},
+		{"v1.0.0+build", Version{}, "pre-release"},
+		{"v1..0", Version{}, "empty number"},
+		{"v1.x.0", Version{}, "non-digit"},
+		{"v1.-1.0", Version{}, "pre-release"},
+		{"v99999999.0.0", Version{}, "too large"},
+		{"", Version{}, "missing leading 'v'"},
+	} {
+		got, err := ParseVersion(tt.in)
+		if tt.why == "" {
+			if err != nil || got != tt.want {
+				t.Errorf("ParseVersion(%q) = %v, %v; want %v", tt.in, got, err, tt.want)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrInvalidVersion) || !strings.Contains(err.Error(), tt.why) || !strings.Contains(err.Error(), "v{major}.{minor}.{patch}") {
+			t.Errorf("ParseVersion(%q) error = %v; want ErrInvalidVersion saying %q and the accepted form", tt.in, err, tt.why)
+		}
+	}
+}
+
+func FuzzParseVersion(f *testing.F) {
+	for _, s := range []string{"v1.2.3", "v0.0.0", "1.2", "v1.2.3-x", "v007.1.1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := ParseVersion(s)
+		if err != nil {
+			return
+		}
+		if v.String() != s {
+			t.Fatalf("ParseVersion(%q).String() = %q: not a round trip", s, v.String())
+		}
+	})
+}
+
+func TestVersionOrderAndBump(t *testing.T) {
+	t.Parallel()
+	a, b := MustParseVersion("v1.0.9"), MustParseVersion("v1.0.10")
+	if a.Compare(b) != -1 || b.Compare(a) != 1 || a.Compare(a) != 0 {
+		t.Fatalf("semver order wrong for %v and %v", a, b)
+	}
+	for kind, want := range map[string]string{"patch": "v1.0.10", "minor": "v1.1.0", "major": "v2.0.0"} {
+		if got, err := a.Bump(kind); err != nil || got.String() != want {
+			t.Errorf("Bump(%s) = %v, %v; want %s", kind, got, err, want)
+		}
+	}
+	if _, err := a.Bump("huge"); !errors.Is(err, ErrInvalidVersion) {
+		t.Errorf("Bump(huge) error = %v", err)
+	}
+}
+
+func TestSpecRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, s := range append(DefaultFeatures(), DefaultOutputs()...) {
+		if err := s.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range []float64{0, 0.01, 0.25, 0.5, 0.9, 1} {
+			raw := s.Denormalize(x)
+			if back := s.Normalize(raw); math.Abs(back-x) > 1e-9 {
+				t.Errorf("%s: Normalize(Denormalize(%v)) = %v", s.Name, x, back)
+			}
+		}
+		if s.Normalize(s.Max*10+1) != 1 || s.Normalize(s.Min-1) != 0 {
+			t.Errorf("%s: values outside [min,max] are not clipped", s.Name)
+		}
+	}
+	if got := DefaultFeatures()[1].Denormalize(1); math.Abs(got-64) > 1e-9 {
+		t.Errorf("cpu_p95 at 1.0 = %v cores, want 64", got)
+	}
+}
+
+func testManifest(b []byte) *Manifest {
+	return &Manifest{
+		Schema: ManifestSchema, Version: MustParseVersion("v1.2.3"), CreatedAt: time.Unix(0, 0),
+		Model:     ModelFile{File: "predictor_v1.2.3.onnx", SHA256: SHA256Hex(b), SizeBytes: int64(len(b))},
+		Signature: DefaultSignature(), Features: DefaultFeatures(), Outputs: DefaultOutputs(),
+		Golden: Golden{Tolerance: 1e-4, Inputs: [][]float32{make([]float32, NumFeatures)}, Outputs: [][]float32{{0.1, 0.2, 0.3, 0.4, 0.5}}},
+	}
+}
+
+func TestManifestChecks(t *testing.T) {
+	t.Parallel()
+	b := []byte("model bytes")
+	m := testManifest(b)
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.VerifyBytes(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.VerifyBytes([]byte("model bytez")); !errors.Is(err, ErrChecksumMismatch) || !strings.Contains(err.Error(), "v1.2.3") {
+		t.Errorf("VerifyBytes(tampered) = %v; want ErrChecksumMismatch naming the version", err)
+	}
+	if err := m.CheckGolden([]float32{0.1, 0.2, 0.3, 0.4, 0.50005}); err != nil {
+		t.Errorf("CheckGolden within tolerance: %v", err)
+	}
+	if err := m.CheckGolden([]float32{0.1, 0.2, 0.3, 0.4, 0.6}); !errors.Is(err, ErrGoldenMismatch) || !strings.Contains(err.Error(), "confidence") {
+		t.Errorf("CheckGolden off by 0.1 = %v; want ErrGoldenMismatch naming the output", err)
+	}
+	if err := m.CheckGolden([]float32{float32(math.NaN()), 0.2, 0.3, 0.4, 0.5}); !errors.Is(err, ErrGoldenMismatch) {
+		t.Errorf("CheckGolden(NaN) = %v; want ErrGoldenMismatch", err)
+	}
+	for name, mutate := range map[string]func(*Manifest){
+		"schema":   func(m *Manifest) { m.Schema = 9 },
+		"version":  func(m *Manifest) { m.Version = Version{} },
+		"sha256":   func(m *Manifest) { m.Model.SHA256 = "abc" },
+		"features": func(m *Manifest) { m.Features = m.Features[:11] },
+		"golden":   func(m *Manifest) { m.Golden.Inputs = nil },
+		"spec":     func(m *Manifest) { m.Outputs[0].Max = -1 },
+	} {
+		bad := testManifest(b)
+		mutate(bad)
+		if err := bad.Validate(); !errors.Is(err, ErrInvalidModel) {
+			t.Errorf("Validate with bad %s = %v; want ErrInvalidModel", name, err)
+		}
+	}
+	if _, err := ParseManifest([]byte("{not json")); !errors.Is(err, ErrInvalidModel) {
+		t.Errorf("ParseManifest(garbage) = %v", err)
+	}
+}
+
+func TestForwardMatchesHandComputation(t *testing.T) {
+	t.Parallel()
+	// 12 → 1 → 5 with known weights: out = clip(relu(sum(x)*0.5 - 1) * [1..5]*0.1)
+	l1 := DenseLayer{In: 12, Out: 1, Q: make([]int8, 12), Scale: []float32{0.5}, Bias: []float32{-1}, Activation: ActReLU}
+	for i := range l1.Q {
+		l1.Q[i] = 1
+	}
+	l2 := DenseLayer{In: 1, Out: 5, Q: []int8{1, 2, 3, 4, 5}, Scale: []float32{0.1, 0.1, 0.1, 0.1, 0.1}, Bias: make([]float32, 5), Activation: ActClip}
+	m := &QuantizedMLP{Layers: []DenseLayer{l1, l2}}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	x := make([]float32, 24)
+	for i := 12; i < 24; i++ {
+		x[i] = 0.5 // row 1: sum 6 → relu(3-1) = 2
+	}
+	got := m.Forward(x, 2)
+	want := []float32{0, 0, 0, 0, 0, 0.2, 0.4, 0.6, 0.8, 1}
+	for i := range want {
+		if math.Abs(float64(got[i]-want[i])) > 1e-6 {
+			t.Fatalf("Forward = %v, want %v", got, want)
+		}
+	}
+	if m.Params() != 12+1+5+5 {
+		t.Fatalf("Params() = %d", m.Params())
+	}
+}
