@@ -26,4 +26,9 @@ var (
 	ErrNoActiveVersion = errors.New("no active model version")
 	// ErrInvalidData: a training data file is missing, truncated or has wrong shapes.
 	ErrInvalidData = errors.New("invalid training data")
+	// ErrQueueFull: the training job queue holds as many jobs as it may; retry
+	// when one has finished, or cancel one.
+	ErrQueueFull = errors.New("training queue full")
+	// ErrJobNotFound: no training job has that id.
+	ErrJobNotFound = errors.New("training job not found")
 )

@@ -14,7 +14,8 @@ import (
 // codeTable maps each domain sentinel to the one gRPC code it becomes; the
 // gateway turns codes into HTTP statuses with runtime.HTTPStatusFromCode
 // (InvalidArgument and FailedPrecondition 400, NotFound 404, AlreadyExists
-// 409, Unavailable 503, Canceled 499, DeadlineExceeded 504, Internal 500).
+// 409, ResourceExhausted 429, Unavailable 503, Canceled 499, DeadlineExceeded
+// 504, Internal 500).
 // Errors in this table are the caller's to fix or wait out, so their message
 // (which names the value and what is accepted) is returned as is.
 //
@@ -38,6 +39,8 @@ var codeTable = []struct {
 	{model.ErrChecksumMismatch, codes.FailedPrecondition},
 	{model.ErrSignatureMismatch, codes.FailedPrecondition},
 	{model.ErrGoldenMismatch, codes.FailedPrecondition},
+	{model.ErrQueueFull, codes.ResourceExhausted},
+	{model.ErrJobNotFound, codes.NotFound},
 	{context.Canceled, codes.Canceled},
 	{context.DeadlineExceeded, codes.DeadlineExceeded},
 }
