@@ -7,20 +7,37 @@ import (
 	"io"
 	"time"
 
+	"recommendation-api/internal/traces"
 	"recommendation-api/internal/trainer"
 )
 
-// runGenerateData simulates container usage and writes features and labels:
+// runGenerateData simulates container usage, or cuts real usage traces, and
+// writes features and labels:
 //
 //	recommendation-api generate-data --samples 100000 --output data/training_data.npz [--seed N]
+//	recommendation-api generate-data --trace DIR|FILE... [--format generic|bitbrains] [--mix-synthetic N] --output FILE.npz
+//
+// With --trace the samples come from the traces' history and following
+// windows (the generator's window lengths and label definitions, one sample
+// per --trace-stride), plus --mix-synthetic simulated ones; --samples is
+// then ignored.
 func runGenerateData(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("generate-data", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	samples := fs.Int("samples", 100000, "number of containers to simulate (1..10,000,000)")
+	samples := fs.Int("samples", 100000, "number of containers to simulate (1..10,000,000); without --trace")
 	output := fs.String("output", "data/training_data.npz", "where to write the .npz (X [N,12] float32, Y [N,5] float32, workload [N] int32)")
 	seed := fs.Int64("seed", 42, "random seed; the same seed gives the same bytes")
-	if err := parseFlags(fs, args); err != nil {
+	tf := addTraceFlags(fs)
+	mix := fs.Int("mix-synthetic", 0, "with --trace: also simulate this many containers (0..10,000,000) and mix them in")
+	stride := fs.Duration("trace-stride", time.Duration(traces.DefaultTrainStride)*trainer.Step, "with --trace: time between consecutive samples cut from a trace (a multiple of 5m)")
+	if err := parseTraceArgs(fs, tf, args); err != nil {
 		return err
+	}
+	if len(tf.paths) > 0 {
+		return generateFromTraces(ctx, tf, *mix, *stride, *seed, *output, stdout)
+	}
+	if *mix != 0 {
+		return usageError{fmt.Errorf("generate-data: --mix-synthetic needs --trace; use --samples alone for synthetic data")}
 	}
 	if *samples < 1 || *samples > 10_000_000 {
 		return usageError{fmt.Errorf("generate-data: --samples %d; want 1..10000000", *samples)}
@@ -33,14 +50,54 @@ func runGenerateData(ctx context.Context, args []string, stdout, stderr io.Write
 	if err := trainer.WriteNPZ(*output, d); err != nil {
 		return fmt.Errorf("generate-data: %w", err)
 	}
+	fmt.Fprintf(stdout, "wrote %d samples to %s in %s\n", d.N, *output, time.Since(start).Round(time.Millisecond))
+	printWorkloadCounts(stdout, d)
+	return nil
+}
+
+func printWorkloadCounts(stdout io.Writer, d *trainer.Dataset) {
 	counts := make([]int, trainer.NumWorkloads)
 	for _, w := range d.Workload {
 		counts[w]++
 	}
-	fmt.Fprintf(stdout, "wrote %d samples to %s in %s\n", d.N, *output, time.Since(start).Round(time.Millisecond))
 	for i, n := range counts {
 		fmt.Fprintf(stdout, "  %-9s %d\n", trainer.WorkloadNames[i], n)
 	}
+}
+
+// generateFromTraces writes samples cut from traces, mixed with mix
+// simulated ones.
+func generateFromTraces(ctx context.Context, tf *traceFlags, mix int, stride time.Duration, seed int64, output string, stdout io.Writer) error {
+	if mix < 0 || mix > 10_000_000 {
+		return usageError{fmt.Errorf("generate-data: --mix-synthetic %d; want 0..10000000", mix)}
+	}
+	if stride < trainer.Step || stride%trainer.Step != 0 {
+		return usageError{fmt.Errorf("generate-data: --trace-stride %v; want a positive multiple of %v", stride, trainer.Step)}
+	}
+	start := time.Now()
+	series, files, format, err := tf.load("generate-data")
+	if err != nil {
+		return fmt.Errorf("generate-data: %w", err)
+	}
+	d, err := traces.Dataset(series, traces.Windows{Stride: int(stride / trainer.Step)})
+	if err != nil {
+		return fmt.Errorf("generate-data: %w", err)
+	}
+	real := d.N
+	if mix > 0 {
+		syn, err := trainer.Generate(ctx, trainer.GenConfig{Samples: mix, Seed: seed})
+		if err != nil {
+			return fmt.Errorf("generate-data: %w", err)
+		}
+		d = traces.Concat(d, syn)
+	}
+	if err := trainer.WriteNPZ(output, d); err != nil {
+		return fmt.Errorf("generate-data: %w", err)
+	}
+	fmt.Fprintf(stdout, "wrote %d samples to %s in %s: %d from %d containers in %d %s trace files (one per %v), %d simulated\n",
+		d.N, output, time.Since(start).Round(time.Millisecond), real, len(series), len(files), format, stride, mix)
+	fmt.Fprintln(stdout, "workload types (trace samples tagged with the synthetic type they resemble):")
+	printWorkloadCounts(stdout, d)
 	return nil
 }
 

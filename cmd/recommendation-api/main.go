@@ -34,6 +34,7 @@ func commands() []command {
 		{"train", "train, quantize and export a model version", runTrain},
 		{"validate", "check a model file and evaluate it against the VPA baseline", runValidate},
 		{"export", "copy a model and its manifest into a directory, with checksums", runExport},
+		{"evaluate", "replay real usage traces against the model, VPA and KRR; table, JSON and plot", runEvaluate},
 		{"healthcheck", "exit 0 when a running server is ready (for container health checks)", runHealthcheck},
 	}
 }

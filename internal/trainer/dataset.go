@@ -250,22 +250,9 @@ func (g *genWorker) sample(ev *EvalSet, i int, eval bool) error {
 			histMemMax = m
 		}
 	}
-	futCPU, futMem := g.cpu[h:], g.mem[h:]
-	var pc, pm [3]float64
-	g.fs.Percentiles(futCPU, genFuturePercentilesCPU, pc[:])
-	g.fs.Percentiles(futMem, genFuturePercentilesMem, pm[:])
-	cpuP90, cpuP95, cpuP99 := pc[0], pc[1], pc[2]
-	memP90, memP95, memMax := pm[0], pm[1], pm[2]
-
-	conf := math.Exp(-(math.Abs(math.Log(max(cpuP95, genConfCPUFloor)/max(raw.CPUP95, genConfCPUFloor))) +
-		math.Abs(math.Log(max(memMax, genConfMemFloor)/max(histMemMax, genConfMemFloor)))))
-	labels := [model.NumOutputs]float64{
-		max(cpuP90, genMinCPU),
-		max(cpuP99*genLimitHeadroom, genMinCPU),
-		max(memP90, genMinMemLabel),
-		max(memMax*genLimitHeadroom, genMinMemLabel),
-		conf,
-	}
+	futCPU := g.cpu[h:]
+	fu := SummarizeFuture(&g.fs, futCPU, g.mem[h:])
+	labels := Labels(raw, histMemMax, fu)
 	y := ev.Y[i*model.NumOutputs : (i+1)*model.NumOutputs]
 	for j, v := range labels {
 		y[j] = float32(g.specsOut[j].Normalize(v))
@@ -277,7 +264,7 @@ func (g *genWorker) sample(ev *EvalSet, i int, eval bool) error {
 			sorted[j] = float32(v)
 		}
 		slices.Sort(sorted)
-		ev.Future[i] = Outcome{CPUP95: float32(cpuP95), MemP95: float32(memP95), MemMax: float32(memMax), CPUSorted: sorted}
+		ev.Future[i] = Outcome{CPUP95: float32(fu.CPUP95), MemP95: float32(fu.MemP95), MemMax: float32(fu.MemMax), CPUSorted: sorted}
 		ev.VPA[i] = VPA(win)
 	}
 	return nil

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"recommendation-api/internal/defaultmodel"
+	"recommendation-api/internal/model"
+	"recommendation-api/internal/serving"
+	"recommendation-api/internal/traces"
+	"recommendation-api/internal/trainer"
+)
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, " ") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// traceFlags are the flags evaluate and generate-data share for reading traces.
+type traceFlags struct {
+	paths  stringList
+	format *string
+}
+
+func addTraceFlags(fs *flag.FlagSet) *traceFlags {
+	t := &traceFlags{}
+	fs.Var(&t.paths, "trace", "trace files, directories of *.csv[.gz] files or quoted globs: every argument up to the next flag (repeatable)")
+	t.format = fs.String("format", "auto", "trace format: generic (CSV container_id,timestamp,cpu_cores,memory_bytes), bitbrains (GWA-T-12 files as published) or auto (from the first file's header)")
+	return t
+}
+
+// parseTraceArgs parses args, where --trace takes every following argument
+// up to the next flag (what a shell glob after --trace expands to), and
+// positional arguments after the flags are more trace files.
+func parseTraceArgs(fs *flag.FlagSet, t *traceFlags, args []string) error {
+	var expanded []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		expanded = append(expanded, a)
+		if a == "--" {
+			expanded = append(expanded, args[i+1:]...)
+			break
+		}
+		if a != "--trace" && a != "-trace" {
+			continue
+		}
+		// "--trace a b c" becomes "--trace a --trace b --trace c".
+		for n := 0; i+1 < len(args) && !strings.HasPrefix(args[i+1], "-"); n++ {
+			if n > 0 {
+				expanded = append(expanded, a)
+			}
+			i++
+			expanded = append(expanded, args[i])
+		}
+	}
+	if err := fs.Parse(expanded); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return usageError{err}
+	}
+	t.paths = append(t.paths, fs.Args()...)
+	return nil
+}
+
+// load expands the trace paths, resolves the format and reads every file.
+func (t *traceFlags) load(cmd string) ([]*traces.Series, []string, traces.Format, error) {
+	files, err := traces.ExpandPaths(t.paths)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	var f traces.Format
+	if *t.format == "auto" {
+		if f, err = traces.DetectFormat(files[0]); err != nil {
+			return nil, nil, "", err
+		}
+	} else if f, err = traces.ParseFormat(*t.format); err != nil {
+		return nil, nil, "", usageError{fmt.Errorf("%s: --format: %w", cmd, err)}
+	}
+	series, err := traces.Load(files, f, trainer.Step)
+	return series, files, f, err
+}
+
+// runEvaluate replays real usage traces against the model and the VPA, KRR
+// and provisioned baselines:
+//
+//	recommendation-api evaluate --trace DIR|FILE... [--format generic|bitbrains] [--model FILE] [--out report.json] [--plot slack.png]
+func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("evaluate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	tf := addTraceFlags(fs)
+	modelPath := fs.String("model", "", "model file with its manifest beside it (default: the embedded default model)")
+	lib := fs.String("onnxruntime-lib", "", "path to libonnxruntime.so (default: $ONNXRUNTIME_LIB, .tools/lib, system)")
+	out := fs.String("out", "", "write the JSON report here")
+	plotPath := fs.String("plot", "", "write a PNG of slack against OOM and throttling rates per recommender here")
+	perDay := fs.Bool("per-day", false, "include every container-day's recommendations and scores in the JSON report")
+	title := fs.String("title", "", "plot title (default: describes the traces and the model)")
+	if err := parseTraceArgs(fs, tf, args); err != nil {
+		return err
+	}
+	if len(tf.paths) == 0 {
+		return usageError{fmt.Errorf("evaluate: no traces; want --trace FILE|DIR (repeatable)")}
+	}
+	start := time.Now()
+
+	b, m, name, err := evaluateModel(*modelPath)
+	if err != nil {
+		return fmt.Errorf("evaluate: %w", err)
+	}
+	if err := serving.InitRuntime(*lib); err != nil {
+		return fmt.Errorf("evaluate: %w", err)
+	}
+	sess, err := serving.NewSession(b, serving.SessionOptions{})
+	if err != nil {
+		return fmt.Errorf("evaluate: %s: %w", name, err)
+	}
+	defer sess.Close()
+
+	series, files, format, err := tf.load("evaluate")
+	if err != nil {
+		return fmt.Errorf("evaluate: %w", err)
+	}
+	read := time.Since(start)
+	rep, err := traces.Evaluate(ctx, series, traces.Config{
+		Features: m.Features, Outputs: m.Outputs, Predict: sess.Run, Model: name, PerDay: *perDay,
+	})
+	if err != nil {
+		return fmt.Errorf("evaluate: %w", err)
+	}
+	fmt.Fprintf(stdout, "%d %s trace files, %d containers, %d container-days (%d points skipped for gaps, %d repeated rows dropped); model %s\n\n",
+		len(files), format, rep.Series, rep.ContainerDays, rep.Skipped, rep.Repeats, name)
+	if err := rep.WriteTable(stdout); err != nil {
+		return err
+	}
+	if *out != "" {
+		if err := rep.WriteJSON(*out); err != nil {
+			return fmt.Errorf("evaluate: %w", err)
+		}
+		fmt.Fprintf(stdout, "\nwrote %s\n", *out)
+	}
+	if *plotPath != "" {
+		t := *title
+		if t == "" {
+			t = fmt.Sprintf("model %s vs baselines on %d containers, %d container-days (%s traces); dashed: VPA, lower left is better",
+				name, rep.Containers, rep.ContainerDays, format)
+		}
+		if err := rep.WritePNG(*plotPath, t); err != nil {
+			return fmt.Errorf("evaluate: %w", err)
+		}
+		fmt.Fprintf(stdout, "wrote %s\n", *plotPath)
+	}
+	fmt.Fprintf(stdout, "elapsed %s (reading traces %s)\n", time.Since(start).Round(time.Millisecond), read.Round(time.Millisecond))
+	return nil
+}
+
+// evaluateModel reads the model file and its manifest, or the embedded
+// default model when path is empty, and names it for the report.
+func evaluateModel(path string) ([]byte, *model.Manifest, string, error) {
+	if path == "" {
+		b, m, err := defaultmodel.Load()
+		if err != nil {
+			return nil, nil, "", err
+		}
+		return b, m, m.Version.String() + " (embedded default)", nil
+	}
+	b, m, err := trainer.ReadModelFile(path)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return b, m, m.Version.String() + " (" + path + ")", nil
+}

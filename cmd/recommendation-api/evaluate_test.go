@@ -1,0 +1,168 @@
+package main
+
+// Tests of evaluate (trace replay against the model and the baselines) and
+// of generate-data reading traces, through run as main calls it.
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"recommendation-api/internal/traces"
+	"recommendation-api/internal/trainer"
+)
+
+// sharedTraces are a handful of the shared Bitbrains VMs, or a skip.
+func sharedTraces(t *testing.T, names ...int) []string {
+	t.Helper()
+	var out []string
+	for _, n := range names {
+		p := filepath.Join("..", "..", "..", "shared", "data", "bitbrains-rnd-2013-7", fmt.Sprintf("%d.csv.gz", n))
+		if _, err := os.Stat(p); err != nil {
+			t.Skipf("shared Bitbrains data not present: %v", err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// genericTrace writes a generic CSV of two containers over five days: a
+// diurnal CPU load and a steady memory working set.
+func genericTrace(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("container_id,timestamp,cpu_cores,memory_bytes\n")
+	const start = 1709251200 // 2024-03-01T00:00:00Z
+	for i := range 5 * 288 {
+		for c, id := range []string{"web-1", "db-1"} {
+			cpu := 0.5 * float64(c+1) * (1.2 + math.Sin(2*math.Pi*float64(i)/288))
+			mem := float64(int64(c+1)<<30) * (1 + 0.05*math.Sin(float64(i)))
+			fmt.Fprintf(&b, "%s,%d,%.4f,%.0f\n", id, start+300*i, cpu, mem)
+		}
+	}
+	p := filepath.Join(t.TempDir(), "trace.csv")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestEvaluateBitbrains(t *testing.T) {
+	needORT(t)
+	files := sharedTraces(t, 1, 2, 3, 41)
+	dir := t.TempDir()
+	report, png := filepath.Join(dir, "report.json"), filepath.Join(dir, "slack.png")
+	args := append([]string{"evaluate", "--out", report, "--plot", png, "--trace"}, files...)
+	out := mustRun(t, args...)
+	for _, want := range []string{
+		"4 bitbrains trace files, 4 containers", "model v", "(embedded default)",
+		"vpa:", "krr-simple:", "provisioned:", "memory limit slack (relative)", "container-days with an OOM", "elapsed",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	var rep traces.Report
+	b, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Containers != 4 || rep.ContainerDays < 80 || len(rep.Recommenders) != 4 || rep.Recommenders[0].Name != traces.NameModel {
+		t.Errorf("report: %d containers, %d container-days, recommenders %+v; want 4, ≥ 80, model first of 4",
+			rep.Containers, rep.ContainerDays, rep.Recommenders)
+	}
+	if img, err := os.ReadFile(png); err != nil || len(img) < 1000 || string(img[1:4]) != "PNG" {
+		t.Errorf("plot: %d bytes, %v; want a PNG", len(img), err)
+	}
+}
+
+func TestEvaluateGenericWithModelFile(t *testing.T) {
+	needORT(t)
+	trace := genericTrace(t)
+	// A small model trained here, read back with its manifest beside it.
+	dir := t.TempDir()
+	data := filepath.Join(dir, "d.npz")
+	mustRun(t, "generate-data", "--trace", trace, "--mix-synthetic", "2000", "--output", data)
+	mustRun(t, "train", "--data", data, "--output", dir, "--version", "v1.3.0", "--epochs", "2", "--eval-samples", testEvalSamples)
+	out := mustRun(t, "evaluate", "--format", "generic", "--model", filepath.Join(dir, "predictor.onnx"), "--trace", trace)
+	for _, want := range []string{"2 containers, 6 container-days", "model v1.3.0 (", "vpa:", "krr-simple:"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "provisioned:") {
+		t.Errorf("generic traces have no provisioned capacity, yet the output scores it:\n%s", out)
+	}
+}
+
+func TestEvaluateBadInput(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.csv.gz")
+	os.WriteFile(bad, []byte("Timestamp [ms];\tCPU cores;\tCPU capacity provisioned [MHZ];\tCPU usage [MHZ];\tCPU usage [%];\tMemory capacity provisioned [KB];\tMemory usage [KB]\n1372629804;\t2;\t5000;\tlots;\t1;\t1;\t1\n"), 0o644)
+	short := genericTrace(t)
+	for _, c := range []struct {
+		name   string
+		args   []string
+		usage  bool
+		phrase string
+	}{
+		{"NoTrace", []string{"evaluate"}, true, "no traces"},
+		{"UnknownFormat", []string{"evaluate", "--format", "parquet", "--trace", short}, true, "want generic or bitbrains"},
+		{"MissingFile", []string{"evaluate", "--trace", filepath.Join(dir, "nope.csv")}, false, "nope.csv"},
+		{"Malformed", []string{"evaluate", "--trace", bad}, false, bad + ":2: malformed trace: column 4 (CPU usage [MHz]) is \"lots\""},
+		{"WrongFormat", []string{"evaluate", "--format", "bitbrains", "--trace", short}, false, short + ":1:"},
+		{"MissingModel", []string{"evaluate", "--model", filepath.Join(dir, "none.onnx"), "--trace", short}, false, "none.onnx"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := runCmd(t, c.args...)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			var u usageError
+			if errors.As(err, &u) != c.usage {
+				t.Errorf("usage error = %v; want %v (err %v)", !c.usage, c.usage, err)
+			}
+			if !strings.Contains(err.Error(), c.phrase) {
+				t.Errorf("err = %q; want it to say %q", err, c.phrase)
+			}
+		})
+	}
+}
+
+func TestGenerateDataFromTraces(t *testing.T) {
+	trace := genericTrace(t)
+	dir := t.TempDir()
+	only := filepath.Join(dir, "trace.npz")
+	out := mustRun(t, "generate-data", "--trace", trace, "--output", only)
+	d, err := trainer.ReadNPZ(only)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Five days, hourly: 24·(5−3)+1 = 49 samples per container.
+	if d.N != 98 || !strings.Contains(out, "98 from 2 containers") {
+		t.Errorf("%d samples; output:\n%s\nwant 98 from 2 containers", d.N, out)
+	}
+	mixed := filepath.Join(dir, "mixed.npz")
+	mustRun(t, "generate-data", "--trace", trace, "--mix-synthetic", "500", "--trace-stride", "2h", "--output", mixed)
+	if d, err = trainer.ReadNPZ(mixed); err != nil || d.N != 50+500 {
+		t.Errorf("mixed: %v, N = %d; want 25·2 + 500 = 550", err, d.N)
+	}
+	for _, args := range [][]string{
+		{"generate-data", "--mix-synthetic", "5", "--output", mixed},
+		{"generate-data", "--trace", trace, "--trace-stride", "7m", "--output", mixed},
+		{"generate-data", "--trace", trace, "--mix-synthetic", "-1", "--output", mixed},
+	} {
+		var u usageError
+		if _, err := runCmd(t, args...); !errors.As(err, &u) {
+			t.Errorf("%v: err = %v; want a usage error", args, err)
+		}
+	}
+}

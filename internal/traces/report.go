@@ -1,0 +1,86 @@
+package traces
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// WriteTable prints the report: one block per recommender with the mean,
+// median and 90th percentile of each score across container-days, then a
+// one-line-per-recommender comparison of the headline numbers.
+func (r *Report) WriteTable(w io.Writer) error {
+	pct := func(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }
+	cores := func(v float64) string { return fmt.Sprintf("%.3f", v) }
+	gib := func(v float64) string { return fmt.Sprintf("%.2f", v/(1<<30)) }
+	var b strings.Builder
+	for _, s := range r.Recommenders {
+		name := s.Name
+		if s.Name == NameModel && r.Model != "" {
+			name += " " + r.Model
+		}
+		fmt.Fprintf(&b, "%s: %d container-days\n", name, s.ContainerDays)
+		fmt.Fprintf(&b, "  %-38s %8s %8s %8s\n", "", "mean", "p50", "p90")
+		for _, row := range []struct {
+			label string
+			st    Stat
+			f     func(float64) string
+		}{
+			{"memory limit slack (relative)", s.MemLimitSlack, pct},
+			{"memory request slack (relative)", s.MemRequestSlack, pct},
+			{"CPU limit slack (relative)", s.CPULimitSlack, pct},
+			{"CPU request slack (relative)", s.CPURequestSlack, pct},
+			{"memory limit slack (GiB)", s.MemLimitSlackBytes, gib},
+			{"CPU limit slack (cores)", s.CPULimitSlackCores, cores},
+			{"CPU samples above limit (throttling)", s.ThrottleRate, pct},
+			{"CPU samples above request", s.CPURequestShortfall, pct},
+			{"memory samples above request", s.MemRequestShortfall, pct},
+		} {
+			fmt.Fprintf(&b, "  %-38s %8s %8s %8s\n", row.label, row.f(row.st.Mean), row.f(row.st.P50), row.f(row.st.P90))
+		}
+		fmt.Fprintf(&b, "  %-38s %8s (%d)\n", "container-days with an OOM", pct(s.OOMRate), s.OOMDays)
+		fmt.Fprintf(&b, "  %-38s %8s\n\n", "container-days with throttling", pct(s.ThrottledDays))
+	}
+	fmt.Fprintf(&b, "means over %d container-days of %d containers:\n", r.ContainerDays, r.Containers)
+	fmt.Fprintf(&b, "  %-12s %16s %9s %16s %18s\n", "recommender", "mem limit slack", "OOM days", "CPU limit slack", "throttled samples")
+	for _, s := range r.Recommenders {
+		fmt.Fprintf(&b, "  %-12s %16s %9s %16s %18s\n", s.Name, pct(s.MemLimitSlack.Mean), pct(s.OOMRate), pct(s.CPULimitSlack.Mean), pct(s.ThrottleRate.Mean))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteJSON writes the report as indented JSON to path (through a temporary
+// file renamed into place).
+func (r *Report) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	return writeFile(path, append(b, '\n'))
+}
+
+func writeFile(path string, b []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
