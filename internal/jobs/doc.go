@@ -50,9 +50,10 @@
 //
 // Every state and phase change is written to the registry's bbolt file
 // (registry.Store.PutRecord, bucket "jobs", key = the job id) before it is
-// visible to readers. New turns jobs the file holds as QUEUED or RUNNING —
-// the previous process stopped or died with them — into FAILED with an
-// error starting "interrupted:". Registration is one registry transaction,
+// visible to readers. When Run's context ends (the server stops), the
+// running job and the queued ones become FAILED with an error starting
+// "interrupted:"; New does the same to jobs the file holds as QUEUED or
+// RUNNING, which a process that died left behind. Registration is one registry transaction,
 // so a crash never leaves a half-registered version: the version is there
 // with its manifest, or not at all. A crash between registration and
 // activation leaves the version registered and not active, and the job

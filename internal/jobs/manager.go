@@ -90,10 +90,11 @@ type Manager struct {
 	// mu guards jobs, queue, seq and every entry's fields. It is held while
 	// a change is written to the store, so the store sees changes in the
 	// order readers do.
-	mu    sync.Mutex
-	jobs  map[string]*entry
-	queue []*entry // QUEUED jobs, oldest first
-	seq   uint64   // the highest job sequence number used
+	mu      sync.Mutex
+	jobs    map[string]*entry
+	queue   []*entry // QUEUED jobs, oldest first
+	seq     uint64   // the highest job sequence number used
+	stopped bool     // Run has returned: nothing will run any more
 }
 
 // entry is one job and what its readers wait on.
@@ -252,7 +253,8 @@ func (m *Manager) finish(e *entry, state State, msg string) {
 //   - model.ErrInvalidVersion: a malformed version or an unknown bump;
 //   - model.ErrVersionExists: the version is registered, or a queued or
 //     running job will produce it;
-//   - model.ErrQueueFull: Options.QueueSize jobs are already waiting.
+//   - model.ErrQueueFull: Options.QueueSize jobs are already waiting, or
+//     Run has returned (the server is shutting down).
 //
 // Every message names the field and says what is accepted.
 func (m *Manager) Start(req Request) (*Job, error) {
@@ -262,6 +264,9 @@ func (m *Manager) Start(req Request) (*Job, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.stopped {
+		return nil, fmt.Errorf("%w: the server is shutting down; start the job again once it is back", model.ErrQueueFull)
+	}
 	v, err := m.versionFor(req)
 	if err != nil {
 		return nil, err
@@ -427,9 +432,11 @@ func (m *Manager) Watch(ctx context.Context, id string, send func(Event) error) 
 
 // Run runs queued jobs one at a time until ctx ends. When ctx ends during
 // a job, the job stops (it is FAILED with InterruptedRunning unless it had
-// already registered its version, in which case it finishes); jobs still
-// queued stay QUEUED until the next New marks them interrupted. Run must be
-// called once.
+// already registered its version, in which case it finishes). Before Run
+// returns, the jobs still queued become FAILED with InterruptedQueued, so
+// every Watch ends (a gRPC graceful stop waits for open WatchJob streams),
+// and later Starts are refused with model.ErrQueueFull. Run must be called
+// once; cancel its ctx and wait for it to return before closing the store.
 func (m *Manager) Run(ctx context.Context) {
 	if !m.running.CompareAndSwap(false, true) {
 		m.log.Error("jobs: Run called twice; the second call does nothing")
@@ -438,6 +445,7 @@ func (m *Manager) Run(ctx context.Context) {
 	for {
 		e, jctx, cancel := m.next(ctx)
 		if e == nil {
+			m.stop()
 			return
 		}
 		err := m.execute(jctx, e)
@@ -459,6 +467,18 @@ func (m *Manager) Run(ctx context.Context) {
 		m.log.Info("training job finished", "job", j.ID, "state", j.State, "version", j.Version,
 			"registered", j.Registered, "elapsed", j.Progress.Elapsed, "err", j.Error)
 	}
+}
+
+// stop fails the queued jobs and refuses new ones.
+func (m *Manager) stop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.stopped = true
+	for _, e := range m.queue {
+		m.finish(e, StateFailed, InterruptedQueued)
+		m.log.Warn("training job interrupted before it started: the server is stopping", "job", e.job.ID)
+	}
+	m.queue = nil
 }
 
 // next waits for a queued job and marks it RUNNING, returning it with its

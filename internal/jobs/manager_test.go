@@ -394,8 +394,11 @@ func TestStopAndRestart(t *testing.T) {
 		if got.State != jobs.StateFailed || got.Error != jobs.InterruptedRunning || got.Registered {
 			t.Errorf("job stopped by shutdown: %s %q registered %v", got.State, got.Error, got.Registered)
 		}
-		if q, _ := m.Get(queued.ID); q.State != jobs.StateQueued {
-			t.Errorf("job queued at shutdown is %s; want QUEUED until the next start", q.State)
+		if q, _ := m.Get(queued.ID); q.State != jobs.StateFailed || q.Error != jobs.InterruptedQueued {
+			t.Errorf("job queued at shutdown: %s %q; want FAILED %q", q.State, q.Error, jobs.InterruptedQueued)
+		}
+		if _, err := m.Start(small(jobs.PolicyNever)); !errors.Is(err, model.ErrQueueFull) || !strings.Contains(err.Error(), "shutting down") {
+			t.Errorf("Start after Run returned = %v; want ErrQueueFull saying the server is shutting down", err)
 		}
 		if got := f.versions(t); !slices.Equal(got, []string{"v1.0.0"}) {
 			t.Errorf("registry %v", got)
@@ -404,16 +407,20 @@ func TestStopAndRestart(t *testing.T) {
 	})
 
 	t.Run("CrashedRunningJob", func(t *testing.T) {
-		// As a crash leaves it: a job recorded RUNNING in the file.
+		// As a crash leaves them: jobs recorded RUNNING and QUEUED in the file.
 		f := open(t, path)
 		crashed := jobs.Job{ID: "job-00000007", State: jobs.StateRunning, Params: small(jobs.PolicyAlways),
 			Version: model.MustParseVersion("v1.0.5"), Progress: jobs.Progress{Phase: jobs.PhaseTraining, Epoch: 2, Epochs: 3}}
-		b, err := json.Marshal(crashed)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := f.store.PutRecord(jobs.Bucket, crashed.ID, b); err != nil {
-			t.Fatal(err)
+		waiting := jobs.Job{ID: "job-00000006", State: jobs.StateQueued, Params: small(jobs.PolicyAlways),
+			Version: model.MustParseVersion("v1.0.6"), Progress: jobs.Progress{Phase: jobs.PhaseQueued}}
+		for _, j := range []jobs.Job{crashed, waiting} {
+			b, err := json.Marshal(j)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.store.PutRecord(jobs.Bucket, j.ID, b); err != nil {
+				t.Fatal(err)
+			}
 		}
 		before := f.versions(t)
 
@@ -422,16 +429,18 @@ func TestStopAndRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(list) != 3 || list[0].ID != crashed.ID {
-			t.Fatalf("List after restart: %d jobs, first %s; want 3, newest first", len(list), list[0].ID)
+		if len(list) != 4 || list[0].ID != crashed.ID || list[1].ID != waiting.ID {
+			t.Fatalf("List after restart: %d jobs, first %s; want 4, newest first", len(list), list[0].ID)
 		}
 		for _, j := range list {
 			if j.State != jobs.StateFailed || !strings.HasPrefix(j.Error, "interrupted: ") || j.FinishedAt.IsZero() || j.Progress.Phase != jobs.PhaseDone {
 				t.Errorf("%s after restart: %s %q", j.ID, j.State, j.Error)
 			}
 		}
-		if list[0].Error != jobs.InterruptedRunning || list[1].Error != jobs.InterruptedQueued {
-			t.Errorf("errors %q, %q; want %q and %q", list[0].Error, list[1].Error, jobs.InterruptedRunning, jobs.InterruptedQueued)
+		for i, want := range []string{jobs.InterruptedRunning, jobs.InterruptedQueued, jobs.InterruptedQueued, jobs.InterruptedRunning} {
+			if list[i].Error != want {
+				t.Errorf("%s: error %q; want %q", list[i].ID, list[i].Error, want)
+			}
 		}
 		rec, err := f.store.GetRecord(jobs.Bucket, crashed.ID)
 		if err != nil {
