@@ -22,6 +22,8 @@ type Config struct {
 	ShutdownTimeout  time.Duration // graceful stop budget before forcing
 	Probation        time.Duration // how long a newly activated version is watched
 	FailureThreshold float64       // failure share during probation that rolls back
+	JobQueue         int           // training jobs waiting beyond the running one
+	TrainWorkers     int           // goroutines a training job uses (1 leaves a core to Predict)
 	LogLevel         string        // debug, info, warn, error
 }
 
@@ -36,6 +38,8 @@ func DefaultConfig() Config {
 		ShutdownTimeout:  15 * time.Second,
 		Probation:        2 * time.Minute,
 		FailureThreshold: 0.05,
+		JobQueue:         4,
+		TrainWorkers:     1,
 		LogLevel:         "info",
 	}
 }
@@ -74,6 +78,8 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	integer(&c.MaxBatch, "max-batch", "RECO_MAX_BATCH", "largest number of instances in one Predict call")
 	str(&c.ORTLib, "onnxruntime-lib", "ONNXRUNTIME_LIB", "path to libonnxruntime.so.1")
 	integer(&c.IntraOpThreads, "intra-op-threads", "RECO_INTRA_OP_THREADS", "ONNX Runtime intra-op threads per session")
+	integer(&c.JobQueue, "job-queue", "RECO_JOB_QUEUE", "training jobs that may wait behind the running one")
+	integer(&c.TrainWorkers, "train-workers", "RECO_TRAIN_WORKERS", "goroutines one training job uses (1 leaves a core to Predict on 2 cores)")
 	if v := getenv("RECO_SHUTDOWN_TIMEOUT"); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {
 			c.ShutdownTimeout = d
@@ -114,6 +120,10 @@ func (c Config) validate() error {
 		return usageError{fmt.Errorf("serve: --max-batch %d; want 1..100000", c.MaxBatch)}
 	case c.IntraOpThreads < 1 || c.IntraOpThreads > 64:
 		return usageError{fmt.Errorf("serve: --intra-op-threads %d; want 1..64", c.IntraOpThreads)}
+	case c.JobQueue < 1 || c.JobQueue > 100:
+		return usageError{fmt.Errorf("serve: --job-queue %d; want 1..100", c.JobQueue)}
+	case c.TrainWorkers < 1 || c.TrainWorkers > 64:
+		return usageError{fmt.Errorf("serve: --train-workers %d; want 1..64", c.TrainWorkers)}
 	case c.Probation <= 0:
 		return usageError{fmt.Errorf("serve: --probation must be positive")}
 	case !(c.FailureThreshold > 0 && c.FailureThreshold <= 1):

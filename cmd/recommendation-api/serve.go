@@ -17,6 +17,7 @@ import (
 
 	recommendationv1 "recommendation-api/api/proto/recommendation/v1"
 	"recommendation-api/internal/defaultmodel"
+	"recommendation-api/internal/jobs"
 	"recommendation-api/internal/registry"
 	"recommendation-api/internal/rollback"
 	"recommendation-api/internal/serving"
@@ -53,6 +54,9 @@ type server struct {
 	models   *serving.Manager
 	store    *registry.Store
 	releases *rollback.Controller
+	jobs     *jobs.Manager
+	stopJobs context.CancelFunc
+	jobsDone chan struct{} // closed when the training worker has returned
 	health   *transport.Health
 	grpc     *grpc.Server
 	grpcLis  net.Listener
@@ -94,6 +98,10 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (s *server, er
 	s.releases = rollback.New(s.store, s.models, rollback.Options{
 		Probation: cfg.Probation, FailureThreshold: cfg.FailureThreshold, Log: log})
 	recommendationv1.RegisterModelRegistryServiceServer(s.grpc, transport.NewRegistryServer(s.releases, log))
+	if s.jobs, err = jobs.New(s.store, s.releases, jobs.Options{QueueSize: cfg.JobQueue, Workers: cfg.TrainWorkers, Log: log}); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	recommendationv1.RegisterTrainingServiceServer(s.grpc, transport.NewTrainingServer(s.jobs, log))
 
 	gwCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopGate = cancel
@@ -116,6 +124,9 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (s *server, er
 // cfg.ShutdownTimeout, forcing the stop after that.
 func (s *server) serve(ctx context.Context) error {
 	s.log.Info("listening", "grpc", s.grpcLis.Addr().String(), "http", s.httpLis.Addr().String())
+	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopJobs, s.jobsDone = stopJobs, make(chan struct{})
+	go func() { defer close(s.jobsDone); s.jobs.Run(jobsCtx) }()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		// ErrServerStopped: the context ended before Serve started, and
@@ -146,6 +157,10 @@ func (s *server) serve(ctx context.Context) error {
 func (s *server) shutdown() {
 	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
 	s.health.Shutdown()
+	if s.stopJobs != nil {
+		s.stopJobs() // running and queued jobs end FAILED "interrupted"; WatchJob streams close
+		<-s.jobsDone // the worker writes to the store that close() closes
+	}
 	deadline, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
 	_ = s.http.Shutdown(deadline) // REST first: its calls go through gRPC

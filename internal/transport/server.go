@@ -195,6 +195,9 @@ func NewGateway(ctx context.Context, grpcAddr string, opts GatewayOptions) (http
 	if err := recommendationv1.RegisterModelRegistryServiceHandlerClient(ctx, gw, recommendationv1.NewModelRegistryServiceClient(conn)); err != nil {
 		return nil, fmt.Errorf("transport: register registry routes: %w", err)
 	}
+	if err := recommendationv1.RegisterTrainingServiceHandlerClient(ctx, gw, recommendationv1.NewTrainingServiceClient(conn)); err != nil {
+		return nil, fmt.Errorf("transport: register training routes: %w", err)
+	}
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

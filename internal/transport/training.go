@@ -7,9 +7,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -49,30 +47,6 @@ func NewTrainingServer(j Jobs, log *slog.Logger) *TrainingServer {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &TrainingServer{jobs: j, log: log}
-}
-
-// TrainingRoutes returns a gateway option that adds TrainingService's REST
-// routes (http.yaml) to the mux NewGateway builds. They call the gRPC server
-// at grpcAddr (a loopback address, dialed without TLS) over a connection of
-// their own, closed when ctx ends:
-//
-//	routes, err := transport.TrainingRoutes(ctx, addr)
-//	...
-//	gw, err := transport.NewGateway(ctx, addr, transport.GatewayOptions{Models: models, MuxOptions: []runtime.ServeMuxOption{routes}})
-func TrainingRoutes(ctx context.Context, grpcAddr string) (runtime.ServeMuxOption, error) {
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		return nil, fmt.Errorf("transport: training gateway client for %s: %w", grpcAddr, err)
-	}
-	go func() {
-		<-ctx.Done()
-		_ = conn.Close()
-	}()
-	client := recommendationv1.NewTrainingServiceClient(conn)
-	return func(mux *runtime.ServeMux) {
-		// Always nil: it only registers handlers.
-		_ = recommendationv1.RegisterTrainingServiceHandlerClient(ctx, mux, client)
-	}, nil
 }
 
 // StartTraining queues a job and returns it (QUEUED). An empty actor is

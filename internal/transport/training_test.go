@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -37,7 +36,7 @@ import (
 // registry in t.TempDir(), ONNX Runtime sessions, the release controller
 // serving the embedded default model (v1.0.0), a jobs.Manager, the
 // TrainingServer on a gRPC server over loopback TCP and the real gateway
-// (with TrainingRoutes) in front of it.
+// in front of it.
 type trainEnv struct {
 	jobs   *jobs.Manager
 	ctl    *rollback.Controller
@@ -88,12 +87,8 @@ func newTrainEnv(t *testing.T, opts jobs.Options, run bool) *trainEnv {
 		t.Fatal(err)
 	}
 	e.client = recommendationv1.NewTrainingServiceClient(conn)
-	routes, err := transport.TrainingRoutes(ctx, lis.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
 	gw, err := transport.NewGateway(ctx, lis.Addr().String(), transport.GatewayOptions{
-		Models: trainModels{models}, Log: log, MuxOptions: []runtime.ServeMuxOption{routes},
+		Models: trainModels{models}, Log: log,
 	})
 	if err != nil {
 		t.Fatal(err)
