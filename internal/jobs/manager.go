@@ -202,8 +202,8 @@ func (m *Manager) put(j *Job) error {
 // it to the store (a failure is logged: the job goes on in memory). Callers
 // hold mu.
 func (m *Manager) change(e *entry, persist bool, f func(*Job)) {
-	now := m.now()
 	f(&e.job)
+	now := m.now() // after f, which may set StartedAt: elapsed is never negative
 	if e.job.State == StateRunning && !e.job.StartedAt.IsZero() {
 		e.job.Progress.Elapsed = now.Sub(e.job.StartedAt)
 	}
