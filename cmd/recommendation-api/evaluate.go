@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -108,7 +109,7 @@ func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	start := time.Now()
 
-	b, m, name, err := evaluateModel(*modelPath)
+	b, m, name, short, err := evaluateModel(*modelPath)
 	if err != nil {
 		return fmt.Errorf("evaluate: %w", err)
 	}
@@ -146,8 +147,8 @@ func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *plotPath != "" {
 		t := *title
 		if t == "" {
-			t = fmt.Sprintf("model %s vs baselines on %d containers, %d container-days (%s traces); dashed: VPA, lower left is better",
-				name, rep.Containers, rep.ContainerDays, format)
+			t = fmt.Sprintf("model %s vs baselines: %d containers, %d container-days of %s traces\ndashed lines through VPA; lower left is better",
+				short, rep.Containers, rep.ContainerDays, format)
 		}
 		if err := rep.WritePNG(*plotPath, t); err != nil {
 			return fmt.Errorf("evaluate: %w", err)
@@ -159,18 +160,19 @@ func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 // evaluateModel reads the model file and its manifest, or the embedded
-// default model when path is empty, and names it for the report.
-func evaluateModel(path string) ([]byte, *model.Manifest, string, error) {
+// default model when path is empty, and names it for the report (in full,
+// and short for a plot title).
+func evaluateModel(path string) (b []byte, m *model.Manifest, name, short string, err error) {
 	if path == "" {
-		b, m, err := defaultmodel.Load()
-		if err != nil {
-			return nil, nil, "", err
+		if b, m, err = defaultmodel.Load(); err != nil {
+			return nil, nil, "", "", err
 		}
-		return b, m, m.Version.String() + " (embedded default)", nil
+		name = m.Version.String() + " (embedded default)"
+		return b, m, name, name, nil
 	}
-	b, m, err := trainer.ReadModelFile(path)
-	if err != nil {
-		return nil, nil, "", err
+	if b, m, err = trainer.ReadModelFile(path); err != nil {
+		return nil, nil, "", "", err
 	}
-	return b, m, m.Version.String() + " (" + path + ")", nil
+	rel := filepath.Join(filepath.Base(filepath.Dir(path)), filepath.Base(path))
+	return b, m, m.Version.String() + " (" + path + ")", m.Version.String() + " (" + rel + ")", nil
 }

@@ -48,7 +48,57 @@ type Report struct {
 	Skipped       int       `json:"skipped_points"` // points whose windows had missing samples
 	Repeats       int       `json:"repeated_rows_dropped"`
 	Recommenders  []Summary `json:"recommenders"`
-	Days          []Day     `json:"days,omitempty"`
+	// ModelAtVPAOOM is the model with its memory limits scaled to VPA's OOM
+	// rate: how much slack the model's ranking of containers saves at the
+	// same risk. Nil without a model.
+	ModelAtVPAOOM *Matched `json:"model_at_vpa_oom_rate,omitempty"`
+	Days          []Day    `json:"days,omitempty"`
+}
+
+// Matched is a recommender's memory limits multiplied by Factor, the
+// smallest factor at which its share of container-days with an OOM is no
+// higher than OOMRate, and the slack it then leaves.
+type Matched struct {
+	Factor        float64 `json:"factor"`
+	OOMRate       float64 `json:"oom_rate"`
+	MemLimitSlack Stat    `json:"mem_limit_slack"`
+}
+
+// matchOOM scales limits by the smallest factor that keeps the share of
+// futures whose peak exceeds the scaled limit at or below rate.
+func matchOOM(limits []float64, futs []Future, rate float64) *Matched {
+	n := len(limits)
+	need := make([]float64, n) // the factor each day needs to avoid its OOM
+	for i, l := range limits {
+		need[i] = futs[i].MemMax / l
+		if !(l > 0) {
+			need[i] = math.Inf(1)
+		}
+	}
+	sorted := slices.Clone(need)
+	slices.Sort(sorted)
+	allowed := int(math.Floor(rate*float64(n) + 1e-9))
+	if allowed >= n {
+		return &Matched{OOMRate: 1}
+	}
+	// The day needing exactly k must not OOM at l·k: l·(peak/l) can round
+	// below the peak, so k gets a relative nudge far below any measurement.
+	k := sorted[n-allowed-1] * (1 + 1e-9)
+	if math.IsInf(k, 1) {
+		return nil
+	}
+	m := &Matched{Factor: k}
+	slack := make([]float64, n)
+	ooms := 0
+	for i, l := range limits {
+		slack[i] = relSlack(l*k, futs[i].MemP95)
+		if !(futs[i].MemMax <= l*k) {
+			ooms++
+		}
+	}
+	m.OOMRate = float64(ooms) / float64(n)
+	m.MemLimitSlack = newStat(slack)
+	return m
 }
 
 // Day is one container-day of a report with Config.PerDay.
@@ -193,8 +243,10 @@ func Evaluate(ctx context.Context, series []*Series, cfg Config) (*Report, error
 	if cfg.PerDay {
 		rep.Days = make([]Day, len(pts))
 	}
+	futs := make([]Future, len(pts))
 	for i, p := range pts {
 		f := NewFuture(p.FutureCPU, p.FutureMem)
+		futs[i] = f
 		if cfg.PerDay {
 			rep.Days[i] = Day{Container: p.Series.ID, End: p.History.End, CPUP95: f.CPUP95, MemP95: f.MemP95, MemMax: f.MemMax, Recs: map[string]Rated{}}
 		}
@@ -208,6 +260,13 @@ func Evaluate(ctx context.Context, series []*Series, cfg Config) (*Report, error
 	}
 	for _, n := range names {
 		rep.Recommenders = append(rep.Recommenders, Summarize(n, scores[n]))
+	}
+	if cfg.Predict != nil {
+		limits := make([]float64, len(pts))
+		for i, r := range recs[NameModel] {
+			limits[i] = r.MemLimit
+		}
+		rep.ModelAtVPAOOM = matchOOM(limits, futs, rep.Summary(NameVPA).OOMRate)
 	}
 	return rep, nil
 }

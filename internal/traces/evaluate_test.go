@@ -204,6 +204,10 @@ func TestEvaluate(t *testing.T) {
 	if v := rep.Summary(traces.NameVPA); v.MemLimitSlack.Mean <= 0 || v.MemLimitSlack.Mean >= 1 {
 		t.Errorf("VPA memory limit slack %v; want within (0,1)", v.MemLimitSlack.Mean)
 	}
+	// Scaled to VPA's OOM rate, the model has no more OOM days than VPA.
+	if m, v := rep.ModelAtVPAOOM, rep.Summary(traces.NameVPA); m == nil || m.OOMRate > v.OOMRate || !(m.Factor > 0) {
+		t.Errorf("model at VPA's OOM rate: %+v; want a positive factor and at most VPA's %v", m, v.OOMRate)
+	}
 	var sb strings.Builder
 	if err := rep.WriteTable(&sb); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -51,7 +52,7 @@ func (r *Report) PlotPNG(title string) ([]byte, error) {
 	head.Title.Text = title
 	head.Title.TextStyle.Font.Size = vg.Points(15)
 	head.HideAxes()
-	titleH := vg.Points(34)
+	titleH := vg.Points(24 + 18*float64(strings.Count(title, "\n")))
 	head.Draw(draw.Crop(dc, 0, 0, height-titleH, 0))
 	body := draw.Crop(dc, 0, 0, 0, -titleH)
 	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Points(30), PadLeft: vg.Points(8), PadRight: vg.Points(14), PadBottom: vg.Points(6), PadTop: vg.Points(4)}

@@ -192,21 +192,22 @@ func (l *lineReader) errorf(line int, format string, args ...any) error {
 }
 
 // splitFields splits a row at sep and trims spaces and tabs around fields.
-func splitFields(line []byte, sep byte, dst []string) []string {
+// The fields alias line.
+func splitFields(line []byte, sep byte, dst [][]byte) [][]byte {
 	dst = dst[:0]
 	for {
 		i := bytes.IndexByte(line, sep)
 		if i < 0 {
-			return append(dst, strings.TrimSpace(string(line)))
+			return append(dst, bytes.TrimSpace(line))
 		}
-		dst = append(dst, strings.TrimSpace(string(line[:i])))
+		dst = append(dst, bytes.TrimSpace(line[:i]))
 		line = line[i+1:]
 	}
 }
 
 // number parses a finite number ≥ 0.
-func number(s string) (float64, bool) {
-	v, err := strconv.ParseFloat(s, 64)
+func number(s []byte) (float64, bool) {
+	v, err := strconv.ParseFloat(string(s), 64)
 	if err != nil || !(v >= 0) || math.IsInf(v, 1) {
 		return 0, false
 	}
@@ -255,9 +256,8 @@ func readBitbrains(l *lineReader, id string) (Container, error) {
 	if !ok {
 		return c, l.errorf(1, "empty file; want the GWA-T-12 header line \"Timestamp [ms];\\tCPU cores;...\" and rows")
 	}
-	var fields []string
-	fields = splitFields(head, ';', fields)
-	if !strings.HasPrefix(strings.ToLower(strings.TrimPrefix(fields[0], "\ufeff")), "timestamp") || len(fields) < bbMinFields {
+	fields := splitFields(head, ';', nil)
+	if !bytes.HasPrefix(bytes.ToLower(bytes.TrimPrefix(fields[0], []byte("\ufeff"))), []byte("timestamp")) || len(fields) < bbMinFields {
 		return c, l.errorf(1, "header %q; want the GWA-T-12 header: Timestamp [ms]; CPU cores; CPU capacity provisioned [MHZ]; CPU usage [MHZ]; CPU usage [%%]; Memory capacity provisioned [KB]; Memory usage [KB]; ...",
 			truncate(string(head)))
 	}
@@ -281,7 +281,7 @@ func readBitbrains(l *lineReader, id string) (Container, error) {
 		for _, col := range [...]int{bbTimestamp, bbCores, bbCapMHz, bbUsageMHz, bbMemCapKB, bbMemKB} {
 			x, ok := number(fields[col])
 			if !ok {
-				return c, l.errorf(l.line, "column %d (%s) is %q; want a finite number ≥ 0", col+1, bitbrainsColumn[col], truncate(fields[col]))
+				return c, l.errorf(l.line, "column %d (%s) is %q; want a finite number ≥ 0", col+1, bitbrainsColumn[col], truncate(string(fields[col])))
 			}
 			v[col] = x
 		}
@@ -323,7 +323,7 @@ func readGeneric(l *lineReader) ([]Container, error) {
 	exact := true
 	byID := map[string]int{}
 	var out []Container
-	var fields []string
+	var fields [][]byte
 	first := true
 	for {
 		line, ok, err := l.next()
@@ -351,32 +351,32 @@ func readGeneric(l *lineReader) ([]Container, error) {
 		if len(fields) < width || (exact && len(fields) != width) {
 			return nil, l.errorf(l.line, "%d fields; want %d: container_id,timestamp,cpu_cores,memory_bytes", len(fields), width)
 		}
-		id := fields[col[0]]
-		if id == "" {
+		idb := fields[col[0]]
+		if len(idb) == 0 {
 			return nil, l.errorf(l.line, "empty container_id; want a name for the container")
 		}
-		ms, err := parseTimestamp(fields[col[1]])
+		ms, err := parseTimestamp(string(fields[col[1]]))
 		if err != nil {
-			return nil, l.errorf(l.line, "timestamp %q: %v", truncate(fields[col[1]]), err)
+			return nil, l.errorf(l.line, "timestamp %q: %v", truncate(string(fields[col[1]])), err)
 		}
 		s := Sample{UnixMilli: ms}
 		for k, p := range [2]*float64{&s.CPU, &s.Mem} {
 			f := fields[col[2+k]]
-			if f == "" {
+			if len(f) == 0 {
 				*p = math.NaN()
 				continue
 			}
 			v, ok := number(f)
 			if !ok {
-				return nil, l.errorf(l.line, "%s is %q; want a finite number ≥ 0 (or empty for no sample)", genericColumns[2+k], truncate(f))
+				return nil, l.errorf(l.line, "%s is %q; want a finite number ≥ 0 (or empty for no sample)", genericColumns[2+k], truncate(string(f)))
 			}
 			*p = v
 		}
-		i, seen := byID[id]
+		i, seen := byID[string(idb)]
 		if !seen {
 			i = len(out)
-			byID[id] = i
-			out = append(out, Container{ID: id, File: l.file})
+			byID[string(idb)] = i
+			out = append(out, Container{ID: string(idb), File: l.file})
 		}
 		out[i].Samples = append(out[i].Samples, s)
 	}
@@ -391,21 +391,23 @@ func readGeneric(l *lineReader) ([]Container, error) {
 
 // isGenericHeader reports whether a first row names columns rather than
 // holding data: its fields include "timestamp".
-func isGenericHeader(fields []string) bool {
+func isGenericHeader(fields [][]byte) bool {
 	for _, f := range fields {
-		if strings.EqualFold(strings.TrimPrefix(f, "\ufeff"), "timestamp") {
+		if strings.EqualFold(strings.TrimPrefix(string(f), "\ufeff"), "timestamp") {
 			return true
 		}
 	}
 	return false
 }
 
-func genericHeader(fields []string) (col [4]int, width int, err error) {
+func genericHeader(fields [][]byte) (col [4]int, width int, err error) {
 	for k := range col {
 		col[k] = -1
 	}
-	for i, f := range fields {
-		f = strings.ToLower(strings.TrimPrefix(f, "\ufeff"))
+	names := make([]string, len(fields))
+	for i, fb := range fields {
+		names[i] = string(fb)
+		f := strings.ToLower(strings.TrimPrefix(names[i], "\ufeff"))
 		for k, name := range genericColumns {
 			if f == name {
 				if col[k] >= 0 {
@@ -417,7 +419,7 @@ func genericHeader(fields []string) (col [4]int, width int, err error) {
 	}
 	for k, name := range genericColumns {
 		if col[k] < 0 {
-			return col, 0, fmt.Errorf("header %q has no column %s; want container_id,timestamp,cpu_cores,memory_bytes", truncate(strings.Join(fields, ",")), name)
+			return col, 0, fmt.Errorf("header %q has no column %s; want container_id,timestamp,cpu_cores,memory_bytes", truncate(strings.Join(names, ",")), name)
 		}
 		width = max(width, col[k]+1)
 	}

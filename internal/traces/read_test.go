@@ -262,6 +262,29 @@ func TestReadGeneric(t *testing.T) {
 	}
 }
 
+// TestReadGenericPrometheusExport reads the CSV docs/evaluation.md builds
+// from two Prometheus range queries: CPU rows, then memory rows.
+func TestReadGenericPrometheusExport(t *testing.T) {
+	t.Parallel()
+	const csv = `container_id,timestamp,cpu_cores,memory_bytes
+shop/web-7d9f-abc/web,1700000000,0.25,
+shop/web-7d9f-abc/web,1700000300,0.5,
+shop/web-7d9f-abc/web,1700000000,,104857600
+shop/web-7d9f-abc/web,1700000300,,110000000
+`
+	cs, err := traces.Read(strings.NewReader(csv), "trace.csv", traces.Generic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := traces.Resample(cs[0], 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.CPU) != 2 || s.CPU[1] != 0.5 || s.Mem[0] != 104857600 || s.Repeats != 0 || s.Missing != 0 {
+		t.Errorf("CPU %v, memory %v, %d repeats, %d missing; want both series complete on 2 steps", s.CPU, s.Mem, s.Repeats, s.Missing)
+	}
+}
+
 func TestParseFormat(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]traces.Format{"generic": traces.Generic, "Bitbrains": traces.Bitbrains} {

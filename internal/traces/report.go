@@ -49,6 +49,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 	for _, s := range r.Recommenders {
 		fmt.Fprintf(&b, "  %-12s %16s %9s %16s %18s\n", s.Name, pct(s.MemLimitSlack.Mean), pct(s.OOMRate), pct(s.CPULimitSlack.Mean), pct(s.ThrottleRate.Mean))
 	}
+	if m, v := r.ModelAtVPAOOM, r.Summary(NameVPA); m != nil && v != nil {
+		fmt.Fprintf(&b, "model at VPA's OOM rate: memory limits × %.2f give %s OOM days and %s memory limit slack (VPA %s)\n",
+			m.Factor, pct(m.OOMRate), pct(m.MemLimitSlack.Mean), pct(v.MemLimitSlack.Mean))
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -63,7 +67,12 @@ func (r *Report) WriteJSON(path string) error {
 	return writeFile(path, append(b, '\n'))
 }
 
+// writeFile writes b to path through a temporary file renamed into place,
+// creating path's directory if need be.
 func writeFile(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)

@@ -149,6 +149,15 @@ func TestResample(t *testing.T) {
 	if s.Missing != 14 {
 		t.Errorf("%d missing steps; want 14", s.Missing)
 	}
+	// A CPU row and a memory row of the same timestamp merge.
+	split := traces.Container{ID: "s", Samples: []traces.Sample{
+		{UnixMilli: 0, CPU: 0.5, Mem: math.NaN()},
+		{UnixMilli: 0, CPU: math.NaN(), Mem: 100},
+		{UnixMilli: 0, CPU: 0.7, Mem: 200}, // a true repeat
+	}}
+	if s, _ = traces.Resample(split, 5*time.Minute); s.CPU[0] != 0.5 || s.Mem[0] != 100 || s.Repeats != 1 {
+		t.Errorf("split rows: CPU %v, memory %v, %d repeats; want 0.5, 100, 1", s.CPU[0], s.Mem[0], s.Repeats)
+	}
 	// Finer input averages into the step.
 	fine := traces.Container{ID: "f"}
 	for i := range 10 {

@@ -4,8 +4,11 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // MaxFill is the longest run of missing steps Resample fills by linear
@@ -33,7 +36,8 @@ type Series struct {
 
 // Resample puts a container's rows on a grid of step, anchored at its first
 // timestamp: a row goes to the nearest grid point; rows sharing a timestamp
-// after the first are dropped (counted in Repeats); rows that land on the
+// after the first are dropped (counted in Repeats) unless they fill in a
+// CPU or memory value the first row lacks; rows that land on the
 // same grid point (finer input, or clock jitter) are averaged; missing
 // samples are NaN, and runs of at most MaxFill missing steps between two
 // samples are filled by linear interpolation (capacities by the previous
@@ -51,11 +55,24 @@ func Resample(c Container, step time.Duration) (*Series, error) {
 	}
 	kept := rows[:1]
 	for _, r := range rows[1:] {
-		if r.UnixMilli == kept[len(kept)-1].UnixMilli {
-			s.Repeats++
+		k := &kept[len(kept)-1]
+		if r.UnixMilli != k.UnixMilli {
+			kept = append(kept, r)
 			continue
 		}
-		kept = append(kept, r)
+		// A repeated timestamp: the first row wins; a later one only fills
+		// in a value the first lacks (a CPU row and a memory row exported
+		// separately), else it is dropped.
+		filled := false
+		if math.IsNaN(k.CPU) && !math.IsNaN(r.CPU) {
+			k.CPU, filled = r.CPU, true
+		}
+		if math.IsNaN(k.Mem) && !math.IsNaN(r.Mem) {
+			k.Mem, filled = r.Mem, true
+		}
+		if !filled {
+			s.Repeats++
+		}
 	}
 	rows = kept
 
@@ -166,13 +183,23 @@ func Load(paths []string, f Format, step time.Duration) ([]*Series, error) {
 	if len(paths) == 0 {
 		return nil, fmt.Errorf("load traces: no files")
 	}
+	// Read (and decompress) the files in parallel, merge in argument order.
+	read := make([][]Container, len(paths))
+	g := new(errgroup.Group)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for i, p := range paths {
+		g.Go(func() error {
+			cs, err := ReadFile(p, f)
+			read[i] = cs
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
 	var all []Container
 	byID := map[string]int{}
-	for _, p := range paths {
-		cs, err := ReadFile(p, f)
-		if err != nil {
-			return nil, err
-		}
+	for _, cs := range read {
 		for _, c := range cs {
 			if i, ok := byID[c.ID]; ok {
 				all[i].Samples = append(all[i].Samples, c.Samples...)
