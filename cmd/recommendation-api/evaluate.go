@@ -6,10 +6,16 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	recommendationv1 "recommendation-api/api/proto/recommendation/v1"
 	"recommendation-api/internal/defaultmodel"
+	"recommendation-api/internal/features"
 	"recommendation-api/internal/model"
 	"recommendation-api/internal/serving"
 	"recommendation-api/internal/traces"
@@ -90,12 +96,14 @@ func (t *traceFlags) load(cmd string) ([]*traces.Series, []string, traces.Format
 // runEvaluate replays real usage traces against the model and the VPA, KRR
 // and provisioned baselines:
 //
-//	recommendation-api evaluate --trace DIR|FILE... [--format generic|bitbrains] [--model FILE] [--out report.json] [--plot slack.png]
+//	recommendation-api evaluate --trace DIR|FILE... [--format generic|bitbrains] [--model FILE | --server ADDR] [--out report.json] [--plot slack.png]
 func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("evaluate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	tf := addTraceFlags(fs)
 	modelPath := fs.String("model", "", "model file with its manifest beside it (default: the embedded default model)")
+	server := fs.String("server", "", "ask a running server (gRPC host:port) instead of a model file: Predict with raw metrics, as agents call it")
+	batch := fs.Int("batch", 500, "with --server: instances per Predict call (at most the server's --max-batch)")
 	lib := fs.String("onnxruntime-lib", "", "path to libonnxruntime.so (default: $ONNXRUNTIME_LIB, .tools/lib, system)")
 	out := fs.String("out", "", "write the JSON report here")
 	plotPath := fs.String("plot", "", "write a PNG of slack against OOM and throttling rates per recommender here")
@@ -104,34 +112,55 @@ func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := parseTraceArgs(fs, tf, args); err != nil {
 		return err
 	}
-	if len(tf.paths) == 0 {
+	switch {
+	case len(tf.paths) == 0:
 		return usageError{fmt.Errorf("evaluate: no traces; want --trace FILE|DIR (repeatable)")}
+	case *server != "" && *modelPath != "":
+		return usageError{fmt.Errorf("evaluate: --model and --server both given; want one")}
+	case *batch < 1:
+		return usageError{fmt.Errorf("evaluate: --batch %d; want at least 1", *batch)}
 	}
 	start := time.Now()
 
-	b, m, name, short, err := evaluateModel(*modelPath)
-	if err != nil {
-		return fmt.Errorf("evaluate: %w", err)
+	cfg := traces.Config{PerDay: *perDay}
+	var name, short string
+	var remote *remoteModel
+	if *server != "" {
+		var err error
+		if remote, err = dialRemoteModel(*server, *batch); err != nil {
+			return fmt.Errorf("evaluate: %w", err)
+		}
+		defer remote.close()
+		cfg.Recommend = remote.recommend
+	} else {
+		b, m, n, sh, err := evaluateModel(*modelPath)
+		if err != nil {
+			return fmt.Errorf("evaluate: %w", err)
+		}
+		if err := serving.InitRuntime(*lib); err != nil {
+			return fmt.Errorf("evaluate: %w", err)
+		}
+		sess, err := serving.NewSession(b, serving.SessionOptions{})
+		if err != nil {
+			return fmt.Errorf("evaluate: %s: %w", n, err)
+		}
+		defer sess.Close()
+		cfg.Features, cfg.Outputs, cfg.Predict, cfg.Model = m.Features, m.Outputs, sess.Run, n
+		name, short = n, sh
 	}
-	if err := serving.InitRuntime(*lib); err != nil {
-		return fmt.Errorf("evaluate: %w", err)
-	}
-	sess, err := serving.NewSession(b, serving.SessionOptions{})
-	if err != nil {
-		return fmt.Errorf("evaluate: %s: %w", name, err)
-	}
-	defer sess.Close()
 
 	series, files, format, err := tf.load("evaluate")
 	if err != nil {
 		return fmt.Errorf("evaluate: %w", err)
 	}
 	read := time.Since(start)
-	rep, err := traces.Evaluate(ctx, series, traces.Config{
-		Features: m.Features, Outputs: m.Outputs, Predict: sess.Run, Model: name, PerDay: *perDay,
-	})
+	rep, err := traces.Evaluate(ctx, series, cfg)
 	if err != nil {
 		return fmt.Errorf("evaluate: %w", err)
+	}
+	if remote != nil {
+		name = remote.versions() + " (server " + *server + ")"
+		short, rep.Model = name, name
 	}
 	fmt.Fprintf(stdout, "%d %s trace files, %d containers, %d container-days (%d points skipped for gaps, %d repeated rows dropped); model %s\n\n",
 		len(files), format, rep.Series, rep.ContainerDays, rep.Skipped, rep.Repeats, name)
@@ -175,4 +204,71 @@ func evaluateModel(path string) (b []byte, m *model.Manifest, name, short string
 	}
 	rel := filepath.Join(filepath.Base(filepath.Dir(path)), filepath.Base(path))
 	return b, m, m.Version.String() + " (" + path + ")", m.Version.String() + " (" + rel + ")", nil
+}
+
+// remoteModel asks a running server's Predict for recommendations, with raw
+// metrics, as node agents do.
+type remoteModel struct {
+	conn   *grpc.ClientConn
+	client recommendationv1.RecommendationServiceClient
+	batch  int
+	seen   map[string]bool // model versions that answered
+}
+
+func dialRemoteModel(addr string, batch int) (*remoteModel, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("server %s: %w", addr, err)
+	}
+	return &remoteModel{conn: conn, client: recommendationv1.NewRecommendationServiceClient(conn), batch: batch, seen: map[string]bool{}}, nil
+}
+
+func (r *remoteModel) close() { r.conn.Close() }
+
+// versions lists the model versions that answered.
+func (r *remoteModel) versions() string {
+	var vs []string
+	for v := range r.seen {
+		vs = append(vs, v)
+	}
+	slices.Sort(vs)
+	return strings.Join(vs, "+")
+}
+
+func (r *remoteModel) recommend(ctx context.Context, ids []string, raws []features.Raw) ([]trainer.Rec, error) {
+	out := make([]trainer.Rec, 0, len(raws))
+	for lo := 0; lo < len(raws); lo += r.batch {
+		hi := min(lo+r.batch, len(raws))
+		req := &recommendationv1.PredictRequest{Instances: make([]*recommendationv1.Instance, 0, hi-lo)}
+		for i := lo; i < hi; i++ {
+			f := raws[i]
+			req.Instances = append(req.Instances, &recommendationv1.Instance{
+				ContainerId: ids[i],
+				Input: &recommendationv1.Instance_Raw{Raw: &recommendationv1.RawMetrics{
+					CpuP50Cores: f.CPUP50, CpuP95Cores: f.CPUP95, CpuP99Cores: f.CPUP99,
+					MemP50Bytes: f.MemP50, MemP95Bytes: f.MemP95, MemP99Bytes: f.MemP99,
+					CpuVariance: f.CPUVariance, MemTrendPerDay: f.MemTrend, ThrottleRatio: f.ThrottleRatio,
+					HourOfDay: f.HourOfDay, DayOfWeek: f.DayOfWeek, WorkloadAgeDays: f.WorkloadAgeDays,
+				}},
+			})
+		}
+		resp, err := r.client.Predict(ctx, req)
+		if err != nil {
+			return nil, fmt.Errorf("Predict on %d instances: %w", hi-lo, err)
+		}
+		if len(resp.GetPredictions()) != hi-lo {
+			return nil, fmt.Errorf("Predict answered %d predictions for %d instances", len(resp.GetPredictions()), hi-lo)
+		}
+		r.seen[resp.GetModelVersion()] = true
+		for _, p := range resp.GetPredictions() {
+			res := p.GetResources()
+			out = append(out, trainer.Rec{
+				CPURequest: float64(res.GetCpuRequestMillicores()) / 1000,
+				CPULimit:   float64(res.GetCpuLimitMillicores()) / 1000,
+				MemRequest: float64(res.GetMemoryRequestBytes()),
+				MemLimit:   float64(res.GetMemoryLimitBytes()),
+			})
+		}
+	}
+	return out, nil
 }

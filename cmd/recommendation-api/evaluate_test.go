@@ -103,6 +103,44 @@ func TestEvaluateGenericWithModelFile(t *testing.T) {
 	}
 }
 
+// TestEvaluateServer asks a running server (the wiring main uses, serving
+// the embedded default model) over gRPC with raw metrics and finds the
+// numbers evaluate computes in-process with the same model.
+func TestEvaluateServer(t *testing.T) {
+	needORT(t)
+	trace := genericTrace(t)
+	ts := startServer(t, nil)
+	dir := t.TempDir()
+	local, remote := filepath.Join(dir, "local.json"), filepath.Join(dir, "remote.json")
+	mustRun(t, "evaluate", "--out", local, "--trace", trace)
+	out := mustRun(t, "evaluate", "--server", ts.grpcAddr, "--batch", "4", "--out", remote, "--trace", trace)
+	if !strings.Contains(out, "(server "+ts.grpcAddr+")") {
+		t.Errorf("output does not name the server:\n%s", out)
+	}
+	var a, b traces.Report
+	for p, r := range map[string]*traces.Report{local: &a, remote: &b} {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(data, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ma, mb := a.Summary(traces.NameModel), b.Summary(traces.NameModel)
+	if ma == nil || mb == nil {
+		t.Fatalf("model missing from a report: %+v / %+v", a.Recommenders, b.Recommenders)
+	}
+	// The server rounds to millicores and bytes: slack may differ in the
+	// last digits, nothing more.
+	if ma.OOMDays != mb.OOMDays || math.Abs(ma.MemLimitSlack.Mean-mb.MemLimitSlack.Mean) > 1e-3 || math.Abs(ma.CPULimitSlack.Mean-mb.CPULimitSlack.Mean) > 1e-3 {
+		t.Errorf("in-process model %+v\nserver model     %+v\nwant the same scores", ma, mb)
+	}
+	if _, err := runCmd(t, "evaluate", "--server", ts.grpcAddr, "--model", "x.onnx", "--trace", trace); err == nil {
+		t.Errorf("--server with --model: no error")
+	}
+}
+
 func TestEvaluateBadInput(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.csv.gz")

@@ -29,6 +29,10 @@ type Config struct {
 	// Predict runs n×12 normalized rows through the model (ONNX Runtime in
 	// the CLI); nil leaves the model out of the report.
 	Predict trainer.PredictFunc
+	// Recommend, instead of Predict, asks a running server for the model's
+	// recommendations from raw features (its raw-metrics path), in the
+	// order given; ids name the containers.
+	Recommend func(ctx context.Context, ids []string, raws []features.Raw) ([]trainer.Rec, error)
 	// Model names the model in the report (e.g. "v1.0.0 (embedded)").
 	Model string
 	// PerDay keeps every container-day's recommendations and scores.
@@ -153,7 +157,7 @@ func FeatureRow(s *features.Scratch, w features.Window, ageDays float64, specs [
 }
 
 // Evaluate replays series: at every point (see Points) it asks the model
-// (when cfg.Predict is set), VPA (trainer.VPA), KRR simple (KRRSimple) and,
+// (when cfg.Predict or cfg.Recommend is set), VPA (trainer.VPA), KRR simple (KRRSimple) and,
 // when every point has a provisioned capacity, the human-set size, for a
 // recommendation from the history window, and scores each against the
 // following window (ScoreDay). It returns ErrNoWindows if no point exists.
@@ -189,7 +193,8 @@ func Evaluate(ctx context.Context, series []*Series, cfg Config) (*Report, error
 	rep.ContainerDays = len(pts)
 
 	names := []string{NameVPA, NameKRR}
-	if cfg.Predict != nil {
+	withModel := cfg.Predict != nil || cfg.Recommend != nil
+	if withModel {
 		names = slices.Insert(names, 0, NameModel)
 	}
 	provisioned := true
@@ -205,12 +210,24 @@ func Evaluate(ctx context.Context, series []*Series, cfg Config) (*Report, error
 	}
 
 	var x []float32
-	if cfg.Predict != nil {
+	var raws []features.Raw
+	var ids []string
+	switch {
+	case cfg.Recommend != nil:
+		raws, ids = make([]features.Raw, 0, len(pts)), make([]string, 0, len(pts))
+	case cfg.Predict != nil:
 		x = make([]float32, 0, len(pts)*model.NumFeatures)
 	}
 	var scratch features.Scratch
 	for i, p := range pts {
-		if cfg.Predict != nil {
+		switch {
+		case cfg.Recommend != nil:
+			raw, err := scratch.FromHistory(p.History, p.AgeDays)
+			if err != nil {
+				return nil, fmt.Errorf("evaluate: %s at %s: %w", p.Series.ID, p.History.End.Format(time.RFC3339), err)
+			}
+			raws, ids = append(raws, raw), append(ids, p.Series.ID)
+		case cfg.Predict != nil:
 			_, row, err := FeatureRow(&scratch, p.History, p.AgeDays, cfg.Features)
 			if err != nil {
 				return nil, fmt.Errorf("evaluate: %s at %s: %w", p.Series.ID, p.History.End.Format(time.RFC3339), err)
@@ -223,7 +240,16 @@ func Evaluate(ctx context.Context, series []*Series, cfg Config) (*Report, error
 			recs[NameProvisioned][i] = trainer.Rec{CPURequest: p.ProvCPU, CPULimit: p.ProvCPU, MemRequest: p.ProvMem, MemLimit: p.ProvMem}
 		}
 	}
-	if cfg.Predict != nil {
+	if cfg.Recommend != nil {
+		got, err := cfg.Recommend(ctx, ids, raws)
+		if err != nil {
+			return nil, fmt.Errorf("evaluate: model: %w", err)
+		}
+		if len(got) != len(pts) {
+			return nil, fmt.Errorf("evaluate: model returned %d recommendations for %d points", len(got), len(pts))
+		}
+		copy(recs[NameModel], got)
+	} else if cfg.Predict != nil {
 		y, err := cfg.Predict(x, len(pts))
 		if err != nil {
 			return nil, fmt.Errorf("evaluate: model: %w", err)
@@ -261,7 +287,7 @@ func Evaluate(ctx context.Context, series []*Series, cfg Config) (*Report, error
 	for _, n := range names {
 		rep.Recommenders = append(rep.Recommenders, Summarize(n, scores[n]))
 	}
-	if cfg.Predict != nil {
+	if withModel {
 		limits := make([]float64, len(pts))
 		for i, r := range recs[NameModel] {
 			limits[i] = r.MemLimit
