@@ -38,6 +38,11 @@ type TrainConfig struct {
 	// level the label stays under with that probability, a margin that
 	// grows with how unpredictable each container looks (0 = squared error).
 	Quantile [model.NumOutputs]float64
+	// QuantileSpread lowers an output's quantile for rows whose confidence
+	// label is low: quantile − spread·(1 − confidence). Predictable rows then
+	// get near-certain limits for little slack, and the risk budget goes to
+	// the rows where a margin would cost the most.
+	QuantileSpread [model.NumOutputs]float64
 	// UnderTarget is, per output, the share of validation rows allowed to fall
 	// below what the label promises (mem_limit: the future peak); the last
 	// layer's bias is shifted after quantization to meet it. 0 = no calibration.
@@ -47,17 +52,18 @@ type TrainConfig struct {
 // DefaultTrainConfig returns the defaults used by the CLI and training jobs.
 func DefaultTrainConfig() TrainConfig {
 	return TrainConfig{
-		Epochs:       30,
-		BatchSize:    256,
-		LearningRate: 1e-2,
-		LRDecay:      0.95,
-		ValFraction:  0.1,
-		Patience:     5,
-		Seed:         1,
-		UnderWeight:  [model.NumOutputs]float64{2, 4, 2, 8, 1},
-		OutputWeight: [model.NumOutputs]float64{1, 1, 1, 1, 0.05},
-		Quantile:     [model.NumOutputs]float64{0, 0.7, 0, 0.95, 0},
-		UnderTarget:  [model.NumOutputs]float64{0, 0.5, 0, 0.065, 0},
+		Epochs:         30,
+		BatchSize:      256,
+		LearningRate:   1e-2,
+		LRDecay:        0.95,
+		ValFraction:    0.1,
+		Patience:       5,
+		Seed:           1,
+		UnderWeight:    [model.NumOutputs]float64{2, 4, 2, 8, 1},
+		OutputWeight:   [model.NumOutputs]float64{1, 1, 1, 1, 0.05},
+		Quantile:       [model.NumOutputs]float64{0, 0.9, 0, 0.99, 0},
+		QuantileSpread: [model.NumOutputs]float64{0, 0.5, 0, 0.6, 0},
+		UnderTarget:    [model.NumOutputs]float64{0, 0.5, 0, 0.065, 0},
 	}
 }
 
@@ -88,7 +94,7 @@ func (c TrainConfig) withDefaults() TrainConfig {
 		c.OutputWeight = d.OutputWeight
 	}
 	if c.Quantile == ([model.NumOutputs]float64{}) {
-		c.Quantile = d.Quantile
+		c.Quantile, c.QuantileSpread = d.Quantile, d.QuantileSpread
 	}
 	if c.UnderTarget == ([model.NumOutputs]float64{}) {
 		c.UnderTarget = d.UnderTarget
@@ -127,19 +133,20 @@ func (c TrainConfig) Hyper() map[string]string {
 		return s
 	}
 	return map[string]string{
-		"optimizer":      "adam(beta1=0.9,beta2=0.999,eps=1e-8)",
-		"loss":           "pinball loss for outputs with a quantile in (0,1), else squared error weighted by under_weight below the label; normalized outputs",
-		"batch_size":     strconv.Itoa(c.BatchSize),
-		"learning_rate":  f(c.LearningRate),
-		"lr_decay":       f(c.LRDecay),
-		"val_fraction":   f(c.ValFraction),
-		"patience":       strconv.Itoa(c.Patience),
-		"under_weight":   arr(c.UnderWeight),
-		"under_target":   arr(c.UnderTarget),
-		"output_weight":  arr(c.OutputWeight),
-		"quantile":       arr(c.Quantile),
-		"max_epochs":     strconv.Itoa(c.Epochs),
-		"initialization": "he-normal",
+		"optimizer":       "adam(beta1=0.9,beta2=0.999,eps=1e-8)",
+		"loss":            "pinball loss for outputs with a quantile in (0,1), else squared error weighted by under_weight below the label; normalized outputs",
+		"batch_size":      strconv.Itoa(c.BatchSize),
+		"learning_rate":   f(c.LearningRate),
+		"lr_decay":        f(c.LRDecay),
+		"val_fraction":    f(c.ValFraction),
+		"patience":        strconv.Itoa(c.Patience),
+		"under_weight":    arr(c.UnderWeight),
+		"under_target":    arr(c.UnderTarget),
+		"output_weight":   arr(c.OutputWeight),
+		"quantile":        arr(c.Quantile),
+		"quantile_spread": arr(c.QuantileSpread),
+		"max_epochs":      strconv.Itoa(c.Epochs),
+		"initialization":  "he-normal",
 	}
 }
 
@@ -287,7 +294,7 @@ func (m *FloatMLP) accumulate(d *Dataset, idx []int, batch int, lw lossWeights, 
 		out := m.forwardRow(d.X[r*model.NumFeatures:(r+1)*model.NumFeatures], ws)
 		y := d.Y[r*model.NumOutputs : (r+1)*model.NumOutputs]
 		for o, p := range out {
-			l, d := lw.loss(o, p-float64(y[o]))
+			l, d := lw.loss(o, p-float64(y[o]), float64(y[model.NumOutputs-1]))
 			loss += l
 			dOut[o] = d / float64(batch)
 		}
@@ -301,7 +308,7 @@ func (m *FloatMLP) accumulate(d *Dataset, idx []int, batch int, lw lossWeights, 
 
 // lossWeights are the squared-error weights per output when the
 // prediction is above (over) or below (under) the label.
-type lossWeights struct{ over, under, quantile [model.NumOutputs]float64 }
+type lossWeights struct{ over, under, quantile, spread [model.NumOutputs]float64 }
 
 func (c TrainConfig) weights() lossWeights {
 	var lw lossWeights
@@ -309,14 +316,17 @@ func (c TrainConfig) weights() lossWeights {
 		lw.over[o] = c.OutputWeight[o]
 		lw.under[o] = c.OutputWeight[o] * c.UnderWeight[o]
 		lw.quantile[o] = c.Quantile[o]
+		lw.spread[o] = c.QuantileSpread[o]
 	}
 	return lw
 }
 
 // loss returns output o's loss for the error e = prediction − label, and
-// its derivative with respect to the prediction.
-func (lw *lossWeights) loss(o int, e float64) (float64, float64) {
+// its derivative with respect to the prediction. conf is the row's
+// confidence label.
+func (lw *lossWeights) loss(o int, e, conf float64) (float64, float64) {
 	if q := lw.quantile[o]; q > 0 && q < 1 { // pinball, scaled to squared error's size near 0.1
+		q = min(max(q-lw.spread[o]*(1-conf), 0.5), 0.999)
 		const k = 0.2
 		if e < 0 {
 			return -k * q * e * lw.over[o], -k * q * lw.over[o]
@@ -335,7 +345,8 @@ func lossOn(m *FloatMLP, x, y []float32, n int, lw lossWeights) float64 {
 	p := m.Forward(x, n)
 	loss := 0.0
 	for i, v := range p {
-		l, _ := lw.loss(i%model.NumOutputs, float64(v)-float64(y[i]))
+		row := i / model.NumOutputs
+		l, _ := lw.loss(i%model.NumOutputs, float64(v)-float64(y[i]), float64(y[row*model.NumOutputs+model.NumOutputs-1]))
 		loss += l
 	}
 	return loss / float64(n)
