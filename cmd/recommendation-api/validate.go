@@ -131,6 +131,17 @@ func validateModel(ctx context.Context, path string, samples int, seed int64, li
 		metrics.FloatMAE = m.Metrics.FloatMAE // the float twin's MAE, recorded at training
 	}
 	printMetrics(stdout, metrics)
+	pred, err := sess.Run(ev.X, ev.N)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stdout, "\n  %-9s %6s  %-17s %-17s %-17s %-17s\n", "workload", "n", "mem limit slack", "OOM rate", "cpu limit slack", "throttling")
+	fmt.Fprintf(stdout, "  %-9s %6s  %-17s %-17s %-17s %-17s\n", "", "", "model / VPA", "model / VPA", "model / VPA", "model / VPA")
+	for _, w := range trainer.ScoreByWorkload(pred, ev, m.Outputs) {
+		fmt.Fprintf(stdout, "  %-9s %6d  %.3f / %.3f     %.3f / %.3f     %.3f / %.3f     %.3f / %.3f\n", w.Workload, w.N,
+			w.Model.MemLimitSlack, w.Baseline.MemLimitSlack, w.Model.OOMRate, w.Baseline.OOMRate,
+			w.Model.CPULimitSlack, w.Baseline.CPULimitSlack, w.Model.ThrottleRate, w.Baseline.ThrottleRate)
+	}
 	var floatMAE map[string]float64
 	if m.Metrics != nil {
 		floatMAE = m.Metrics.FloatMAE

@@ -99,3 +99,32 @@ func Gates(m *model.Metrics, floatMAE map[string]float64) []Gate {
 	)
 	return gs
 }
+
+// WorkloadScores are one workload type's scores for a model and the baseline.
+type WorkloadScores struct {
+	Workload        string
+	N               int
+	Model, Baseline model.Scores
+}
+
+// ScoreByWorkload splits the held-out scores by workload type. pred is the
+// model's n×5 output for ev.X.
+func ScoreByWorkload(pred []float32, ev *EvalSet, outputs []model.Spec) []WorkloadScores {
+	out := make([]WorkloadScores, NumWorkloads)
+	recs := make([][]Rec, NumWorkloads)
+	vpa := make([][]Rec, NumWorkloads)
+	fut := make([][]Outcome, NumWorkloads)
+	for r := 0; r < ev.N; r++ {
+		w := ev.Workload[r]
+		recs[w] = append(recs[w], RecFromOutputs(pred[r*model.NumOutputs:(r+1)*model.NumOutputs], outputs))
+		vpa[w] = append(vpa[w], ev.VPA[r])
+		fut[w] = append(fut[w], ev.Future[r])
+	}
+	for w := range out {
+		out[w] = WorkloadScores{Workload: WorkloadNames[w], N: len(recs[w])}
+		if len(recs[w]) > 0 {
+			out[w].Model, out[w].Baseline = Score(recs[w], fut[w]), Score(vpa[w], fut[w])
+		}
+	}
+	return out
+}
