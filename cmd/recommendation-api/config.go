@@ -24,6 +24,7 @@ type Config struct {
 	FailureThreshold float64       // failure share during probation that rolls back
 	JobQueue         int           // training jobs waiting beyond the running one
 	TrainWorkers     int           // goroutines a training job uses (1 leaves a core to Predict)
+	TraceDir         string        // directory training jobs may read usage traces from ("" = none)
 	LogLevel         string        // debug, info, warn, error
 }
 
@@ -80,6 +81,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	integer(&c.IntraOpThreads, "intra-op-threads", "RECO_INTRA_OP_THREADS", "ONNX Runtime intra-op threads per session")
 	integer(&c.JobQueue, "job-queue", "RECO_JOB_QUEUE", "training jobs that may wait behind the running one")
 	integer(&c.TrainWorkers, "train-workers", "RECO_TRAIN_WORKERS", "goroutines one training job uses (1 leaves a core to Predict on 2 cores)")
+	str(&c.TraceDir, "trace-dir", "RECO_TRACE_DIR", "directory training jobs may read usage traces from; empty refuses trace sources")
 	if v := getenv("RECO_SHUTDOWN_TIMEOUT"); v != "" {
 		if d, err := time.ParseDuration(v); err == nil {
 			c.ShutdownTimeout = d

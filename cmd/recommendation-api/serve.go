@@ -98,7 +98,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (s *server, er
 	s.releases = rollback.New(s.store, s.models, rollback.Options{
 		Probation: cfg.Probation, FailureThreshold: cfg.FailureThreshold, Log: log})
 	recommendationv1.RegisterModelRegistryServiceServer(s.grpc, transport.NewRegistryServer(s.releases, log))
-	if s.jobs, err = jobs.New(s.store, s.releases, jobs.Options{QueueSize: cfg.JobQueue, Workers: cfg.TrainWorkers, Log: log}); err != nil {
+	if s.jobs, err = jobs.New(s.store, s.releases, jobs.Options{QueueSize: cfg.JobQueue, Workers: cfg.TrainWorkers, TraceDir: cfg.TraceDir, Log: log}); err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
 	recommendationv1.RegisterTrainingServiceServer(s.grpc, transport.NewTrainingServer(s.jobs, log))

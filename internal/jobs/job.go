@@ -63,6 +63,10 @@ type Request struct {
 	Policy       Policy    `json:"activation_policy"`
 	Actor        string    `json:"actor"`
 	Reason       string    `json:"reason"`
+	// Traces are real usage files, directories or globs relative to
+	// Options.TraceDir; Samples simulated containers are mixed in.
+	Traces      []string `json:"traces,omitempty"`
+	TraceFormat string   `json:"trace_format,omitempty"` // "generic", "bitbrains", "" = detect
 }
 
 // Job is a training job's record: what was asked, where it is, and what it

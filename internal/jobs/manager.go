@@ -56,6 +56,9 @@ type Options struct {
 	Log *slog.Logger
 	// Now stamps jobs; nil means time.Now.
 	Now func() time.Time
+	// TraceDir is the directory trace sources are read from; a job's
+	// Traces are relative to it. Empty refuses jobs with traces.
+	TraceDir string
 }
 
 func (o Options) withDefaults() Options {
@@ -260,6 +263,9 @@ func (m *Manager) finish(e *entry, state State, msg string) {
 func (m *Manager) Start(req Request) (*Job, error) {
 	req, err := normalize(req)
 	if err != nil {
+		return nil, err
+	}
+	if _, _, err := m.traceFiles(req); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()

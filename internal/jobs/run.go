@@ -44,11 +44,11 @@ func (m *Manager) execute(ctx context.Context, e *entry) error {
 	}
 
 	start := time.Now()
-	d, err := trainer.Generate(ctx, trainer.GenConfig{Samples: req.Samples, Seed: req.Seed, Mix: mix, Workers: m.opts.Workers})
+	d, err := m.trainingData(ctx, req, mix)
 	if err != nil {
-		return fmt.Errorf("generate training data: %w", err)
+		return err
 	}
-	evalEst := time.Duration(float64(time.Since(start)) * evalCost * float64(m.opts.EvalSamples) / float64(req.Samples))
+	evalEst := time.Duration(float64(time.Since(start)) * evalCost * float64(m.opts.EvalSamples) / float64(max(d.N, 1)))
 	m.update(e, true, func(j *Job) { j.Progress.Phase = PhaseTraining })
 
 	cfg := trainer.DefaultTrainConfig()

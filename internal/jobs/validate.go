@@ -39,8 +39,10 @@ func invalid(format string, args ...any) error {
 func normalize(req Request) (Request, error) {
 	def := trainer.DefaultTrainConfig()
 	switch {
-	case req.Samples < MinSamples || req.Samples > MaxSamples:
+	case len(req.Traces) == 0 && (req.Samples < MinSamples || req.Samples > MaxSamples):
 		return req, invalid("samples: %d; want %d to %d simulated containers", req.Samples, MinSamples, MaxSamples)
+	case len(req.Traces) > 0 && (req.Samples < 0 || req.Samples > MaxSamples):
+		return req, invalid("samples: %d; want 0 to %d simulated containers mixed with the traces", req.Samples, MaxSamples)
 	case req.Epochs < 1 || req.Epochs > MaxEpochs:
 		return req, invalid("epochs: %d; want 1 to %d", req.Epochs, MaxEpochs)
 	case math.IsNaN(req.LearningRate) || req.LearningRate < 0 || req.LearningRate > 1:

@@ -73,6 +73,8 @@ func (s *TrainingServer) StartTraining(ctx context.Context, req *recommendationv
 		Policy:       policy,
 		Actor:        actor,
 		Reason:       req.GetReason(),
+		Traces:       req.GetTraces(),
+		TraceFormat:  req.GetTraceFormat(),
 	})
 	if err != nil {
 		return nil, StatusError(ctx, s.log, method, err)
@@ -196,6 +198,7 @@ func jobProto(j *jobs.Job) *recommendationv1.Job {
 			Samples: int64(p.Samples), Epochs: int32(p.Epochs), Seed: p.Seed, WorkloadMix: p.Mix,
 			LearningRate: p.LearningRate, BatchSize: int32(p.BatchSize), Version: p.Version, Bump: p.Bump,
 			ActivationPolicy: policyProto[p.Policy], Actor: p.Actor, Reason: p.Reason,
+			Traces: p.Traces, TraceFormat: p.TraceFormat,
 		},
 		CreatedAt:      timestamp(j.CreatedAt),
 		StartedAt:      timestamp(j.StartedAt),

@@ -262,7 +262,17 @@ type StartTrainingRequest struct {
 	Actor string `protobuf:"bytes,10,opt,name=actor,proto3" json:"actor,omitempty"`
 	// Why, recorded in the job and the registry history (free text, at most
 	// 1024 bytes). Empty means "training job".
-	Reason        string `protobuf:"bytes,11,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,11,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Real usage history to train on: files, directories or glob patterns
+	// relative to the server's --trace-dir (no "..", no absolute paths). Samples
+	// are cut from the traces' history and following windows with the
+	// generator's window lengths and labels, and `samples` simulated
+	// containers are mixed in (0 to 1000000 when traces are given). Refused
+	// when the server was started without --trace-dir.
+	Traces []string `protobuf:"bytes,12,rep,name=traces,proto3" json:"traces,omitempty"`
+	// Format of the traces: "generic" (CSV container_id,timestamp,cpu_cores,
+	// memory_bytes) or "bitbrains" (GWA-T-12 files); empty detects it per file.
+	TraceFormat   string `protobuf:"bytes,13,opt,name=trace_format,json=traceFormat,proto3" json:"trace_format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -374,6 +384,20 @@ func (x *StartTrainingRequest) GetReason() string {
 	return ""
 }
 
+func (x *StartTrainingRequest) GetTraces() []string {
+	if x != nil {
+		return x.Traces
+	}
+	return nil
+}
+
+func (x *StartTrainingRequest) GetTraceFormat() string {
+	if x != nil {
+		return x.TraceFormat
+	}
+	return ""
+}
+
 // StartTrainingResponse holds the queued job.
 type StartTrainingResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -423,7 +447,8 @@ func (x *StartTrainingResponse) GetJob() *Job {
 // TrainingParams are a job's parameters with the defaults filled in.
 type TrainingParams struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Number of simulated training containers, 1000 to 1000000.
+	// Number of simulated training containers: 1000 to 1000000, or 0 to
+	// 1000000 when traces are given.
 	Samples int64 `protobuf:"varint,1,opt,name=samples,proto3" json:"samples,omitempty"`
 	// Maximum training epochs, 1 to 500.
 	Epochs int32 `protobuf:"varint,2,opt,name=epochs,proto3" json:"epochs,omitempty"`
@@ -446,7 +471,11 @@ type TrainingParams struct {
 	// Who started the job.
 	Actor string `protobuf:"bytes,10,opt,name=actor,proto3" json:"actor,omitempty"`
 	// Why.
-	Reason        string `protobuf:"bytes,11,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,11,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Trace sources, relative to the server's --trace-dir.
+	Traces []string `protobuf:"bytes,12,rep,name=traces,proto3" json:"traces,omitempty"`
+	// Trace format ("generic", "bitbrains", or empty for detection per file).
+	TraceFormat   string `protobuf:"bytes,13,opt,name=trace_format,json=traceFormat,proto3" json:"trace_format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -554,6 +583,20 @@ func (x *TrainingParams) GetActor() string {
 func (x *TrainingParams) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *TrainingParams) GetTraces() []string {
+	if x != nil {
+		return x.Traces
+	}
+	return nil
+}
+
+func (x *TrainingParams) GetTraceFormat() string {
+	if x != nil {
+		return x.TraceFormat
 	}
 	return ""
 }
@@ -1585,7 +1628,7 @@ var File_recommendation_v1_training_proto protoreflect.FileDescriptor
 
 const file_recommendation_v1_training_proto_rawDesc = "" +
 	"\n" +
-	" recommendation/v1/training.proto\x12\x11recommendation.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a recommendation/v1/registry.proto\"\xf1\x02\n" +
+	" recommendation/v1/training.proto\x12\x11recommendation.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a recommendation/v1/registry.proto\"\xac\x03\n" +
 	"\x14StartTrainingRequest\x12\x18\n" +
 	"\asamples\x18\x01 \x01(\x03R\asamples\x12\x16\n" +
 	"\x06epochs\x18\x02 \x01(\x05R\x06epochs\x12\x12\n" +
@@ -1599,9 +1642,11 @@ const file_recommendation_v1_training_proto_rawDesc = "" +
 	"\x11activation_policy\x18\t \x01(\x0e2#.recommendation.v1.ActivationPolicyR\x10activationPolicy\x12\x14\n" +
 	"\x05actor\x18\n" +
 	" \x01(\tR\x05actor\x12\x16\n" +
-	"\x06reason\x18\v \x01(\tR\x06reason\"A\n" +
+	"\x06reason\x18\v \x01(\tR\x06reason\x12\x16\n" +
+	"\x06traces\x18\f \x03(\tR\x06traces\x12!\n" +
+	"\ftrace_format\x18\r \x01(\tR\vtraceFormat\"A\n" +
 	"\x15StartTrainingResponse\x12(\n" +
-	"\x03job\x18\x01 \x01(\v2\x16.recommendation.v1.JobR\x03job\"\xeb\x02\n" +
+	"\x03job\x18\x01 \x01(\v2\x16.recommendation.v1.JobR\x03job\"\xa6\x03\n" +
 	"\x0eTrainingParams\x12\x18\n" +
 	"\asamples\x18\x01 \x01(\x03R\asamples\x12\x16\n" +
 	"\x06epochs\x18\x02 \x01(\x05R\x06epochs\x12\x12\n" +
@@ -1615,7 +1660,9 @@ const file_recommendation_v1_training_proto_rawDesc = "" +
 	"\x11activation_policy\x18\t \x01(\x0e2#.recommendation.v1.ActivationPolicyR\x10activationPolicy\x12\x14\n" +
 	"\x05actor\x18\n" +
 	" \x01(\tR\x05actor\x12\x16\n" +
-	"\x06reason\x18\v \x01(\tR\x06reason\"\x9b\x05\n" +
+	"\x06reason\x18\v \x01(\tR\x06reason\x12\x16\n" +
+	"\x06traces\x18\f \x03(\tR\x06traces\x12!\n" +
+	"\ftrace_format\x18\r \x01(\tR\vtraceFormat\"\x9b\x05\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1b.recommendation.v1.JobStateR\x05state\x129\n" +
