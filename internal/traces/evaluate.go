@@ -95,7 +95,7 @@ func matchOOM(limits []float64, futs []Future, rate float64) *Matched {
 	slack := make([]float64, n)
 	ooms := 0
 	for i, l := range limits {
-		slack[i] = relSlack(l*k, futs[i].MemP95)
+		slack[i] = trainer.RelativeSlack(l*k, futs[i].MemP95)
 		if !(futs[i].MemMax <= l*k) {
 			ooms++
 		}

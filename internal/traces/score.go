@@ -91,10 +91,10 @@ func ScoreDay(r trainer.Rec, f Future) DayScore {
 	}
 	memLimit := nanZero(r.MemLimit)
 	return DayScore{
-		CPURequestSlack:     relSlack(r.CPURequest, f.CPUP95),
-		CPULimitSlack:       relSlack(cpuLimit, f.CPUP95),
-		MemRequestSlack:     relSlack(r.MemRequest, f.MemP95),
-		MemLimitSlack:       relSlack(r.MemLimit, f.MemP95),
+		CPURequestSlack:     trainer.RelativeSlack(r.CPURequest, f.CPUP95),
+		CPULimitSlack:       trainer.RelativeSlack(cpuLimit, f.CPUP95),
+		MemRequestSlack:     trainer.RelativeSlack(r.MemRequest, f.MemP95),
+		MemLimitSlack:       trainer.RelativeSlack(r.MemLimit, f.MemP95),
 		CPULimitSlackCores:  absSlack(cpuLimit, f.CPUP95),
 		MemLimitSlackBytes:  absSlack(r.MemLimit, f.MemP95),
 		OOM:                 !(f.MemMax <= memLimit),
@@ -104,18 +104,8 @@ func ScoreDay(r trainer.Rec, f Future) DayScore {
 	}
 }
 
-// relSlack is trainer.Score's (v − p95)/v clipped to [0,1]: 0 for v ≤ 0 or
-// NaN, 1 for +Inf.
-func relSlack(v, p95 float64) float64 {
-	switch {
-	case !(v > 0):
-		return 0
-	case math.IsInf(v, 1):
-		return 1
-	}
-	return min(max((v-p95)/v, 0), 1)
-}
-
+// absSlack is the absolute slack v − p95 (0 when v does not exceed p95 or
+// is unbounded).
 func absSlack(v, p95 float64) float64 {
 	if !(v > p95) || math.IsInf(v, 1) {
 		return 0

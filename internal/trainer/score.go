@@ -35,10 +35,10 @@ func Score(recs []Rec, fut []Outcome) model.Scores {
 	for i := range n {
 		r, f := recs[i], fut[i]
 		cpuP95, memP95 := float64(f.CPUP95), float64(f.MemP95)
-		s.CPURequestSlack += scoreSlack(r.CPURequest, cpuP95)
-		s.CPULimitSlack += scoreSlack(r.CPULimit, cpuP95)
-		s.MemRequestSlack += scoreSlack(r.MemRequest, memP95)
-		s.MemLimitSlack += scoreSlack(r.MemLimit, memP95)
+		s.CPURequestSlack += RelativeSlack(r.CPURequest, cpuP95)
+		s.CPULimitSlack += RelativeSlack(r.CPULimit, cpuP95)
+		s.MemRequestSlack += RelativeSlack(r.MemRequest, memP95)
+		s.MemLimitSlack += RelativeSlack(r.MemLimit, memP95)
 		if !(float64(f.MemMax) <= scoreLimit(r.MemLimit)) {
 			ooms++
 		}
@@ -54,8 +54,11 @@ func Score(recs []Rec, fut []Outcome) model.Scores {
 	return s
 }
 
-// scoreSlack is (v − p95)/v clipped to [0,1].
-func scoreSlack(v, p95 float64) float64 {
+// RelativeSlack is Autopilot's relative slack of a limit or request v
+// against p95 usage, (v − p95)/v, clipped to [0,1]: 0 for no value, 1 for
+// an unbounded one. Under-provisioning shows in the OOM and throttling
+// rates, not as negative slack cancelling waste elsewhere.
+func RelativeSlack(v, p95 float64) float64 {
 	switch {
 	case !(v > 0):
 		return 0
