@@ -86,7 +86,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (s *server, er
 	s.models = serving.NewManager(serving.Options{Session: serving.SessionOptions{IntraOpThreads: cfg.IntraOpThreads, InterOpThreads: 1}})
 	s.health = transport.NewHealth()
 	s.grpc = transport.NewGRPCServer(log, s.health)
-	models := managerModels{s.models}
+	models := transport.ModelsOf(s.models.Acquire, s.models.Ready)
 	recommendationv1.RegisterRecommendationServiceServer(s.grpc, transport.NewPredictServer(models, transport.PredictOptions{MaxBatch: cfg.MaxBatch}, log))
 
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
@@ -199,16 +199,3 @@ func loopback(a net.Addr) string {
 	_, port, _ := net.SplitHostPort(a.String())
 	return net.JoinHostPort("127.0.0.1", port)
 }
-
-// managerModels adapts serving.Manager to transport.Models.
-type managerModels struct{ m *serving.Manager }
-
-func (a managerModels) Acquire(v string) (transport.Lease, error) {
-	l, err := a.m.Acquire(v)
-	if err != nil {
-		return nil, err
-	}
-	return l, nil
-}
-
-func (a managerModels) Ready() bool { return a.m.Ready() }

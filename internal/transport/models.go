@@ -17,3 +17,24 @@ type Lease interface {
 	Run(x []float32, n int) ([]float32, error) // x is n×12 normalized; returns n×5
 	Release()
 }
+
+// ModelsOf adapts a model manager whose Acquire returns a concrete lease
+// type (such as *serving.Manager) to Models.
+func ModelsOf[L Lease](acquire func(version string) (L, error), ready func() bool) Models {
+	return adapted[L]{acquire, ready}
+}
+
+type adapted[L Lease] struct {
+	acquire func(string) (L, error)
+	ready   func() bool
+}
+
+func (a adapted[L]) Acquire(version string) (Lease, error) {
+	l, err := a.acquire(version)
+	if err != nil {
+		return nil, err // not a typed nil inside a non-nil interface
+	}
+	return l, nil
+}
+
+func (a adapted[L]) Ready() bool { return a.ready() }

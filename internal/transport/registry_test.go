@@ -74,7 +74,7 @@ func newRegEnv(t *testing.T) *regEnv {
 	}
 
 	srv := transport.NewGRPCServer(log, transport.NewHealth())
-	adapter := servingModels{models}
+	adapter := transport.ModelsOf(models.Acquire, models.Ready)
 	recommendationv1.RegisterRecommendationServiceServer(srv, transport.NewPredictServer(adapter, transport.PredictOptions{}, log))
 	recommendationv1.RegisterModelRegistryServiceServer(srv, transport.NewRegistryServer(ctrl, log))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -116,19 +116,6 @@ func newRegEnv(t *testing.T) *regEnv {
 	})
 	return e
 }
-
-// servingModels adapts *serving.Manager to transport.Models, as `serve` does.
-type servingModels struct{ m *serving.Manager }
-
-func (a servingModels) Acquire(v string) (transport.Lease, error) {
-	l, err := a.m.Acquire(v)
-	if err != nil {
-		return nil, err
-	}
-	return l, nil
-}
-
-func (a servingModels) Ready() bool { return a.m.Ready() }
 
 // call sends a JSON body (none when empty) and returns the status, headers
 // and body.

@@ -88,7 +88,7 @@ func newTrainEnv(t *testing.T, opts jobs.Options, run bool) *trainEnv {
 	}
 	e.client = recommendationv1.NewTrainingServiceClient(conn)
 	gw, err := transport.NewGateway(ctx, lis.Addr().String(), transport.GatewayOptions{
-		Models: trainModels{models}, Log: log,
+		Models: transport.ModelsOf(models.Acquire, models.Ready), Log: log,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -114,19 +114,6 @@ func newTrainEnv(t *testing.T, opts jobs.Options, run bool) *trainEnv {
 	})
 	return e
 }
-
-// trainModels adapts *serving.Manager to transport.Models, as serve does.
-type trainModels struct{ m *serving.Manager }
-
-func (a trainModels) Acquire(v string) (transport.Lease, error) {
-	l, err := a.m.Acquire(v)
-	if err != nil {
-		return nil, err
-	}
-	return l, nil
-}
-
-func (a trainModels) Ready() bool { return a.m.Ready() }
 
 // do sends a REST request (a JSON body when body is not "") and returns the
 // status and body.
