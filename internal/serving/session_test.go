@@ -360,6 +360,163 @@ func TestSession_ConcurrentRun(t *testing.T) {
 	}
 }
 
+// sameBits reports the first index where got and want differ in any bit,
+// or -1.
+func sameBits(got, want []float32) int {
+	if len(got) != len(want) {
+		return 0
+	}
+	for i := range got {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
+// TestSession_PooledRun runs batches of every pooled size and a few larger
+// ones from many goroutines at once, on one session, and checks each answer
+// is bit for bit what tensors made for the call give (runFresh, the path
+// for large batches). Then it checks Close destroys every pooled tensor pair.
+func TestSession_PooledRun(t *testing.T) {
+	initORT(t)
+	_, b := encodeModel(t, 9)
+	s, err := NewSession(b, SessionOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const goroutines, calls = 8, 60
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range calls {
+				n := 1 + (g*calls+c)%(maxPooledBatch+3) // 1..19: pooled and not
+				x := rows(uint64(g*calls+c), n)
+				got, err := s.Run(x, n)
+				if err != nil {
+					errs <- err
+					return
+				}
+				want, err := s.runFresh(x, n)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if i := sameBits(got, want); i >= 0 {
+					errs <- fmt.Errorf("goroutine %d call %d, %d rows: output %d is %v pooled, %v unpooled", g, c, n, i, got[i], want[i])
+					return
+				}
+				if i := sameBits(x, rows(uint64(g*calls+c), n)); i >= 0 {
+					errs <- fmt.Errorf("goroutine %d call %d: Run changed input %d", g, c, i)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+
+	idle := 0
+	for i := range s.pools {
+		for j := range s.pools[i].slots {
+			if s.pools[i].slots[j].Load() != nil {
+				idle++
+			}
+		}
+	}
+	live := int(s.ioLive.Load())
+	t.Logf("%d pooled tensor pairs after the runs (%d slots per batch size)", live, len(s.pools[0].slots))
+	if live == 0 || live != idle {
+		t.Errorf("%d tensor pairs alive, %d idle in the pools; want the same, more than 0 (no Run in flight)", live, idle)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.ioLive.Load(); n != 0 {
+		t.Errorf("%d tensor pairs not destroyed after Close", n)
+	}
+	if _, err := s.Run(rows(1, 1), 1); err == nil {
+		t.Error("Run after Close succeeded")
+	}
+	if n := s.ioLive.Load(); n != 0 {
+		t.Errorf("Run after Close left %d tensor pairs", n)
+	}
+}
+
+// TestSession_PoolFull checks a pair that finds its pool full is destroyed
+// at once rather than kept or leaked.
+func TestSession_PoolFull(t *testing.T) {
+	initORT(t)
+	_, b := encodeModel(t, 10)
+	s := newSession(t, b)
+	slots := len(s.pools[0].slots)
+	var held []*ioTensors
+	for range slots + 2 { // taken by concurrent Runs
+		io, err := s.newIOTensors(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, io)
+	}
+	for _, io := range held {
+		s.putIOTensors(&s.pools[0], io)
+	}
+	if got := s.ioLive.Load(); got != int64(slots) {
+		t.Errorf("%d pairs alive after returning %d to a pool of %d; want %d", got, slots+2, slots, slots)
+	}
+}
+
+// TestSession_ConfigKeepsOutputs checks the session options NewSession sets
+// (sessionConfig: weights dequantized once, no prepacking) give bit for bit
+// the outputs of a session with ONNX Runtime's defaults, for each output
+// activation a model may use, pooled and unpooled batch sizes, and one and
+// two intra-op threads.
+func TestSession_ConfigKeepsOutputs(t *testing.T) {
+	initORT(t)
+	for seed := int64(1); seed <= 4; seed++ {
+		for _, act := range []model.Activation{model.ActSigmoid, model.ActClip, model.ActNone} {
+			m := onnxfile.RandomMLP(seed)
+			m.Layers[len(m.Layers)-1].Activation = act
+			b, err := onnxfile.Encode(m, model.MustParseVersion("v1.0.0"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			opt := SessionOptions{IntraOpThreads: 1 + int(seed)%2}
+			tuned, err := NewSession(b, opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plain, err := newSessionWith(b, opt, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range []int{1, 2, 5, 16, 17, 100, 1000} {
+				x := rows(uint64(seed*100+int64(n)), n)
+				got, err := tuned.Run(x, n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := plain.Run(x, n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i := sameBits(got, want); i >= 0 {
+					t.Errorf("seed %d, %s output, %d rows: output %d is %v with sessionConfig, %v with ORT's defaults",
+						seed, act, n, i, got[i], want[i])
+				}
+			}
+			tuned.Close()
+			plain.Close()
+		}
+	}
+}
+
 // Benchmarks: compare ns/op of BenchmarkSessionRun and BenchmarkForwardGo at
 // the same batch size for the ONNX Runtime / pure Go ratio.
 
@@ -367,7 +524,7 @@ func BenchmarkSessionRun(b *testing.B) {
 	initORT(b)
 	_, mb := encodeModel(b, 1)
 	s := newSession(b, mb)
-	for _, n := range []int{1, 100} {
+	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
 			x := rows(1, n)
 			b.ReportAllocs()
@@ -383,7 +540,7 @@ func BenchmarkSessionRun(b *testing.B) {
 
 func BenchmarkForwardGo(b *testing.B) {
 	m := onnxfile.RandomMLP(1)
-	for _, n := range []int{1, 100} {
+	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
 			x := rows(1, n)
 			b.ReportAllocs()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"sync/atomic"
 
 	recommendationv1 "recommendation-api/api/proto/recommendation/v1"
 	"recommendation-api/internal/features"
@@ -32,6 +33,7 @@ type PredictServer struct {
 	models   Models
 	maxBatch int
 	log      *slog.Logger
+	version  atomic.Pointer[versionName] // the last leased manifest's version
 }
 
 var _ recommendationv1.RecommendationServiceServer = (*PredictServer)(nil)
@@ -82,7 +84,7 @@ func (s *PredictServer) Predict(ctx context.Context, req *recommendationv1.Predi
 	}
 	defer lease.Release()
 	man := lease.Manifest()
-	version := man.Version.String()
+	version := s.versionOf(man)
 
 	for i, in := range req.GetInstances() {
 		r := in.GetRaw()
@@ -117,13 +119,17 @@ func (s *PredictServer) Predict(ctx context.Context, req *recommendationv1.Predi
 			fmt.Errorf("model %s returned %d values for %d rows; want %d", version, len(y), n, n*model.NumOutputs))
 	}
 
+	// One allocation for the batch's messages rather than three per row.
+	msgs := make([]predictionMessages, n)
 	resp := &recommendationv1.PredictResponse{
 		Predictions:  make([]*recommendationv1.Prediction, n),
 		ModelVersion: version,
 	}
 	for i, in := range req.GetInstances() {
-		p, err := prediction(man, y[i*model.NumOutputs:(i+1)*model.NumOutputs])
-		if err != nil {
+		m := &msgs[i]
+		p := &m.prediction
+		p.Normalized, p.Resources = &m.normalized, &m.resources
+		if err := prediction(p, man, y[i*model.NumOutputs:(i+1)*model.NumOutputs]); err != nil {
 			return nil, StatusError(ctx, s.log, predictMethod, fmt.Errorf("model %s, instance %d: %w", version, i, err))
 		}
 		p.ContainerId = in.GetContainerId()
@@ -131,6 +137,31 @@ func (s *PredictServer) Predict(ctx context.Context, req *recommendationv1.Predi
 		resp.Predictions[i] = p
 	}
 	return resp, nil
+}
+
+// predictionMessages are the messages of one Prediction, allocated together.
+type predictionMessages struct {
+	prediction recommendationv1.Prediction
+	normalized recommendationv1.NormalizedOutputs
+	resources  recommendationv1.Resources
+}
+
+// versionName is a manifest's version as text, cached by PredictServer.
+type versionName struct {
+	man  *model.Manifest
+	name string
+}
+
+// versionOf returns man.Version.String(), remembering the last manifest's
+// answer: nearly every call leases the active version, and formatting it
+// costs allocations. Manifests are not changed once loaded.
+func (s *PredictServer) versionOf(man *model.Manifest) string {
+	if v := s.version.Load(); v != nil && v.man == man {
+		return v.name
+	}
+	v := &versionName{man: man, name: man.Version.String()}
+	s.version.Store(v)
+	return v.name
 }
 
 // validate checks everything about req that needs no model, so that bad
@@ -290,17 +321,18 @@ const (
 // a prediction; it is an internal error, never the caller's.
 var errBadOutput = errors.New("unusable model output")
 
-// prediction converts one output row into a Prediction with the manifest's
-// output specs. Normalized values are clipped to [0,1], as the API promises.
-func prediction(man *model.Manifest, row []float32) (*recommendationv1.Prediction, error) {
+// prediction fills p's Confidence, p.Normalized and p.Resources (which must
+// be non-nil) from one output row with the manifest's output specs.
+// Normalized values are clipped to [0,1], as the API promises.
+func prediction(p *recommendationv1.Prediction, man *model.Manifest, row []float32) error {
 	if len(man.Outputs) != model.NumOutputs {
-		return nil, fmt.Errorf("%w: manifest has %d output specs; want %d", errBadOutput, len(man.Outputs), model.NumOutputs)
+		return fmt.Errorf("%w: manifest has %d output specs; want %d", errBadOutput, len(man.Outputs), model.NumOutputs)
 	}
 	var norm [model.NumOutputs]float64
 	for k, v := range row {
 		d := float64(v)
 		if math.IsNaN(d) || math.IsInf(d, 0) {
-			return nil, fmt.Errorf("%w: output %s is %v", errBadOutput, man.Outputs[k].Name, d)
+			return fmt.Errorf("%w: output %s is %v", errBadOutput, man.Outputs[k].Name, d)
 		}
 		norm[k] = math.Min(math.Max(d, 0), 1)
 	}
@@ -309,26 +341,22 @@ func prediction(man *model.Manifest, row []float32) (*recommendationv1.Predictio
 		spec := man.Outputs[k]
 		mult, err := unitMultiplier(k, spec.Unit)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		res[k] = int64(math.Round(spec.Denormalize(norm[k]) * mult))
 	}
-	return &recommendationv1.Prediction{
-		Normalized: &recommendationv1.NormalizedOutputs{
-			CpuRequest: float32(norm[outCPURequest]),
-			CpuLimit:   float32(norm[outCPULimit]),
-			MemRequest: float32(norm[outMemRequest]),
-			MemLimit:   float32(norm[outMemLimit]),
-			Confidence: float32(norm[outConfidence]),
-		},
-		Resources: &recommendationv1.Resources{
-			CpuRequestMillicores: res[outCPURequest],
-			CpuLimitMillicores:   res[outCPULimit],
-			MemoryRequestBytes:   res[outMemRequest],
-			MemoryLimitBytes:     res[outMemLimit],
-		},
-		Confidence: float32(norm[outConfidence]),
-	}, nil
+	nv, rv := p.Normalized, p.Resources
+	nv.CpuRequest = float32(norm[outCPURequest])
+	nv.CpuLimit = float32(norm[outCPULimit])
+	nv.MemRequest = float32(norm[outMemRequest])
+	nv.MemLimit = float32(norm[outMemLimit])
+	nv.Confidence = float32(norm[outConfidence])
+	rv.CpuRequestMillicores = res[outCPURequest]
+	rv.CpuLimitMillicores = res[outCPULimit]
+	rv.MemoryRequestBytes = res[outMemRequest]
+	rv.MemoryLimitBytes = res[outMemLimit]
+	p.Confidence = float32(norm[outConfidence])
+	return nil
 }
 
 // unitMultiplier converts a CPU output's unit to millicores and a memory
