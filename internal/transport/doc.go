@@ -16,6 +16,11 @@
 //     Raw metrics are normalized with the leased version's own manifest, and
 //     outputs are converted to millicores and bytes with it too, so a
 //     response is consistent with the version it names.
+//   - RegistryServer implements recommendation.v1.ModelRegistryService over
+//     Releases (rollback.Controller): list, get, upload, activate, roll
+//     back, history, download. TrainingServer implements
+//     recommendation.v1.TrainingService over jobs.Manager, with WatchJob as
+//     a server stream (and newline-delimited JSON over REST).
 //   - NewGRPCServer builds a *grpc.Server with server reflection (for
 //     grpcurl), the standard grpc.health.v1 service (see Health: NOT_SERVING
 //     until a model is loaded) and interceptors that log calls and turn a
