@@ -10,18 +10,32 @@
 #        (b) activate/rollback of a freshly trained version (the issue's
 #        test; the release flow keeps the previous session warm) and (c)
 #        activations cycling through three versions (a new session each time).
-#   5.   Go micro-benchmarks of internal/serving (ONNX Runtime vs pure Go).
-#   6.   Wall time and peak RSS of generate-data, train, validate at 100,000
+#   5.   Predict p99 while a 100,000-sample training job runs (issue 5):
+#        single-row Predict for --train-duration with (a) no job and (b) a
+#        job started over REST (POST /v1/training-jobs, activation never)
+#        and RUNNING, --train-rounds rounds on the same server; then (c) a
+#        job with no load, timed from its record, and the CLI pipeline on the
+#        same data (generate-data --seed 1, train --seed 1, validate),
+#        alternating, --train-wall-rounds pairs; then (a) and (b) once more
+#        on a server started --train-workers 2.
+#   6.   Go micro-benchmarks of internal/serving (ONNX Runtime vs pure Go).
+#   7.   Wall time and peak RSS of generate-data, train, validate at 100,000
 #        samples (after the server is stopped).
-#   TODO (issue 5): Predict p99 while a training job runs — see bench_training_job.
 #
 # Usage: scripts/bench.sh [--out FILE] [--concurrency 8] [--duration 3s]
 #          [--rounds 5] [--swap-duration 6s] [--swap-rounds 5]
-#          [--benchtime 500ms] [--skip-swap] [--skip-go] [--skip-pipeline]
+#          [--train-duration 12s] [--train-rounds 2] [--train-wall-rounds 2]
+#          [--train-rps N] [--skip-train-workers2]
+#          [--benchtime 500ms] [--skip-predict] [--skip-swap] [--skip-training]
+#          [--skip-go] [--skip-pipeline] [--only predict,swap,training,go,pipeline]
 #          [--keep] [--deadline SECONDS]
+# --train-rps caps the training-job section's Predict load at N calls/s (ghz
+# --rps); by default it runs as fast as it can, like the other sections.
+# --only runs just the sections named (comma-separated), e.g.
+# `scripts/bench.sh --only training` (about 2½ minutes).
 # Prints the markdown report, and writes it to FILE with --out.
-# Bounded: a watchdog stops everything after --deadline seconds (default 480);
-# the server it starts is always stopped and the temp directory removed
+# Bounded: a watchdog stops everything after --deadline seconds (default 600);
+# the servers it starts are always stopped and the temp directory removed
 # (--keep leaves the raw results for inspection).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,8 +49,14 @@ SWAP_DUR=6s
 SWAP_ROUNDS=5
 BENCHTIME=500ms
 GOCOUNT=3
-SKIP_SWAP=0 SKIP_GO=0 SKIP_PIPELINE=0 KEEP=0
-DEADLINE=480
+TRAIN_DUR=12s
+TRAIN_ROUNDS=2
+TRAIN_WALL_ROUNDS=2
+TRAIN_RPS=""
+LOAD_RPS=""  # ghz --rps for ghz_run; set only around the training-job runs
+SKIP_PREDICT=0 SKIP_SWAP=0 SKIP_TRAINING=0 SKIP_TRAIN_W2=0 SKIP_GO=0 SKIP_PIPELINE=0 KEEP=0
+ONLY=""
+DEADLINE=600
 PIPELINE_SAMPLES=100000
 BIN=${BIN:-bin/recommendation-api}
 
@@ -50,7 +70,15 @@ while [ $# -gt 0 ]; do
     --swap-duration) SWAP_DUR=$2; shift 2 ;;
     --swap-rounds) SWAP_ROUNDS=$2; shift 2 ;;
     --benchtime) BENCHTIME=$2; shift 2 ;;
+    --train-duration) TRAIN_DUR=$2; shift 2 ;;
+    --train-rounds) TRAIN_ROUNDS=$2; shift 2 ;;
+    --train-wall-rounds) TRAIN_WALL_ROUNDS=$2; shift 2 ;;
+    --train-rps) TRAIN_RPS=$2; shift 2 ;;
+    --skip-train-workers2) SKIP_TRAIN_W2=1; shift ;;
+    --skip-predict) SKIP_PREDICT=1; shift ;;
     --skip-swap) SKIP_SWAP=1; shift ;;
+    --skip-training) SKIP_TRAINING=1; shift ;;
+    --only) ONLY=$2; shift 2 ;;
     --skip-go) SKIP_GO=1; shift ;;
     --skip-pipeline) SKIP_PIPELINE=1; shift ;;
     --keep) KEEP=1; shift ;;
@@ -59,8 +87,24 @@ while [ $# -gt 0 ]; do
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
-[[ $DUR =~ ^[0-9]+s$ && $SWAP_DUR =~ ^[0-9]+s$ ]] || die "--duration and --swap-duration are whole seconds, e.g. 5s"
-[[ $CONC =~ ^[1-9][0-9]*$ && $ROUNDS =~ ^[1-9][0-9]*$ && $SWAP_ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--concurrency, --rounds and --swap-rounds are positive integers"
+[[ $DUR =~ ^[0-9]+s$ && $SWAP_DUR =~ ^[0-9]+s$ && $TRAIN_DUR =~ ^[0-9]+s$ ]] ||
+  die "--duration, --swap-duration and --train-duration are whole seconds, e.g. 5s"
+[[ $CONC =~ ^[1-9][0-9]*$ && $ROUNDS =~ ^[1-9][0-9]*$ && $SWAP_ROUNDS =~ ^[1-9][0-9]*$ && $TRAIN_ROUNDS =~ ^[1-9][0-9]*$ && $TRAIN_WALL_ROUNDS =~ ^[1-9][0-9]*$ ]] ||
+  die "--concurrency, --rounds, --swap-rounds, --train-rounds and --train-wall-rounds are positive integers"
+[[ -z $TRAIN_RPS || $TRAIN_RPS =~ ^[1-9][0-9]*$ ]] || die "--train-rps is a positive integer"
+if [ -n "$ONLY" ]; then
+  SKIP_PREDICT=1 SKIP_SWAP=1 SKIP_TRAINING=1 SKIP_GO=1 SKIP_PIPELINE=1
+  for sec in ${ONLY//,/ }; do
+    case $sec in
+      predict) SKIP_PREDICT=0 ;;
+      swap) SKIP_SWAP=0 ;;
+      training) SKIP_TRAINING=0 ;;
+      go) SKIP_GO=0 ;;
+      pipeline) SKIP_PIPELINE=0 ;;
+      *) die "--only: unknown section $sec; want predict, swap, training, go, pipeline" ;;
+    esac
+  done
+fi
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
@@ -83,7 +127,7 @@ REPORT="python3 $ROOT/scripts/bench/report.py"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/reco-bench.XXXXXX")
 RES=$TMP/results
 mkdir -p "$RES" "$TMP/data"
-SERVER_PID="" SWAP_PID="" WATCHDOG_PID="" CHILD=""
+SERVER_PID="" SWAP_PID="" WATCH_PID="" WATCHDOG_PID="" CHILD=""
 
 # run timeout N CMD...: runs the command as a child and waits for it, so
 # that a signal (the watchdog's TERM, Ctrl-C) interrupts the wait at once and
@@ -113,6 +157,7 @@ cleanup() {
   trap - EXIT INT TERM
   if [ -n "$CHILD" ]; then kill -TERM "$CHILD" 2>/dev/null || true; wait "$CHILD" 2>/dev/null || true; fi
   if [ -n "$SWAP_PID" ]; then kill "$SWAP_PID" 2>/dev/null || true; wait "$SWAP_PID" 2>/dev/null || true; fi
+  if [ -n "$WATCH_PID" ]; then kill "$WATCH_PID" 2>/dev/null || true; wait "$WATCH_PID" 2>/dev/null || true; fi
   stop_server
   if [ -n "$WATCHDOG_PID" ]; then kill "$WATCHDOG_PID" 2>/dev/null || true; wait "$WATCHDOG_PID" 2>/dev/null || true; fi
   if [ "$KEEP" = 1 ]; then log "raw results kept in $RES"; else rm -rf "$TMP"; fi
@@ -133,15 +178,19 @@ meta date="$(date -u +%Y-%m-%dT%H:%MZ)" host="$(hostname)" nproc="$(nproc)" \
   commit="$(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' (+ uncommitted changes)')" \
   go="$(go env GOVERSION)" ghz="$(go version -m "$GHZ" 2>/dev/null | awk '$1=="mod"{print $3; exit}')" \
   ort="$(basename "$ONNXRUNTIME_LIB")" \
-  concurrency="$CONC" duration="$DUR" rounds="$ROUNDS" swap_duration="$SWAP_DUR" swap_rounds="$SWAP_ROUNDS"
+  concurrency="$CONC" duration="$DUR" rounds="$ROUNDS" swap_duration="$SWAP_DUR" swap_rounds="$SWAP_ROUNDS" \
+  train_duration="$TRAIN_DUR" train_rounds="$TRAIN_ROUNDS"
 
 # ---------------------------------------------------------------- server
 GRPC="" HTTP=""
+# start_server [NAME [EXTRA SERVE ARGS...]]: a fresh server with its own data
+# directory $TMP/NAME (default "server"); sets SERVER_PID, GRPC and HTTP.
 start_server() {
-  local dir=$TMP/server
+  local dir=$TMP/${1:-server}
+  [ $# -gt 0 ] && shift
   mkdir -p "$dir"
   "$BIN" serve --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --data-dir "$dir/data" \
-    --onnxruntime-lib "$ONNXRUNTIME_LIB" >"$dir/log" 2>&1 &
+    --onnxruntime-lib "$ONNXRUNTIME_LIB" "$@" >"$dir/log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 150); do
     kill -0 "$SERVER_PID" 2>/dev/null || { cat "$dir/log" >&2; die "server exited at start"; }
@@ -151,7 +200,7 @@ start_server() {
       GRPC=$(sed -n 's/.* grpc=\([^ ]*\).*/\1/p' <<<"$line")
       HTTP=$(sed -n 's/.* http=\([^ ]*\).*/\1/p' <<<"$line")
       if curl -fsS "http://$HTTP/readyz" >/dev/null 2>&1; then
-        log "server pid $SERVER_PID ready: gRPC $GRPC, REST $HTTP"
+        log "server pid $SERVER_PID ready: gRPC $GRPC, REST $HTTP${*:+ ($*)}"
         return
       fi
     fi
@@ -171,7 +220,7 @@ ghz_run() {
   [ -x /usr/bin/time ] && timecmd=(/usr/bin/time -f '%U %S' -o "$RES/$name.client")
   t0=$(server_ticks)
   run timeout $(( ${dur%s} + 60 )) "${timecmd[@]}" "$GHZ" --insecure --call "$call" -D "$data" \
-    -c "$CONC" -z "$dur" --duration-stop wait -O json -o "$RES/$name.json" "$GRPC" || rc=$?
+    -c "$CONC" ${LOAD_RPS:+--rps "$LOAD_RPS"} -z "$dur" --duration-stop wait -O json -o "$RES/$name.json" "$GRPC" || rc=$?
   t1=$(server_ticks)
   [ "$rc" = 0 ] || log "ghz $name exited $rc"
   printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$group" "$round" "$rows" "$((t1 - t0))" >>"$RES/runs.tsv"
@@ -306,21 +355,158 @@ bench_swap() {
   done
 }
 
-# ---------------------------------------------------------------- TODO (issue 5)
-# bench_training_job: Predict p99 while a 100,000-sample training job runs,
-# against p99 with no job, same run (goal ≤ 1.5×), and the job's wall time
-# against the CLI pipeline's (section 6). Not written yet: the TrainingService
-# (POST /v1/training-jobs, GET /v1/training-jobs/{id}) is being built. Sketch:
-#   ghz_run train-a-rN train-a N 1 "$PREDICT" predict-1.json "$SWAP_DUR"
-#   start a job (samples 100000, activation never), then while it runs:
-#   ghz_run train-b-rN train-b N 1 ...; poll GET /v1/training-jobs/{id} to its
-#   end for the wall time; add a section in scripts/bench/report.py
-#   (section_training_todo) that reads these runs.
-bench_training_job() {
-  meta training_skipped="TODO (issue 5): training API not available yet"
+# ---------------------------------------------------------------- 5. training jobs (issue 5)
+# Predict p99 while a 100,000-sample training job runs, against p99 with no
+# job, on the same server in the same run (goal ≤ 1.5×); the job's wall time
+# against the CLI pipeline's on the same data; and the same load on a server
+# started with --train-workers 2, to show why the default is 1.
+TRAIN_BODY='{"samples":"100000","epochs":30,"seed":"1","bump":"patch","activation_policy":"ACTIVATION_POLICY_NEVER","actor":"bench","reason":"scripts/bench.sh training-job load"}'
+JOB_ID="" JOB_STATE=""
+
+# job_start NAME: POST /v1/training-jobs with TRAIN_BODY; sets JOB_ID and
+# follows the job's REST WatchJob stream (one JSON event per line, with the
+# time of each phase change) into RES/NAME.watch.jsonl in the background.
+job_start() {
+  local name=$1 code
+  code=$(curl -sS -o "$RES/$name.start.json" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+    -d "$TRAIN_BODY" --max-time 10 "http://$HTTP/v1/training-jobs" 2>/dev/null) || code=000
+  if [ "$code" != 200 ]; then
+    log "start job ($name): HTTP $code: $(head -c 300 "$RES/$name.start.json" 2>/dev/null)"
+    return 1
+  fi
+  JOB_ID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["job"]["id"])' "$RES/$name.start.json")
+  curl -sN --max-time 600 "http://$HTTP/v1/training-jobs/$JOB_ID:watch" >"$RES/$name.watch.jsonl" 2>/dev/null &
+  WATCH_PID=$!
 }
 
-# ---------------------------------------------------------------- 5. Go micro-benchmarks
+# job_wait NAME ID STATES TIMEOUT: polls GET /v1/training-jobs/ID every 0.1 s
+# until its state matches the regex STATES (then the answer is RES/NAME.job.json);
+# sets JOB_STATE; returns 1 after TIMEOUT seconds.
+job_wait() {
+  local name=$1 id=$2 want=$3 end=$(( $(date +%s) + $4 ))
+  while :; do
+    curl -sS --max-time 5 "http://$HTTP/v1/training-jobs/$id" >"$TMP/job.json" 2>/dev/null || true
+    JOB_STATE=$(grep -o '"state": *"JOB_STATE_[A-Z]*"' "$TMP/job.json" | head -n 1 | grep -o 'JOB_STATE_[A-Z]*' || true)
+    if [[ $JOB_STATE =~ ^($want)$ ]]; then cp "$TMP/job.json" "$RES/$name.job.json"; return 0; fi
+    if [ "$(date +%s)" -ge "$end" ]; then log "job $id ($name): still ${JOB_STATE:-unknown} after $4 s"; return 1; fi
+    sleep 0.1
+  done
+}
+
+# job_finish NAME ID: waits for the job's final state and the end of its
+# watch stream, and records it in RES/jobs.tsv.
+job_finish() {
+  local name=$1 id=$2
+  job_wait "$name" "$id" 'JOB_STATE_SUCCEEDED|JOB_STATE_FAILED|JOB_STATE_CANCELLED' 300 || true
+  if [ -n "$WATCH_PID" ]; then
+    for _ in $(seq 30); do kill -0 "$WATCH_PID" 2>/dev/null || break; sleep 0.1; done
+    kill "$WATCH_PID" 2>/dev/null || true
+    wait "$WATCH_PID" 2>/dev/null || true
+    WATCH_PID=""
+  fi
+  printf '%s\t%s\n' "$name" "$id" >>"$RES/jobs.tsv"
+  log "job $id ($name): ${JOB_STATE:-unknown}, $(python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))["job"]
+print("version %s, %s epochs, %s → %s" % (j["version"], j["progress"]["epoch"], j.get("startedAt"), j.get("finishedAt")))' \
+    "$RES/$name.job.json" 2>/dev/null || echo 'no record')"
+}
+
+# train_load_run NAME GROUP ROUND: starts a job, waits until it is RUNNING,
+# runs single-row Predict load for TRAIN_DUR, then waits for the job to end.
+# RES/NAME.atend.json is the job as the load ended (still RUNNING or not).
+train_load_run() {
+  local name=$1 group=$2 round=$3 id
+  job_start "$name" || { meta "${name}_error=POST /v1/training-jobs failed"; return 1; }
+  id=$JOB_ID
+  job_wait "$name" "$id" 'JOB_STATE_RUNNING|JOB_STATE_SUCCEEDED|JOB_STATE_FAILED|JOB_STATE_CANCELLED' 60 || true
+  [ "$JOB_STATE" = JOB_STATE_RUNNING ] || log "job $id ($name) is ${JOB_STATE:-unknown}, not RUNNING, as the load starts"
+  ghz_run "$name" "$group" "$round" 1 "$PREDICT" "$TMP/data/predict-1.json" "$TRAIN_DUR"
+  curl -sS --max-time 5 "http://$HTTP/v1/training-jobs/$id" >"$RES/$name.atend.json" 2>/dev/null || true
+  job_finish "$name" "$id"
+}
+
+# train_rounds PREFIX ROUNDS: (a) no job, (b) a job running; odd rounds
+# (a) (b), even rounds (b) (a).
+train_rounds() {
+  local p=$1 r k
+  run timeout 60 "$GHZ" --insecure --call "$PREDICT" -D "$TMP/data/predict-1.json" -c "$CONC" -z 2s -O summary "$GRPC" >/dev/null
+  LOAD_RPS=$TRAIN_RPS
+  for r in $(seq "$2"); do
+    for k in $([ $((r % 2)) = 1 ] && echo a b || echo b a); do
+      case $k in
+        a) ghz_run "$p-a-r$r" "$p-a" "$r" 1 "$PREDICT" "$TMP/data/predict-1.json" "$TRAIN_DUR" ;;
+        b) train_load_run "$p-b-r$r" "$p-b" "$r" || true ;;
+      esac
+    done
+  done
+  LOAD_RPS=""
+}
+
+# train_cli ROUND VERSION: the CLI pipeline on the data the job simulated,
+# each step under /usr/bin/time -v: RES/train-cli-rROUND-{generate,train,validate}.time.
+train_cli() {
+  local r=$1 v=$2 d=$TMP/train-cli-r$1 step args
+  mkdir -p "$d"
+  local gen="generate-data --samples 100000 --output $d/data.npz --seed 1"
+  local train="train --data $d/data.npz --output $d/models/ --version $v --seed 1 --epochs 30"
+  local val="validate --model $d/models/predictor.onnx"
+  meta train_cli_cmds="$(printf 'bin/recommendation-api %s\n' "$gen" "$train" "$val" | sed "s|$d|\$DIR|g; s|$v|\$VERSION|g")"
+  for step in generate train validate; do
+    case $step in generate) args=$gen ;; train) args=$train ;; validate) args=$val ;; esac
+    log "CLI pipeline on the job's data, round $r: $step"
+    # shellcheck disable=SC2086
+    if ! run timeout 180 /usr/bin/time -v -o "$RES/train-cli-r$r-$step.time" "$BIN" $args >"$d/$step.log" 2>&1; then
+      log "CLI step $step failed:"; tail -n 15 "$d/$step.log" >&2
+      meta "train_cli_error_r${r}_$step=$(tail -n 1 "$d/$step.log")"
+      [ "$step" = validate ] || return 0
+    fi
+  done
+  cp "$d/models/manifest.json" "$RES/train-cli-r$r.manifest.json" 2>/dev/null || true
+  rm -rf "$d"
+}
+
+bench_training_job() {
+  meta train_body="$TRAIN_BODY" train_wall_rounds="$TRAIN_WALL_ROUNDS" train_rps="$TRAIN_RPS"
+  # (a)/(b) rounds on the server every other section uses (--train-workers 1).
+  train_rounds train "$TRAIN_ROUNDS"
+  # (c) a job with no load, for its wall time and CPU (the server is idle
+  # apart from the job and the 0.1 s polling), then the CLI pipeline on the
+  # same data with the server idle; as many pairs as --train-wall-rounds. The
+  # CLI trains the job's version, so the model bytes (whose header names the
+  # version) can be compared.
+  local r t0 t1 v
+  for r in $(seq "$TRAIN_WALL_ROUNDS"); do
+    log "job with no load, for its wall time (round $r)"
+    v=""
+    t0=$(server_ticks)
+    if job_start "train-c-r$r"; then
+      job_finish "train-c-r$r" "$JOB_ID"
+      t1=$(server_ticks)
+      meta "train_c_r${r}_server_cpu_ticks=$((t1 - t0))"
+      v=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["job"]["version"])' "$RES/train-c-r$r.job.json" 2>/dev/null || true)
+      [ -z "$v" ] || curl -sS --max-time 10 "http://$HTTP/v1/models/$v" >"$RES/train-c-r$r.model.json" 2>/dev/null || true
+    fi
+    if [ -z "$v" ]; then
+      meta train_cli_skipped="the no-load job did not finish with a version"
+    elif [ ! -x /usr/bin/time ]; then
+      meta train_cli_skipped="/usr/bin/time missing"
+    else
+      train_cli "$r" "$v"
+    fi
+  done
+  # (a)/(b) once more on a server that gives a job 2 goroutines.
+  if [ "$SKIP_TRAIN_W2" = 0 ]; then
+    stop_server
+    start_server server-w2 --train-workers 2
+    meta train_w2_rounds=1
+    train_rounds train2 1
+  else
+    meta train_w2_skipped="--skip-train-workers2"
+  fi
+}
+
+# ---------------------------------------------------------------- 6. Go micro-benchmarks
 bench_go() {
   local cmd="go test -run '^\$' -bench 'SessionRun|ForwardGo|AcquireRelease' -benchtime $BENCHTIME -count $GOCOUNT ./internal/serving/"
   meta gobench_cmd="$cmd"
@@ -332,7 +518,7 @@ bench_go() {
   if [ "$rc" != 0 ]; then log "go test exited $rc:"; tail -n 20 "$RES/gobench.txt" >&2; fi
 }
 
-# ---------------------------------------------------------------- 6. pipeline cost
+# ---------------------------------------------------------------- 7. pipeline cost
 bench_pipeline() {
   if [ ! -x /usr/bin/time ]; then
     meta pipeline_skipped="/usr/bin/time missing and apt-get install time failed"
@@ -365,22 +551,25 @@ if [ ! -x /usr/bin/time ]; then
     log "apt-get install time failed: no pipeline figures, no client CPU"
 fi
 $REPORT data "$TMP/data"
+skipped() { if [ -n "$ONLY" ]; then echo "--only $ONLY"; else echo "--skip-$1"; fi; }
 if [ "$SKIP_SWAP" = 0 ]; then
   prepare_swap_models || { SKIP_SWAP=1; meta swap_skipped="training the second model version failed"; }
 else
-  meta swap_skipped="--skip-swap"
+  meta swap_skipped="$(skipped swap)"
 fi
-start_server
-BASE_VERSION=$(active_version)
-meta model="$BASE_VERSION" swap_version="$SWAP_VERSION" cold_version="$COLD_VERSION"
-bench_predict
+if [ "$SKIP_PREDICT$SKIP_SWAP$SKIP_TRAINING" != 111 ]; then
+  start_server
+  BASE_VERSION=$(active_version)
+  meta model="$BASE_VERSION" swap_version="$SWAP_VERSION" cold_version="$COLD_VERSION"
+fi
+if [ "$SKIP_PREDICT" = 0 ]; then bench_predict; else meta predict_skipped="$(skipped predict)"; fi
 if [ "$SKIP_SWAP" = 0 ]; then
   if register_swap_models; then bench_swap; else meta swap_skipped="registering the swap-test versions failed"; fi
 fi
-bench_training_job
+if [ "$SKIP_TRAINING" = 0 ]; then bench_training_job; else meta training_skipped="$(skipped training)"; fi
 stop_server
-if [ "$SKIP_GO" = 0 ]; then bench_go; else meta gobench_skipped="--skip-go"; fi
-if [ "$SKIP_PIPELINE" = 0 ]; then bench_pipeline; else meta pipeline_skipped="--skip-pipeline"; fi
+if [ "$SKIP_GO" = 0 ]; then bench_go; else meta gobench_skipped="$(skipped go)"; fi
+if [ "$SKIP_PIPELINE" = 0 ]; then bench_pipeline; else meta pipeline_skipped="$(skipped pipeline)"; fi
 meta load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 $REPORT markdown "$RES" >"$TMP/report.md"

@@ -6,7 +6,11 @@
   report.py markdown RESULTS_DIR        print the markdown report of one bench.sh run
 
 RESULTS_DIR is what bench.sh fills: meta.json, runs.tsv (one line per ghz run),
-ghz JSON reports, swaps-*.tsv, gobench.txt, pipeline-*.time.
+ghz JSON reports, swaps-*.tsv, gobench.txt, pipeline-*.time, and for the
+training-job section jobs.tsv (run name, job id) with NAME.job.json (the final
+record), NAME.atend.json (the record as the load ended), NAME.watch.jsonl (the
+REST WatchJob stream), train-cli-*.time, train-cli.manifest.json and
+train-c.model.json.
 
 Every comparison is a ratio between figures measured in the same run, because
 the machine (2 vCPUs shared with other builds) is too noisy for absolute
@@ -81,7 +85,8 @@ def load_runs(res):
             codes = rep.get("statusCodeDistribution") or {}
             details = rep.get("details") or []
             ok_lat = sorted(d["latency"] / 1e6 for d in details if d.get("status") == "OK")
-            if group.startswith("swap"):
+            timed = group.startswith("swap") or group.startswith("train")
+            if timed:
                 # (start s, end s, latency ms) of each OK call; ghz's timestamp is the call's end.
                 r["calls"] = [(end - d["latency"] / 1e9, end, d["latency"] / 1e6)
                               for d in details if d.get("status") == "OK"
@@ -91,7 +96,7 @@ def load_runs(res):
                 "rps": rep.get("rps", 0.0),
                 "p50": lat.get(50), "p99": lat.get(99),
                 "p999": pct(ok_lat, 99.9), "max": ok_lat[-1] if ok_lat else None,
-                "ok_lat": ok_lat if group.startswith("swap") else None,
+                "ok_lat": ok_lat if timed else None,
                 "ok": codes.get("OK", 0),
                 "failed": sum(v for k, v in codes.items() if k != "OK"),
                 "errors": rep.get("errorDistribution") or {},
@@ -161,6 +166,9 @@ def section_predict(out, runs, meta):
               ("predict-1000", "Predict, 1000 rows")]
     by = {g: [r for r in runs if r["group"] == g and "error" not in r] for g, _ in groups}
     if not any(by.values()):
+        if meta.get("predict_skipped"):
+            out.append("## Predict against a no-op handler on the same server (issue 3)\n\nNot run: %s\n" %
+                       meta["predict_skipped"])
         return
     out.append("## Predict against a no-op handler on the same server (issue 3)\n")
     out.append("ghz on loopback, %s concurrent workers on one connection, %s per run, %s rounds "
@@ -226,7 +234,7 @@ def section_predict(out, runs, meta):
         out.append("Estimates, not measurements: with the server alone on the machine and a load "
                    "generator elsewhere, CPU per call would bound " + "; ".join(est) + ".\n")
     failed = [(r["name"], r["failed"], r["errors"]) for r in runs
-              if r.get("failed") and not r["group"].startswith("swap")]
+              if r.get("failed") and r["group"] in ("noop", "predict-1", "predict-100", "predict-1000")]
     if failed:
         out.append("Failed calls: " + "; ".join("%s: %d %s" % (n, k, e) for n, k, e in failed) + "\n")
     out.append("<details><summary>Every run</summary>\n")
@@ -475,12 +483,325 @@ def parse_clock(s):
     return v
 
 
-def section_training_todo(out):
-    out.append("## TODO (issue 5): Predict p99 while a training job runs\n")
-    out.append("Not measured yet — the in-process training API (`POST /v1/training-jobs`) is being built. "
-               "When it lands, `bench_training_job` in scripts/bench.sh should run single-row Predict load "
-               "twice in one run: (a) no job, (b) while a 100,000-sample job runs, and report p99 (b)/(a) "
-               "(goal ≤ 1.5×) and the job's wall time against the CLI pipeline's total above.\n")
+# ---------------------------------------------------------------- training jobs (issue 5)
+
+TRAIN_GROUPS = [("train", "`--train-workers 1` (default)"), ("train2", "`--train-workers 2`")]
+FINAL = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED")
+
+
+def load_json(path):
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def short(enum):
+    """JOB_STATE_RUNNING → RUNNING, JOB_PHASE_TRAINING → TRAINING."""
+    return (enum or "?").replace("JOB_STATE_", "").replace("JOB_PHASE_", "")
+
+
+def read_jobs(res):
+    """jobs.tsv (name, id) with each job's final record, its record as the
+    load ended, and the phase changes from its watch stream: [(t, phase)]."""
+    jobs = {}
+    path = os.path.join(res, "jobs.tsv")
+    if not os.path.exists(path):
+        return jobs
+    with open(path) as fh:
+        for line in fh:
+            name, jid = line.split()
+            rec = (load_json(os.path.join(res, name + ".job.json")) or {}).get("job") or {}
+            atend = (load_json(os.path.join(res, name + ".atend.json")) or {}).get("job")
+            phases = []
+            try:
+                with open(os.path.join(res, name + ".watch.jsonl")) as w:
+                    for wl in w:
+                        try:
+                            ev = json.loads(wl)["result"]["event"]
+                        except (ValueError, KeyError, TypeError):
+                            continue
+                        if not phases or phases[-1][1] != ev.get("phase"):
+                            phases.append((epoch(ev["time"]), ev.get("phase")))
+            except OSError:
+                pass
+            j = {"name": name, "id": jid, "rec": rec, "atend": atend, "phases": phases}
+            for k in ("createdAt", "startedAt", "finishedAt"):
+                j[k] = epoch(rec[k]) if rec.get(k) else None
+            jobs[name] = j
+    return jobs
+
+
+def phase_at(phases, t):
+    cur = None
+    for pt, ph in phases:
+        if pt <= t:
+            cur = ph
+        else:
+            break
+    return cur
+
+
+def phase_durations(j):
+    """Seconds in each phase, from the watch stream's phase changes up to finishedAt."""
+    ph = j["phases"]
+    end = j["finishedAt"]
+    out = {}
+    for i, (t, p) in enumerate(ph):
+        if p == "JOB_PHASE_DONE":
+            break
+        nxt = ph[i + 1][0] if i + 1 < len(ph) else end
+        if nxt is not None:
+            out[short(p)] = out.get(short(p), 0) + nxt - t
+    return out
+
+
+def read_time_v(path):
+    """wall s, user s, sys s, max RSS MiB, exit status from /usr/bin/time -v."""
+    wall = user = sys_ = rss = None
+    rc = 0
+    with open(path) as fh:
+        for line in fh:
+            line = line.strip()
+            if line.startswith("Elapsed (wall clock) time"):
+                wall = parse_clock(line.rsplit(" ", 1)[1])
+            elif line.startswith("Maximum resident set size"):
+                rss = int(line.rsplit(" ", 1)[1]) / 1024
+            elif line.startswith("Exit status"):
+                rc = int(line.rsplit(" ", 1)[1])
+            elif line.startswith("User time (seconds)"):
+                user = float(line.rsplit(" ", 1)[1])
+            elif line.startswith("System time (seconds)"):
+                sys_ = float(line.rsplit(" ", 1)[1])
+            elif line.startswith("Command terminated by signal"):
+                rc = "signal " + line.rsplit(" ", 1)[1]
+    return wall, user, sys_, rss, rc
+
+
+def section_training(out, runs, meta, res):
+    title = "## Predict while a training job runs (issue 5)\n"
+    if meta.get("training_skipped"):
+        out.append(title + "\nNot run: %s\n" % meta["training_skipped"])
+        return
+    by = {g: [r for r in runs if r["group"] == g and "error" not in r]
+          for p, _ in TRAIN_GROUPS for g in (p + "-a", p + "-b")}
+    if not any(by.values()):
+        return
+    jobs = read_jobs(res)
+    body = meta.get("train_body", "")
+    out.append(title)
+    out.append("Single-row Predict with the same ghz settings as above (%s workers, one connection%s), %s per "
+               "run: (a) no job; (b) right after `POST /v1/training-jobs` with `%s`, once "
+               "`GET /v1/training-jobs/{id}` (polled every 0.1 s) reads RUNNING. The script waits for each job "
+               "to finish before the next run. On the default server, %s rounds ((a) (b) in odd rounds, "
+               "(b) (a) in even ones); then one round on a second server started `--train-workers 2`. "
+               "Medians of the rounds; p99.9, max and pooled p99 are over the OK calls (ghz per-call details).\n" % (
+                   meta.get("concurrency"),
+                   ", **capped at %s calls/s** (`--train-rps`)" % meta["train_rps"] if meta.get("train_rps") else
+                   ", as fast as they go", meta.get("train_duration"), body, meta.get("train_rounds")))
+    out.append("| server | load | runs | calls | failed | RPS | p50 ms | p99 ms | p99.9 ms | max ms | RPS ÷ (a) | p99 ÷ (a) | pooled p99 ÷ (a) |")
+    out.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+    def pooled(rs):
+        return pct(sorted(v for r in rs for v in (r["ok_lat"] or [])), 99)
+
+    summary = {}
+    for p, label in TRAIN_GROUPS:
+        a, b = by[p + "-a"], by[p + "-b"]
+        if not (a or b):
+            continue
+        rps_a, p99_a, pa = med([r["rps"] for r in a]), med([r["p99"] for r in a]), pooled(a)
+        for load, rs in (("(a) no job", a), ("(b) job running", b)):
+            if not rs:
+                continue
+            rps, p99 = med([r["rps"] for r in rs]), med([r["p99"] for r in rs])
+            out.append("| %s | %s | %d | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                label, load, len(rs), sum(r["count"] for r in rs), sum(r["failed"] for r in rs), f(rps),
+                ms(med([r["p50"] for r in rs])), ms(p99), ms(med([r["p999"] for r in rs])),
+                ms(max((r["max"] for r in rs if r["max"] is not None), default=None)),
+                x(ratio(rps, rps_a)), x(ratio(p99, p99_a)), x(ratio(pooled(rs), pa))))
+        ba = {r["round"]: r for r in a}
+        per_round = [r["p99"] / ba[r["round"]]["p99"] for r in sorted(b, key=lambda r: r["round"])
+                     if r["round"] in ba and ba[r["round"]]["p99"]]
+        summary[p] = {"ratio": ratio(med([r["p99"] for r in b]), p99_a), "per_round": per_round,
+                      "pooled": ratio(pooled(b), pa), "failed": sum(r["failed"] for r in a + b),
+                      "rps": ratio(med([r["rps"] for r in b]), rps_a), "pa": pa, "b": b, "rps_a": rps_a}
+    out.append("")
+    # Did the job cover the whole load window? Per-phase tail within (b).
+    notes, phase_rows = [], []
+    for p, label in TRAIN_GROUPS:
+        if p not in summary:
+            continue
+        per_phase, secs = {}, {}
+        for r in summary[p]["b"]:
+            j = jobs.get(r["name"])
+            calls = r.get("calls") or []
+            if not j or not calls:
+                continue
+            w0, w1 = min(c[0] for c in calls), max(c[1] for c in calls)
+            st, fin = j["startedAt"], j["finishedAt"]
+            at = j["atend"] or {}
+            if fin is not None and fin < w1:
+                notes.append("%s: the job (%s) **ended %.1f s before the load did** (it ran for %.0f %% of the "
+                             "%.1f s load window)" % (r["name"], j["id"], w1 - fin,
+                                                      100 * max(0.0, fin - max(w0, st or w0)) / (w1 - w0), w1 - w0))
+            else:
+                notes.append("%s: job %s RUNNING for the whole %.1f s load window (phase %s, epoch %s when the load "
+                             "ended; it finished %s s later)" % (
+                                 r["name"], j["id"], w1 - w0, short((at.get("progress") or {}).get("phase")),
+                                 (at.get("progress") or {}).get("epoch", "?"),
+                                 f(fin - w1 if fin is not None else None, "%.1f")))
+            # seconds of the load window spent in each phase
+            bounds = [(t, short(ph)) for t, ph in j["phases"] if ph != "JOB_PHASE_DONE"]
+            for i, (t, ph) in enumerate(bounds):
+                t_end = bounds[i + 1][0] if i + 1 < len(bounds) else (fin if fin is not None else w1)
+                span = max(0.0, min(t_end, w1) - max(t, w0))
+                secs[ph] = secs.get(ph, 0.0) + span
+                secs["all, while the job ran"] = secs.get("all, while the job ran", 0.0) + span
+            if fin is not None and fin < w1:
+                secs["after the job ended"] = secs.get("after the job ended", 0.0) + w1 - max(fin, w0)
+            for c0, c1, lat in calls:
+                if fin is not None and c1 > fin:
+                    ph = "after the job ended"
+                else:
+                    ph = short(phase_at(j["phases"], c1)) if j["phases"] else "?"
+                    per_phase.setdefault("all, while the job ran", []).append(lat)
+                per_phase.setdefault(ph, []).append(lat)
+        running = sorted(per_phase.get("all, while the job ran", []))
+        summary[p]["running_p99"] = pct(running, 99)
+        summary[p]["after"] = len(per_phase.get("after the job ended", []))
+        for ph in ("all, while the job ran", "QUEUED", "GENERATING", "TRAINING", "EVALUATING", "REGISTERING",
+                   "after the job ended"):
+            if ph in per_phase:
+                lat = sorted(per_phase[ph])
+                phase_rows.append("| %s | %s | %s | %d | %s | %s | %s | %s |" % (
+                    label, ph.lower(), f(secs.get(ph), "%.2f"), len(lat), f(ratio(len(lat), secs.get(ph))),
+                    x(ratio(ratio(len(lat), secs.get(ph)), summary[p]["rps_a"])),
+                    ms(pct(lat, 99)), x(ratio(pct(lat, 99), summary[p]["pa"]))))
+    s = summary.get("train")
+    if s:
+        met = s["ratio"] is not None and s["ratio"] <= 1.5 and bool(s["b"])
+        out.append("Goal (issue 5): Predict p99 while a 100,000-sample job runs ≤ 1.5× p99 with no job — %s: "
+                   "%s (per round %s; pooled %s); throughput %s of (a); %d failed Predict calls in (a) and (b).  " % (
+                       "**met**" if met else "**missed**", x(s["ratio"]), ", ".join(x(v) for v in s["per_round"]) or "n/a",
+                       x(s["pooled"]), x(s["rps"]), s["failed"]))
+        if s.get("after"):
+            out.append("%d of the (b) calls came after their job had ended; over only the calls while a job ran, "
+                       "p99 %s ms, %s the pooled (a) p99.  " % (
+                           s["after"], ms(s.get("running_p99")), x(ratio(s.get("running_p99"), s["pa"]))))
+    s2 = summary.get("train2")
+    if s2:
+        out.append("For comparison, `--train-workers 2` (no goal): p99 (b)/(a) %s (pooled %s), throughput %s of "
+                   "its own (a), %d failed calls; over only the calls while the job ran, p99 %s the pooled (a) p99.  " % (
+                       x(s2["ratio"]), x(s2["pooled"]), x(s2["rps"]), s2["failed"],
+                       x(ratio(s2.get("running_p99"), s2["pa"]))))
+    out.append("")
+
+    out.append("<details><summary>Every run</summary>\n")
+    out.append("| run | calls | RPS | p50 ms | p99 ms | p99.9 ms | server CPU µs/call | non-OK |")
+    out.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for g in by:
+        for r in sorted(by[g], key=lambda r: r["round"]):
+            out.append("| %s | %d | %s | %s | %s | %s | %s | %d |" % (
+                r["name"], r["count"], f(r["rps"]), ms(r["p50"]), ms(r["p99"]), ms(r["p999"]),
+                f(r["cpu_us_per_call"]), r["failed"]))
+    out.append("\n*Server CPU* in (b) includes the job's.\n\n</details>\n")
+    if notes:
+        out.append("Job coverage of the (b) runs: " + "; ".join(notes) + ".\n")
+    if phase_rows:
+        out.append("(b) calls by the job's phase when they ended (phase times from the job's "
+                   "`GET /v1/training-jobs/{id}:watch` stream), all (b) runs of a server together; *s of load* is "
+                   "the time the load spent in that phase, *calls/s* the calls per second of it:\n")
+        out.append("| server | job phase | s of load | calls | calls/s | ÷ (a) RPS | p99 ms | ÷ pooled (a) p99 |")
+        out.append("|---|---|---:|---:|---:|---:|---:|---:|")
+        out.extend(phase_rows)
+        out.append("")
+
+    # Job wall time, per job, then against the CLI pipeline.
+    if jobs:
+        out.append("### The job's wall time against the CLI pipeline\n")
+        out.append("Every job of the run, from its record (`createdAt`, `startedAt`, `finishedAt`) and its "
+                   "watch stream (phases). The *train-c* jobs ran with no load on the default server, after the rounds.\n")
+        out.append("| job | server | Predict load | state | version | epochs | created→finished s | generating s | training s | evaluating s | registering s |")
+        out.append("|---|---|---|---|---|---:|---:|---:|---:|---:|---:|")
+        for name in sorted(jobs, key=lambda n: (n.startswith("train2"), n.startswith("train-c"), n)):
+            j = jobs[name]
+            rec = j["rec"]
+            d = phase_durations(j)
+            wall = j["finishedAt"] - j["createdAt"] if j["finishedAt"] and j["createdAt"] else None
+            out.append("| %s (%s) | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                name, j["id"], "`--train-workers 2`" if name.startswith("train2") else "`--train-workers 1`",
+                "none" if name.startswith("train-c") else "during the first %s" % meta.get("train_duration"),
+                short(rec.get("state")), rec.get("version", "?"), (rec.get("progress") or {}).get("epoch", "?"),
+                f(wall, "%.1f"), f(d.get("GENERATING"), "%.1f"), f(d.get("TRAINING"), "%.1f"),
+                f(d.get("EVALUATING"), "%.1f"), f(d.get("REGISTERING"), "%.2f")))
+        out.append("")
+    steps = [("generate-data", "generate"), ("train", "train"), ("validate", "validate")]
+    hz = int(meta.get("clk_tck", 100))
+    pairs, step_vals = [], {}
+    for r in range(1, int(meta.get("train_wall_rounds") or 1) + 1):
+        c = jobs.get("train-c-r%d" % r)
+        cli = {}
+        for label, step in steps:
+            path = os.path.join(res, "train-cli-r%d-%s.time" % (r, step))
+            if os.path.exists(path):
+                cli[label] = read_time_v(path)
+                step_vals.setdefault(label, []).append(cli[label])
+        if not c:
+            continue
+        jwall = c["finishedAt"] - c["createdAt"] if c["finishedAt"] and c["createdAt"] else None
+        ticks = meta.get("train_c_r%d_server_cpu_ticks" % r)
+        jcpu = int(ticks) / hz if ticks else None
+        cw = sum(v[0] or 0 for v in cli.values()) if len(cli) == len(steps) else None
+        cc = sum((v[1] or 0) + (v[2] or 0) for v in cli.values()) if len(cli) == len(steps) else None
+        jm = ((load_json(os.path.join(res, "train-c-r%d.model.json" % r)) or {}).get("model") or {}).get("sha256")
+        cm = ((load_json(os.path.join(res, "train-cli-r%d.manifest.json" % r)) or {}).get("model") or {}).get("sha256")
+        pairs.append({"r": r, "c": c, "jwall": jwall, "jcpu": jcpu, "cli": cli, "cw": cw, "cc": cc,
+                      "same": bool(jm) and jm == cm, "jm": jm, "cm": cm})
+    if meta.get("train_cli_skipped"):
+        out.append("CLI comparison not (fully) run: %s\n" % meta["train_cli_skipped"])
+    if pairs:
+        out.append("Each *train-c* job against the CLI pipeline on the same data, run right after it with the "
+                   "server idle (each step under `/usr/bin/time -v`; `$VERSION` is that job's version, so the "
+                   "model bytes can be compared):\n")
+        out.append("```sh\n%s\n```\n" % meta.get("train_cli_cmds", ""))
+        out.append("| pair | job wall s (created→finished) | job CPU s (server process) | CLI wall s (generate + train + validate) | CLI CPU s | job ÷ CLI wall | job ÷ CLI CPU | same model bytes |")
+        out.append("|---|---:|---:|---:|---:|---:|---:|---|")
+        for pr in pairs:
+            cli = pr["cli"]
+            parts = " + ".join(f(cli[l][0], "%.1f") for l, _ in steps if l in cli)
+            out.append("| %d (%s, %s) | %s | %s | %s (%s) | %s | %s | %s | %s |" % (
+                pr["r"], pr["c"]["id"], pr["c"]["rec"].get("version", "?"), f(pr["jwall"], "%.1f"),
+                f(pr["jcpu"], "%.1f"), f(pr["cw"], "%.1f"), parts, f(pr["cc"], "%.1f"),
+                x(ratio(pr["jwall"], pr["cw"])), x(ratio(pr["jcpu"], pr["cc"])),
+                ("yes, sha256 `%s…`" % pr["jm"][:12]) if pr["same"] else "**no** (job %s, CLI %s)" % (pr["jm"], pr["cm"])))
+        mw, mc = med([p_["jwall"] for p_ in pairs]), med([p_["jcpu"] for p_ in pairs])
+        cw, cc = med([p_["cw"] for p_ in pairs]), med([p_["cc"] for p_ in pairs])
+        out.append("| **median** | **%s** | **%s** | **%s** | **%s** | **%s** | **%s** | |" % (
+            f(mw, "%.1f"), f(mc, "%.1f"), f(cw, "%.1f"), f(cc, "%.1f"), x(ratio(mw, cw)), x(ratio(mc, cc))))
+        out.append("")
+        if step_vals:
+            out.append("CLI steps, medians: " + "; ".join(
+                "`%s` %s s wall, %s s CPU, peak RSS %s MiB%s" % (
+                    l, f(med([v[0] for v in vs]), "%.1f"), f(med([(v[1] or 0) + (v[2] or 0) for v in vs]), "%.1f"),
+                    f(med([v[3] for v in vs]), "%.0f"),
+                    "" if all(v[4] == 0 for v in vs) else " (exit %s)" % ", ".join(str(v[4]) for v in vs))
+                for l, _ in steps for vs in (step_vals.get(l, []),) if vs) + ".\n")
+        out.append("What is compared. *Job*: simulate 100,000 containers (`--train-workers` goroutines), train "
+                   "(same, early stopping), simulate a 20,000-container held-out set and score the new model, the "
+                   "**active model** and the VPA baseline on it (pure Go), encode, **register** (checksum, I/O "
+                   "signature and golden rows in ONNX Runtime, one bbolt transaction); no activation (policy "
+                   "never); all in memory. *CLI*: three processes; `generate-data` simulates the same containers "
+                   "and writes the .npz, `train` reads it, trains, simulates its own 20,000-container held-out set "
+                   "and scores the new model for the manifest, writes the files; `validate` re-checks checksum, "
+                   "signature and golden rows, compares ONNX Runtime with pure Go, and scores the model on a third "
+                   "fresh 20,000-container set against its gates. The CLI's generator and trainer use one goroutine "
+                   "per CPU (%s here).\n" % meta.get("nproc", "?"))
+    for k in sorted(meta):
+        if k.startswith("train_cli_error_") or (k.startswith("train") and k.endswith("_error")):
+            out.append("`%s`: %s  " % (k, meta[k]))
+    out.append("")
 
 
 def markdown(res):
@@ -495,9 +816,9 @@ def markdown(res):
                    meta.get("go"), meta.get("ghz"), meta.get("ort")))
     section_predict(out, runs, meta)
     section_swap(out, runs, meta, res)
+    section_training(out, runs, meta, res)
     section_gobench(out, res, meta)
     section_pipeline(out, res, meta)
-    section_training_todo(out)
     return "\n".join(out).rstrip() + "\n"
 
 
