@@ -56,6 +56,11 @@ type Options struct {
 	Log *slog.Logger
 	// Now stamps jobs; nil means time.Now.
 	Now func() time.Time
+	// Nice is the OS scheduling niceness of the thread a job runs on when
+	// Workers is 1 (Linux; 0 = default 19, the lowest priority; negative
+	// keeps the server's priority). Predict then takes the CPU whenever it
+	// needs it, and the job uses what is left.
+	Nice int
 	// TraceDir is the directory trace sources are read from; a job's
 	// Traces are relative to it. Empty refuses jobs with traces.
 	TraceDir string
@@ -76,6 +81,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Nice == 0 {
+		o.Nice = DefaultNice
 	}
 	return o
 }
@@ -454,7 +462,7 @@ func (m *Manager) Run(ctx context.Context) {
 			m.stop()
 			return
 		}
-		err := m.execute(jctx, e)
+		err := m.executeNiced(jctx, e)
 		cause := context.Cause(jctx)
 		cancel(nil)
 		m.mu.Lock()

@@ -166,22 +166,33 @@ func genRun(ctx context.Context, cfg GenConfig, eval bool) (*EvalSet, error) {
 	defer cancel(nil)
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for range min(cfg.Workers, (n+genChunk-1)/genChunk) {
-		wg.Go(func() {
-			g := newGenWorker(cfg, cum)
-			for ctx.Err() == nil {
-				lo := int(next.Add(genChunk)) - genChunk
-				if lo >= n {
+	work := func() {
+		g := newGenWorker(cfg, cum)
+		for ctx.Err() == nil {
+			lo := int(next.Add(genChunk)) - genChunk
+			if lo >= n {
+				return
+			}
+			for i := lo; i < min(lo+genChunk, n); i++ {
+				if err := g.sample(ev, i, eval); err != nil {
+					cancel(err)
 					return
 				}
-				for i := lo; i < min(lo+genChunk, n); i++ {
-					if err := g.sample(ev, i, eval); err != nil {
-						cancel(err)
-						return
-					}
-				}
 			}
-		})
+			// A few ms per chunk: yield, so a generator running inside
+			// the server leaves a Predict goroutine waiting that long at
+			// most, not the scheduler's 10 ms time slice.
+			runtime.Gosched()
+		}
+	}
+	// One worker runs on the calling goroutine, so a caller that pinned its
+	// OS thread (a training job at low CPU priority) keeps all the work there.
+	if workers := min(cfg.Workers, (n+genChunk-1)/genChunk); workers <= 1 {
+		work()
+	} else {
+		for range workers {
+			wg.Go(work)
+		}
 	}
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
