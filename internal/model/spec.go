@@ -49,11 +49,31 @@ func (s Spec) Normalize(v float64) float64 {
 
 // Denormalize maps a value in [0,1] back to the raw unit (the inverse of
 // Normalize inside [Min,Max]); x is clipped to [0,1] first.
-func (s Spec) Denormalize(x float64) float64 {
+func (s Spec) Denormalize(x float64) float64 { return s.Denormalizer().Denormalize(x) }
+
+// Denormalizer is a Spec's Denormalize with its constant computed once, for
+// loops over many values.
+type Denormalizer struct {
+	spec     Spec
+	logRange float64 // ln(1+(Max-Min)/Scale) for Log1p
+}
+
+// Denormalizer returns the Spec's Denormalizer.
+func (s Spec) Denormalizer() Denormalizer {
+	d := Denormalizer{spec: s}
+	if s.Transform == Log1p {
+		d.logRange = math.Log1p((s.Max - s.Min) / s.Scale)
+	}
+	return d
+}
+
+// Denormalize is Spec.Denormalize.
+func (d Denormalizer) Denormalize(x float64) float64 {
+	s := d.spec
 	x = math.Min(math.Max(x, 0), 1)
 	switch s.Transform {
 	case Log1p:
-		return s.Min + s.Scale*math.Expm1(x*math.Log1p((s.Max-s.Min)/s.Scale))
+		return s.Min + s.Scale*math.Expm1(x*d.logRange)
 	default:
 		return s.Min + x*(s.Max-s.Min)
 	}

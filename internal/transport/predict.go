@@ -33,7 +33,7 @@ type PredictServer struct {
 	models   Models
 	maxBatch int
 	log      *slog.Logger
-	version  atomic.Pointer[versionName] // the last leased manifest's version
+	plan     atomic.Pointer[manifestPlan] // what the last leased manifest gives every row
 }
 
 var _ recommendationv1.RecommendationServiceServer = (*PredictServer)(nil)
@@ -84,7 +84,8 @@ func (s *PredictServer) Predict(ctx context.Context, req *recommendationv1.Predi
 	}
 	defer lease.Release()
 	man := lease.Manifest()
-	version := s.versionOf(man)
+	plan := s.planOf(man)
+	version := plan.version
 
 	for i, in := range req.GetInstances() {
 		r := in.GetRaw()
@@ -129,7 +130,7 @@ func (s *PredictServer) Predict(ctx context.Context, req *recommendationv1.Predi
 		m := &msgs[i]
 		p := &m.prediction
 		p.Normalized, p.Resources = &m.normalized, &m.resources
-		if err := prediction(p, man, y[i*model.NumOutputs:(i+1)*model.NumOutputs]); err != nil {
+		if err := prediction(p, plan, y[i*model.NumOutputs:(i+1)*model.NumOutputs]); err != nil {
 			return nil, StatusError(ctx, s.log, predictMethod, fmt.Errorf("model %s, instance %d: %w", version, i, err))
 		}
 		p.ContainerId = in.GetContainerId()
@@ -146,22 +147,39 @@ type predictionMessages struct {
 	resources  recommendationv1.Resources
 }
 
-// versionName is a manifest's version as text, cached by PredictServer.
-type versionName struct {
-	man  *model.Manifest
-	name string
+// manifestPlan is what Predict derives from a manifest once rather than per
+// call or per row: the version as text, and per resource output its unit
+// multiplier (to millicores or bytes) and denormalization. err is set when
+// the manifest's outputs cannot be turned into resources.
+type manifestPlan struct {
+	man     *model.Manifest
+	version string
+	mult    [outMemLimit + 1]float64
+	denorm  [outMemLimit + 1]model.Denormalizer
+	err     error
 }
 
-// versionOf returns man.Version.String(), remembering the last manifest's
-// answer: nearly every call leases the active version, and formatting it
-// costs allocations. Manifests are not changed once loaded.
-func (s *PredictServer) versionOf(man *model.Manifest) string {
-	if v := s.version.Load(); v != nil && v.man == man {
-		return v.name
+// planOf returns man's plan, remembering the last manifest's: nearly every
+// call leases the active version. Manifests are not changed once loaded.
+func (s *PredictServer) planOf(man *model.Manifest) *manifestPlan {
+	if p := s.plan.Load(); p != nil && p.man == man {
+		return p
 	}
-	v := &versionName{man: man, name: man.Version.String()}
-	s.version.Store(v)
-	return v.name
+	p := &manifestPlan{man: man, version: man.Version.String()}
+	if len(man.Outputs) != model.NumOutputs {
+		p.err = fmt.Errorf("%w: manifest has %d output specs; want %d", errBadOutput, len(man.Outputs), model.NumOutputs)
+	} else {
+		for k := outCPURequest; k <= outMemLimit; k++ {
+			mult, err := unitMultiplier(k, man.Outputs[k].Unit)
+			if err != nil {
+				p.err = err
+				break
+			}
+			p.mult[k], p.denorm[k] = mult, man.Outputs[k].Denormalizer()
+		}
+	}
+	s.plan.Store(p)
+	return p
 }
 
 // validate checks everything about req that needs no model, so that bad
@@ -322,28 +340,23 @@ const (
 var errBadOutput = errors.New("unusable model output")
 
 // prediction fills p's Confidence, p.Normalized and p.Resources (which must
-// be non-nil) from one output row with the manifest's output specs.
-// Normalized values are clipped to [0,1], as the API promises.
-func prediction(p *recommendationv1.Prediction, man *model.Manifest, row []float32) error {
-	if len(man.Outputs) != model.NumOutputs {
-		return fmt.Errorf("%w: manifest has %d output specs; want %d", errBadOutput, len(man.Outputs), model.NumOutputs)
+// be non-nil) from one output row with the manifest's plan. Normalized
+// values are clipped to [0,1], as the API promises.
+func prediction(p *recommendationv1.Prediction, plan *manifestPlan, row []float32) error {
+	if plan.err != nil {
+		return plan.err
 	}
 	var norm [model.NumOutputs]float64
 	for k, v := range row {
 		d := float64(v)
 		if math.IsNaN(d) || math.IsInf(d, 0) {
-			return fmt.Errorf("%w: output %s is %v", errBadOutput, man.Outputs[k].Name, d)
+			return fmt.Errorf("%w: output %s is %v", errBadOutput, plan.man.Outputs[k].Name, d)
 		}
 		norm[k] = math.Min(math.Max(d, 0), 1)
 	}
 	var res [4]int64
 	for k := outCPURequest; k <= outMemLimit; k++ {
-		spec := man.Outputs[k]
-		mult, err := unitMultiplier(k, spec.Unit)
-		if err != nil {
-			return err
-		}
-		res[k] = int64(math.Round(spec.Denormalize(norm[k]) * mult))
+		res[k] = int64(math.Round(plan.denorm[k].Denormalize(norm[k]) * plan.mult[k]))
 	}
 	nv, rv := p.Normalized, p.Resources
 	nv.CpuRequest = float32(norm[outCPURequest])
