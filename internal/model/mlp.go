@@ -87,7 +87,7 @@ func (m *QuantizedMLP) Forward(x []float32, n int) []float32 {
 				}
 			}
 			for o := range out {
-				out[o] = activate(l.Activation, out[o]+l.Bias[o])
+				out[o] = float32(l.Activation.Apply(float64(out[o] + l.Bias[o])))
 			}
 		}
 		cur, width = next, l.Out
@@ -95,14 +95,15 @@ func (m *QuantizedMLP) Forward(x []float32, n int) []float32 {
 	return cur
 }
 
-func activate(a Activation, v float32) float32 {
+// Apply computes the activation of v (ActNone and unknown: v itself).
+func (a Activation) Apply(v float64) float64 {
 	switch a {
 	case ActReLU:
 		if v < 0 {
 			return 0
 		}
 	case ActSigmoid:
-		return float32(1 / (1 + math.Exp(-float64(v))))
+		return 1 / (1 + math.Exp(-v))
 	case ActClip:
 		return min(max(v, 0), 1)
 	}

@@ -1,8 +1,6 @@
 package trainer
 
 import (
-	"math"
-
 	"recommendation-api/internal/model"
 )
 
@@ -34,7 +32,7 @@ func Calibrate(q *model.QuantizedMLP, x, y []float32, n int, target [model.NumOu
 		under := func(s float64) float64 {
 			c := 0
 			for r := 0; r < n; r++ {
-				p := activate(last.Activation, float64(logits[r*model.NumOutputs+o])+s)
+				p := last.Activation.Apply(float64(logits[r*model.NumOutputs+o]) + s)
 				if outs[o].Denormalize(p) < need[r] {
 					c++
 				}
@@ -57,18 +55,6 @@ func Calibrate(q *model.QuantizedMLP, x, y []float32, n int, target [model.NumOu
 		last.Bias[o] += float32(hi)
 	}
 	return shift
-}
-
-func activate(a model.Activation, v float64) float64 {
-	switch a {
-	case model.ActSigmoid:
-		return 1 / (1 + math.Exp(-v))
-	case model.ActClip:
-		return min(max(v, 0), 1)
-	case model.ActReLU:
-		return max(v, 0)
-	}
-	return v
 }
 
 // logitsOf runs q with its last activation removed.

@@ -118,16 +118,7 @@ func (m *FloatMLP) forwardRow(x []float32, ws *workspace) []float64 {
 			copy(ws.pre, out)
 		}
 		for o, v := range out {
-			switch l.Activation {
-			case model.ActReLU:
-				if v < 0 {
-					out[o] = 0
-				}
-			case model.ActSigmoid:
-				out[o] = 1 / (1 + math.Exp(-v))
-			case model.ActClip:
-				out[o] = min(max(v, 0), 1)
-			}
+			out[o] = l.Activation.Apply(v)
 		}
 	}
 	return ws.acts[len(m.Layers)]
