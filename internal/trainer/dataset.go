@@ -179,10 +179,6 @@ func genRun(ctx context.Context, cfg GenConfig, eval bool) (*EvalSet, error) {
 					return
 				}
 			}
-			// A few ms per chunk: yield, so a generator running inside
-			// the server leaves a Predict goroutine waiting that long at
-			// most, not the scheduler's 10 ms time slice.
-			runtime.Gosched()
 		}
 	}
 	// One worker runs on the calling goroutine, so a caller that pinned its

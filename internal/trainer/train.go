@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -225,7 +224,6 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			runtime.Gosched() // a batch is ~2 ms: let Predict in between (see Generate)
 			batch := trainIdx[b:min(b+cfg.BatchSize, len(trainIdx))]
 			shard := func(s int) {
 				lo, hi := len(batch)*s/shards, len(batch)*(s+1)/shards
