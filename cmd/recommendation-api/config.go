@@ -73,6 +73,26 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		}
 		fs.IntVar(p, name, *p, usage+" (env "+env+")")
 	}
+	duration := func(p *time.Duration, name, env, usage string) {
+		if v := getenv(env); v != "" {
+			if d, err := time.ParseDuration(v); err == nil {
+				*p = d
+			} else {
+				bad(env, v, "a duration such as 15s or 2m")
+			}
+		}
+		fs.DurationVar(p, name, *p, usage+" (env "+env+")")
+	}
+	number := func(p *float64, name, env, usage string) {
+		if v := getenv(env); v != "" {
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				*p = f
+			} else {
+				bad(env, v, "a number")
+			}
+		}
+		fs.Float64Var(p, name, *p, usage+" (env "+env+")")
+	}
 	str(&c.GRPCAddr, "grpc-addr", "RECO_GRPC_ADDR", "gRPC listen address")
 	str(&c.HTTPAddr, "http-addr", "RECO_HTTP_ADDR", "REST listen address")
 	str(&c.DataDir, "data-dir", "RECO_DATA_DIR", "directory of the model registry (bbolt file)")
@@ -82,31 +102,10 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	integer(&c.JobQueue, "job-queue", "RECO_JOB_QUEUE", "training jobs that may wait behind the running one")
 	integer(&c.TrainWorkers, "train-workers", "RECO_TRAIN_WORKERS", "goroutines one training job uses (1 leaves a core to Predict on 2 cores)")
 	str(&c.TraceDir, "trace-dir", "RECO_TRACE_DIR", "directory training jobs may read usage traces from; empty refuses trace sources")
-	if v := getenv("RECO_SHUTDOWN_TIMEOUT"); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			c.ShutdownTimeout = d
-		} else {
-			bad("RECO_SHUTDOWN_TIMEOUT", v, "a duration such as 15s")
-		}
-	}
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "graceful shutdown budget (env RECO_SHUTDOWN_TIMEOUT)")
+	duration(&c.ShutdownTimeout, "shutdown-timeout", "RECO_SHUTDOWN_TIMEOUT", "graceful shutdown budget")
 	str(&c.LogLevel, "log-level", "RECO_LOG_LEVEL", "debug, info, warn or error")
-	if v := getenv("RECO_PROBATION"); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			c.Probation = d
-		} else {
-			bad("RECO_PROBATION", v, "a duration such as 2m")
-		}
-	}
-	fs.DurationVar(&c.Probation, "probation", c.Probation, "how long a newly activated version is watched for automatic rollback (env RECO_PROBATION)")
-	if v := getenv("RECO_FAILURE_THRESHOLD"); v != "" {
-		if f, err := strconv.ParseFloat(v, 64); err == nil {
-			c.FailureThreshold = f
-		} else {
-			bad("RECO_FAILURE_THRESHOLD", v, "a number in (0, 1]")
-		}
-	}
-	fs.Float64Var(&c.FailureThreshold, "failure-threshold", c.FailureThreshold, "share of failed calls during probation that triggers an automatic rollback (env RECO_FAILURE_THRESHOLD)")
+	duration(&c.Probation, "probation", "RECO_PROBATION", "how long a newly activated version is watched for automatic rollback")
+	number(&c.FailureThreshold, "failure-threshold", "RECO_FAILURE_THRESHOLD", "share of failed calls during probation that triggers an automatic rollback")
 	if err := parseFlags(fs, args); err != nil {
 		return c, fs, err
 	}

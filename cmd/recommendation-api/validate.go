@@ -127,9 +127,11 @@ func validateModel(ctx context.Context, path string, samples int, seed int64, li
 	if err != nil {
 		return nil, err
 	}
+	var floatMAE map[string]float64 // the float twin's MAE, recorded at training
 	if m.Metrics != nil {
-		metrics.FloatMAE = m.Metrics.FloatMAE // the float twin's MAE, recorded at training
+		floatMAE = m.Metrics.FloatMAE
 	}
+	metrics.FloatMAE = floatMAE
 	printMetrics(stdout, metrics)
 	pred, err := sess.Run(ev.X, ev.N)
 	if err != nil {
@@ -141,10 +143,6 @@ func validateModel(ctx context.Context, path string, samples int, seed int64, li
 		fmt.Fprintf(stdout, "  %-9s %6d  %.3f / %.3f     %.3f / %.3f     %.3f / %.3f     %.3f / %.3f\n", w.Workload, w.N,
 			w.Model.MemLimitSlack, w.Baseline.MemLimitSlack, w.Model.OOMRate, w.Baseline.OOMRate,
 			w.Model.CPULimitSlack, w.Baseline.CPULimitSlack, w.Model.ThrottleRate, w.Baseline.ThrottleRate)
-	}
-	var floatMAE map[string]float64
-	if m.Metrics != nil {
-		floatMAE = m.Metrics.FloatMAE
 	}
 	for _, g := range trainer.Gates(metrics, floatMAE) {
 		g.Advisory = g.Advisory || !baseline && g.Name != "int8-vs-float"
