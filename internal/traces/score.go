@@ -89,7 +89,7 @@ func ScoreDay(r trainer.Rec, f Future) DayScore {
 	if math.IsInf(cpuLimit, 1) {
 		cpuLimit = r.CPURequest // no limit: the request is what is reserved
 	}
-	memLimit := nanZero(r.MemLimit)
+	memLimit := trainer.LimitOrZero(r.MemLimit)
 	return DayScore{
 		CPURequestSlack:     trainer.RelativeSlack(r.CPURequest, f.CPUP95),
 		CPULimitSlack:       trainer.RelativeSlack(cpuLimit, f.CPUP95),
@@ -98,9 +98,9 @@ func ScoreDay(r trainer.Rec, f Future) DayScore {
 		CPULimitSlackCores:  absSlack(cpuLimit, f.CPUP95),
 		MemLimitSlackBytes:  absSlack(r.MemLimit, f.MemP95),
 		OOM:                 !(f.MemMax <= memLimit),
-		Throttle:            above(f.cpuSorted, nanZero(r.CPULimit)),
-		CPURequestShortfall: above(f.cpuSorted, nanZero(r.CPURequest)),
-		MemRequestShortfall: above(f.memSorted, nanZero(r.MemRequest)),
+		Throttle:            above(f.cpuSorted, trainer.LimitOrZero(r.CPULimit)),
+		CPURequestShortfall: above(f.cpuSorted, trainer.LimitOrZero(r.CPURequest)),
+		MemRequestShortfall: above(f.memSorted, trainer.LimitOrZero(r.MemRequest)),
 	}
 }
 
@@ -111,13 +111,6 @@ func absSlack(v, p95 float64) float64 {
 		return 0
 	}
 	return v - p95
-}
-
-func nanZero(v float64) float64 {
-	if math.IsNaN(v) {
-		return 0
-	}
-	return v
 }
 
 // above is the share of the ascending samples above limit (+Inf: none).

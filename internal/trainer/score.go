@@ -39,10 +39,10 @@ func Score(recs []Rec, fut []Outcome) model.Scores {
 		s.CPULimitSlack += RelativeSlack(r.CPULimit, cpuP95)
 		s.MemRequestSlack += RelativeSlack(r.MemRequest, memP95)
 		s.MemLimitSlack += RelativeSlack(r.MemLimit, memP95)
-		if !(float64(f.MemMax) <= scoreLimit(r.MemLimit)) {
+		if !(float64(f.MemMax) <= LimitOrZero(r.MemLimit)) {
 			ooms++
 		}
-		s.ThrottleRate += scoreThrottled(f.CPUSorted, scoreLimit(r.CPULimit))
+		s.ThrottleRate += scoreThrottled(f.CPUSorted, LimitOrZero(r.CPULimit))
 	}
 	fn := float64(n)
 	s.CPURequestSlack /= fn
@@ -68,8 +68,9 @@ func RelativeSlack(v, p95 float64) float64 {
 	return min(max((v-p95)/v, 0), 1)
 }
 
-// scoreLimit treats a NaN limit as 0.
-func scoreLimit(v float64) float64 {
+// LimitOrZero is the limit scoring counts: a NaN recommendation (a model
+// that answered nothing usable) counts as 0, so it fails every comparison.
+func LimitOrZero(v float64) float64 {
 	if math.IsNaN(v) {
 		return 0
 	}
