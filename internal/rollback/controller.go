@@ -121,15 +121,23 @@ func (c *Controller) loadAndSwap(v model.Version) error {
 	if err != nil {
 		return fail("read", err)
 	}
-	if m.Version.Major != ServedMajor {
-		return fail("check major version", fmt.Errorf("%w: %s is major %d; this server serves major %d",
-			model.ErrSignatureMismatch, v, m.Version.Major, ServedMajor))
+	if err := checkMajor(m.Version); err != nil {
+		return fail("check major version", err)
 	}
 	if err := c.models.Load(b, m); err != nil {
 		return fail("load", err)
 	}
 	if _, err := c.models.Activate(v); err != nil {
 		return fail("swap", err)
+	}
+	return nil
+}
+
+// checkMajor refuses a version whose major (I/O format) this server does
+// not serve, wrapping model.ErrSignatureMismatch.
+func checkMajor(v model.Version) error {
+	if v.Major != ServedMajor {
+		return fmt.Errorf("%w: %s is major %d; this server serves major %d", model.ErrSignatureMismatch, v, v.Major, ServedMajor)
 	}
 	return nil
 }
@@ -144,9 +152,8 @@ func (c *Controller) Register(ctx context.Context, b []byte, m *model.Manifest, 
 	if err := m.VerifyBytes(b); err != nil {
 		return nil, &StepError{Step: "verify checksum", Version: m.Version, Err: err}
 	}
-	if m.Version.Major != ServedMajor {
-		return nil, &StepError{Step: "check major version", Version: m.Version, Err: fmt.Errorf("%w: %s is major %d; this server serves major %d",
-			model.ErrSignatureMismatch, m.Version, m.Version.Major, ServedMajor)}
+	if err := checkMajor(m.Version); err != nil {
+		return nil, &StepError{Step: "check major version", Version: m.Version, Err: err}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
