@@ -128,6 +128,7 @@ func (s *server) serve(ctx context.Context) error {
 	s.stopJobs, s.jobsDone = stopJobs, make(chan struct{})
 	go func() { defer close(s.jobsDone); s.jobs.Run(jobsCtx) }()
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.releases.Run(gctx) }) // probation watcher
 	g.Go(func() error {
 		// ErrServerStopped: the context ended before Serve started, and
 		// shutdown already stopped the server; that is a clean stop too.

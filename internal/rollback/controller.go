@@ -83,8 +83,8 @@ func New(store *registry.Store, models *serving.Manager, opts Options) *Controll
 }
 
 // Start serves the registry's active version. With an empty registry it
-// first registers and activates seed (the embedded default model). It then
-// watches probations until ctx ends.
+// first registers and activates seed (the embedded default model). It
+// starts no goroutine: the caller runs Run for the probation watcher.
 func (c *Controller) Start(ctx context.Context, seed func() ([]byte, *model.Manifest, error)) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -110,7 +110,6 @@ func (c *Controller) Start(ctx context.Context, seed func() ([]byte, *model.Mani
 		return fmt.Errorf("start: serve recorded active version: %w", err)
 	}
 	c.opts.Log.Info("serving", "version", active)
-	go c.watch(ctx)
 	return nil
 }
 
@@ -240,14 +239,16 @@ func (c *Controller) OnProbation() (model.Version, bool) {
 	return c.probation.version, true
 }
 
-// watch checks the probation every CheckInterval until ctx ends.
-func (c *Controller) watch(ctx context.Context) {
+// Run is the probation watcher: it checks the version on probation every
+// CheckInterval, rolling it back automatically when it fails, until ctx
+// ends. It returns nil then; the caller owns its goroutine.
+func (c *Controller) Run(ctx context.Context) error {
 	t := time.NewTicker(c.opts.CheckInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 			c.checkProbation()
 		}

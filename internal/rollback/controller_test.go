@@ -69,8 +69,10 @@ func newFixture(t *testing.T, opts Options) *fixture {
 	}
 	models := serving.NewManager(serving.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
+	watched := make(chan struct{})
 	t.Cleanup(func() {
 		cancel()
+		<-watched
 		models.Close()
 		if err := store.Check(); err != nil {
 			t.Errorf("registry check: %v", err)
@@ -80,8 +82,10 @@ func newFixture(t *testing.T, opts Options) *fixture {
 	ctl := New(store, models, opts)
 	seed := func() ([]byte, *model.Manifest, error) { b, m := version(t, "v1.0.0", 1, false); return b, m, nil }
 	if err := ctl.Start(ctx, seed); err != nil {
+		close(watched)
 		t.Fatal(err)
 	}
+	go func() { defer close(watched); _ = ctl.Run(ctx) }()
 	return &fixture{store, models, ctl, ctx}
 }
 

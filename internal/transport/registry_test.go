@@ -72,6 +72,9 @@ func newRegEnv(t *testing.T) *regEnv {
 	if err := ctrl.Start(ctx, defaultmodel.Load); err != nil {
 		t.Fatalf("Controller.Start: %v", err)
 	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); _ = ctrl.Run(ctx) }()
 
 	srv := transport.NewGRPCServer(log, transport.NewHealth())
 	adapter := transport.ModelsOf(models.Acquire, models.Ready)
@@ -81,7 +84,6 @@ func newRegEnv(t *testing.T) *regEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = srv.Serve(lis) }()
 
@@ -101,8 +103,8 @@ func newRegEnv(t *testing.T) *regEnv {
 		e.rest.Close()
 		_ = conn.Close()
 		srv.Stop()
-		wg.Wait()
 		cancel()
+		wg.Wait()
 		if err := e.store.Check(); err != nil {
 			t.Errorf("registry consistency: %v", err)
 		}
