@@ -306,7 +306,7 @@ func (m *Manager) Start(req Request) (*Job, error) {
 	}
 	m.log.Info("training job queued", "job", j.ID, "version", v, "samples", req.Samples, "epochs", req.Epochs,
 		"policy", req.Policy, "actor", req.Actor)
-	return j.clone(), nil
+	return j.Clone(), nil
 }
 
 // versionFor resolves the version req produces against the registry and
@@ -346,7 +346,7 @@ func (m *Manager) Get(id string) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	return e.job.clone(), nil
+	return e.job.Clone(), nil
 }
 
 // entry looks a job up. Callers hold mu.
@@ -364,7 +364,7 @@ func (m *Manager) List() ([]*Job, error) {
 	defer m.mu.Unlock()
 	list := make([]*Job, 0, len(m.jobs))
 	for _, e := range m.jobs {
-		list = append(list, e.job.clone())
+		list = append(list, e.job.Clone())
 	}
 	slices.SortFunc(list, func(a, b *Job) int { return strings.Compare(b.ID, a.ID) })
 	return list, nil
@@ -401,7 +401,7 @@ func (m *Manager) Cancel(id string) (*Job, error) {
 		}
 		return m.Get(id)
 	}
-	j := e.job.clone()
+	j := e.job.Clone()
 	m.mu.Unlock()
 	return j, nil
 }
@@ -423,7 +423,7 @@ func (m *Manager) Watch(ctx context.Context, id string, send func(Event) error) 
 		m.mu.Lock()
 		ev := Event{JobID: e.job.ID, Time: e.at, State: e.job.State, Progress: e.job.Progress}
 		if ev.State.Final() {
-			ev.Job = e.job.clone()
+			ev.Job = e.job.Clone()
 		}
 		rev, changed := e.rev, e.changed
 		m.mu.Unlock()

@@ -4,40 +4,26 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"go.etcd.io/bbolt"
 
 	"recommendation-api/internal/model"
 )
 
-// Event actions.
+// The history's types are domain types (package model); these names keep
+// this package's code and callers short.
+type Event = model.Event
+
+// Event actions; see package model.
 const (
-	ActionRegister     = "register"      // To: the registered version
-	ActionPrune        = "prune"         // From: the deleted version
-	ActionActivate     = "activate"      // From: previous active ("" for none), To: new active
-	ActionRollback     = "rollback"      // as activate, back to an earlier version
-	ActionAutoRollback = "auto_rollback" // a rollback decided by the health watcher
+	ActionRegister     = model.ActionRegister
+	ActionPrune        = model.ActionPrune
+	ActionActivate     = model.ActionActivate
+	ActionRollback     = model.ActionRollback
+	ActionAutoRollback = model.ActionAutoRollback
 )
 
-// Event is one entry of the registry's history. For "register" To names the
-// new version; for "prune" From names the deleted one; for "activate",
-// "rollback" and "auto_rollback" From is the version active before ("" for
-// none) and To the version active after.
-type Event struct {
-	Seq    uint64    `json:"seq"`
-	Time   time.Time `json:"time"`
-	Action string    `json:"action"`         // one of the Action constants
-	From   string    `json:"from,omitempty"` // version strings, "" for none
-	To     string    `json:"to,omitempty"`
-	Reason string    `json:"reason,omitempty"`
-	Actor  string    `json:"actor,omitempty"`
-}
-
-// isActivation reports whether action moves the active pointer.
-func isActivation(action string) bool {
-	return action == ActionActivate || action == ActionRollback || action == ActionAutoRollback
-}
+func isActivation(action string) bool { return model.IsActivation(action) }
 
 // appendEvent gives ev the next sequence number and stores it in tx.
 func appendEvent(tx *bbolt.Tx, ev *Event) error {

@@ -11,11 +11,8 @@ import (
 	"recommendation-api/internal/model"
 )
 
-// Entry is one registered version as List reports it.
-type Entry struct {
-	Manifest *model.Manifest
-	Active   bool
-}
+// Entry is one registered version as List reports it (model.Entry).
+type Entry = model.Entry
 
 // Register stores the model bytes b and their manifest m as a new version,
 // recorded as registered by actor. It first checks m.Validate (errors wrap

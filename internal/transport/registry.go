@@ -17,23 +17,22 @@ import (
 
 	recommendationv1 "recommendation-api/api/proto/recommendation/v1"
 	"recommendation-api/internal/model"
-	"recommendation-api/internal/registry"
 )
 
 // Releases is what the registry API needs: reads from the registry and the
 // release flow that changes what is served.
 type Releases interface {
-	List() ([]registry.Entry, error)
+	List() ([]model.Entry, error)
 	Manifest(v model.Version) (*model.Manifest, error)
 	Load(v model.Version) ([]byte, *model.Manifest, error)
 	Active() (model.Version, error)
-	History() ([]registry.Event, error)
+	History() ([]model.Event, error)
 	// Register verifies (checksum, ONNX Runtime load, signature, golden rows) and stores a version.
 	Register(ctx context.Context, b []byte, m *model.Manifest, actor, reason string) (pruned []model.Version, err error)
 	// Activate and Rollback run the release flow; the returned event is what was recorded.
-	Activate(ctx context.Context, v model.Version, reason, actor string) (registry.Event, error)
+	Activate(ctx context.Context, v model.Version, reason, actor string) (model.Event, error)
 	// Rollback goes to `to`, or when to.IsZero() to the version active before the current one.
-	Rollback(ctx context.Context, to model.Version, reason, actor string) (registry.Event, error)
+	Rollback(ctx context.Context, to model.Version, reason, actor string) (model.Event, error)
 }
 
 // Limits on what a registry request may carry. Larger values are refused
@@ -112,7 +111,7 @@ func (s *RegistryServer) ListVersions(ctx context.Context, _ *recommendationv1.L
 		return nil, StatusError(ctx, s.log, method, err)
 	}
 	entries = slices.Clone(entries)
-	slices.SortFunc(entries, func(a, b registry.Entry) int { return b.Manifest.Version.Compare(a.Manifest.Version) })
+	slices.SortFunc(entries, func(a, b model.Entry) int { return b.Manifest.Version.Compare(a.Manifest.Version) })
 	resp := &recommendationv1.ListVersionsResponse{Versions: make([]*recommendationv1.ModelVersion, 0, len(entries))}
 	for _, e := range entries {
 		mv, err := modelVersion(e.Manifest, e.Active, false)
@@ -339,7 +338,7 @@ func (s *RegistryServer) DownloadVersion(ctx context.Context, req *recommendatio
 // moved describes the version an activation or rollback made active. The
 // move has happened, so a failure to read its manifest is logged and
 // answered with the version name alone rather than as an error.
-func (s *RegistryServer) moved(ctx context.Context, method string, ev registry.Event) *recommendationv1.ModelVersion {
+func (s *RegistryServer) moved(ctx context.Context, method string, ev model.Event) *recommendationv1.ModelVersion {
 	fallback := &recommendationv1.ModelVersion{Version: ev.To, Active: true}
 	v, err := model.ParseVersion(ev.To)
 	if err != nil {
@@ -466,7 +465,7 @@ func scores(s model.Scores) *recommendationv1.Scores {
 	}
 }
 
-func historyEntry(ev registry.Event) *recommendationv1.HistoryEntry {
+func historyEntry(ev model.Event) *recommendationv1.HistoryEntry {
 	e := &recommendationv1.HistoryEntry{
 		FromVersion: ev.From,
 		ToVersion:   ev.To,

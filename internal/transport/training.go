@@ -12,19 +12,19 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	recommendationv1 "recommendation-api/api/proto/recommendation/v1"
-	"recommendation-api/internal/jobs"
+	"recommendation-api/internal/model"
 )
 
-// Jobs is what the training API needs; *jobs.Manager implements it.
+// Jobs is what the training API needs; the job manager (internal/jobs) implements it.
 type Jobs interface {
 	// Start validates and queues a job. Errors wrap model.ErrInvalidInput,
 	// model.ErrInvalidVersion, model.ErrVersionExists or model.ErrQueueFull.
-	Start(req jobs.Request) (*jobs.Job, error)
+	Start(req model.JobRequest) (*model.Job, error)
 	// Get, Cancel and Watch return model.ErrJobNotFound for unknown ids.
-	Get(id string) (*jobs.Job, error)
-	List() ([]*jobs.Job, error)
-	Cancel(id string) (*jobs.Job, error)
-	Watch(ctx context.Context, id string, send func(jobs.Event) error) error
+	Get(id string) (*model.Job, error)
+	List() ([]*model.Job, error)
+	Cancel(id string) (*model.Job, error)
+	Watch(ctx context.Context, id string, send func(model.JobEvent) error) error
 }
 
 // TrainingServer implements recommendation.v1.TrainingService on top of
@@ -61,7 +61,7 @@ func (s *TrainingServer) StartTraining(ctx context.Context, req *recommendationv
 	if actor == "" {
 		actor = anonymous(ctx)
 	}
-	j, err := s.jobs.Start(jobs.Request{
+	j, err := s.jobs.Start(model.JobRequest{
 		Samples:      clampInt(req.GetSamples()),
 		Epochs:       int(req.GetEpochs()),
 		Seed:         req.GetSeed(),
@@ -137,7 +137,7 @@ func (s *TrainingServer) WatchJob(req *recommendationv1.WatchJobRequest, stream 
 		return err
 	}
 	ctx := stream.Context()
-	err := s.jobs.Watch(ctx, req.GetId(), func(ev jobs.Event) error {
+	err := s.jobs.Watch(ctx, req.GetId(), func(ev model.JobEvent) error {
 		return stream.Send(&recommendationv1.WatchJobResponse{Event: eventProto(ev)})
 	})
 	return StatusError(ctx, s.log, method, err)
@@ -150,35 +150,35 @@ func checkJobID(id string) error {
 	return nil
 }
 
-var policyOf = map[recommendationv1.ActivationPolicy]jobs.Policy{
+var policyOf = map[recommendationv1.ActivationPolicy]model.ActivationPolicy{
 	recommendationv1.ActivationPolicy_ACTIVATION_POLICY_UNSPECIFIED: "",
-	recommendationv1.ActivationPolicy_ACTIVATION_POLICY_NEVER:       jobs.PolicyNever,
-	recommendationv1.ActivationPolicy_ACTIVATION_POLICY_IF_BETTER:   jobs.PolicyIfBetter,
-	recommendationv1.ActivationPolicy_ACTIVATION_POLICY_ALWAYS:      jobs.PolicyAlways,
+	recommendationv1.ActivationPolicy_ACTIVATION_POLICY_NEVER:       model.PolicyNever,
+	recommendationv1.ActivationPolicy_ACTIVATION_POLICY_IF_BETTER:   model.PolicyIfBetter,
+	recommendationv1.ActivationPolicy_ACTIVATION_POLICY_ALWAYS:      model.PolicyAlways,
 }
 
-var policyProto = map[jobs.Policy]recommendationv1.ActivationPolicy{
-	jobs.PolicyNever:    recommendationv1.ActivationPolicy_ACTIVATION_POLICY_NEVER,
-	jobs.PolicyIfBetter: recommendationv1.ActivationPolicy_ACTIVATION_POLICY_IF_BETTER,
-	jobs.PolicyAlways:   recommendationv1.ActivationPolicy_ACTIVATION_POLICY_ALWAYS,
+var policyProto = map[model.ActivationPolicy]recommendationv1.ActivationPolicy{
+	model.PolicyNever:    recommendationv1.ActivationPolicy_ACTIVATION_POLICY_NEVER,
+	model.PolicyIfBetter: recommendationv1.ActivationPolicy_ACTIVATION_POLICY_IF_BETTER,
+	model.PolicyAlways:   recommendationv1.ActivationPolicy_ACTIVATION_POLICY_ALWAYS,
 }
 
-var stateProto = map[jobs.State]recommendationv1.JobState{
-	jobs.StateQueued:    recommendationv1.JobState_JOB_STATE_QUEUED,
-	jobs.StateRunning:   recommendationv1.JobState_JOB_STATE_RUNNING,
-	jobs.StateSucceeded: recommendationv1.JobState_JOB_STATE_SUCCEEDED,
-	jobs.StateFailed:    recommendationv1.JobState_JOB_STATE_FAILED,
-	jobs.StateCancelled: recommendationv1.JobState_JOB_STATE_CANCELLED,
+var stateProto = map[model.JobState]recommendationv1.JobState{
+	model.JobQueued:    recommendationv1.JobState_JOB_STATE_QUEUED,
+	model.JobRunning:   recommendationv1.JobState_JOB_STATE_RUNNING,
+	model.JobSucceeded: recommendationv1.JobState_JOB_STATE_SUCCEEDED,
+	model.JobFailed:    recommendationv1.JobState_JOB_STATE_FAILED,
+	model.JobCancelled: recommendationv1.JobState_JOB_STATE_CANCELLED,
 }
 
-var phaseProto = map[jobs.Phase]recommendationv1.JobPhase{
-	jobs.PhaseQueued:      recommendationv1.JobPhase_JOB_PHASE_QUEUED,
-	jobs.PhaseGenerating:  recommendationv1.JobPhase_JOB_PHASE_GENERATING,
-	jobs.PhaseTraining:    recommendationv1.JobPhase_JOB_PHASE_TRAINING,
-	jobs.PhaseEvaluating:  recommendationv1.JobPhase_JOB_PHASE_EVALUATING,
-	jobs.PhaseRegistering: recommendationv1.JobPhase_JOB_PHASE_REGISTERING,
-	jobs.PhaseActivating:  recommendationv1.JobPhase_JOB_PHASE_ACTIVATING,
-	jobs.PhaseDone:        recommendationv1.JobPhase_JOB_PHASE_DONE,
+var phaseProto = map[model.JobPhase]recommendationv1.JobPhase{
+	model.PhaseQueued:      recommendationv1.JobPhase_JOB_PHASE_QUEUED,
+	model.PhaseGenerating:  recommendationv1.JobPhase_JOB_PHASE_GENERATING,
+	model.PhaseTraining:    recommendationv1.JobPhase_JOB_PHASE_TRAINING,
+	model.PhaseEvaluating:  recommendationv1.JobPhase_JOB_PHASE_EVALUATING,
+	model.PhaseRegistering: recommendationv1.JobPhase_JOB_PHASE_REGISTERING,
+	model.PhaseActivating:  recommendationv1.JobPhase_JOB_PHASE_ACTIVATING,
+	model.PhaseDone:        recommendationv1.JobPhase_JOB_PHASE_DONE,
 }
 
 // timestamp converts t, nil for the zero time (not yet).
@@ -189,7 +189,7 @@ func timestamp(t time.Time) *timestamppb.Timestamp {
 	return timestamppb.New(t)
 }
 
-func jobProto(j *jobs.Job) *recommendationv1.Job {
+func jobProto(j *model.Job) *recommendationv1.Job {
 	p := j.Params
 	out := &recommendationv1.Job{
 		Id:    j.ID,
@@ -228,7 +228,7 @@ func jobProto(j *jobs.Job) *recommendationv1.Job {
 	return out
 }
 
-func progressProto(p jobs.Progress) *recommendationv1.JobProgress {
+func progressProto(p model.Progress) *recommendationv1.JobProgress {
 	return &recommendationv1.JobProgress{
 		Phase: phaseProto[p.Phase], Epoch: int32(p.Epoch), Epochs: int32(p.Epochs),
 		Loss: p.Loss, ValLoss: p.ValLoss, BestEpoch: int32(p.BestEpoch),
@@ -236,7 +236,7 @@ func progressProto(p jobs.Progress) *recommendationv1.JobProgress {
 	}
 }
 
-func modelEvaluationProto(m *jobs.ModelScores) *recommendationv1.ModelEvaluation {
+func modelEvaluationProto(m *model.ModelScores) *recommendationv1.ModelEvaluation {
 	if m == nil {
 		return nil
 	}
@@ -245,7 +245,7 @@ func modelEvaluationProto(m *jobs.ModelScores) *recommendationv1.ModelEvaluation
 	}
 }
 
-func eventProto(ev jobs.Event) *recommendationv1.JobEvent {
+func eventProto(ev model.JobEvent) *recommendationv1.JobEvent {
 	out := &recommendationv1.JobEvent{
 		JobId: ev.JobID, Time: timestamp(ev.Time), State: stateProto[ev.State],
 		Phase: phaseProto[ev.Phase], Epoch: int32(ev.Epoch), Epochs: int32(ev.Epochs),
