@@ -32,3 +32,22 @@ var (
 	// ErrJobNotFound: no training job has that id.
 	ErrJobNotFound = errors.New("training job not found")
 )
+
+// Sentinels of release control and the registry.
+var (
+	// ErrActiveMismatch: an activation or rollback named the version it
+	// expected to be active (compare-and-swap) and another one is.
+	ErrActiveMismatch = errors.New("active version is not the expected one")
+	// ErrVersionTooOld: a registration is older than every version retention
+	// keeps for its major, so it would be deleted by the same change.
+	ErrVersionTooOld = errors.New("version older than every version kept")
+	// ErrStorageFull: the data directory has no space left (or is over
+	// quota); nothing changed and what serves goes on serving.
+	ErrStorageFull = errors.New("storage full")
+	// ErrStorageReadOnly: the data directory cannot be written.
+	ErrStorageReadOnly = errors.New("storage read-only")
+)
+
+// ErrAlreadyActive: an activation or rollback named the version that is
+// already active. Release control answers it as a no-op, not a failure.
+var ErrAlreadyActive = errors.New("version already active")

@@ -9,6 +9,7 @@ const (
 	ActionActivate     = "activate"      // From: previous active ("" for none), To: new active
 	ActionRollback     = "rollback"      // as activate, back to an earlier version
 	ActionAutoRollback = "auto_rollback" // a rollback decided by the health watcher
+	ActionUpgrade      = "upgrade"       // the registry file's layout was upgraded in place
 )
 
 // IsActivation reports whether action moves an active pointer.
@@ -23,12 +24,32 @@ func IsActivation(action string) bool {
 type Event struct {
 	Seq    uint64    `json:"seq"`
 	Time   time.Time `json:"time"`
-	Action string    `json:"action"`         // one of the Action constants
-	From   string    `json:"from,omitempty"` // version strings, "" for none
-	To     string    `json:"to,omitempty"`
-	Reason string    `json:"reason,omitempty"`
-	Actor  string    `json:"actor,omitempty"`
+	Action string    `json:"action"` // one of the Action constants
+	// Major is the major version (I/O format) the event concerns; 0 for an
+	// event about the whole registry (upgrade).
+	Major  int    `json:"major,omitempty"`
+	From   string `json:"from,omitempty"` // version strings, "" for none
+	To     string `json:"to,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	Actor  string `json:"actor,omitempty"`
 }
+
+// HistoryQuery selects a page of history, newest first. PageSize <= 0
+// means DefaultHistoryPage; PageToken is the NextPageToken of the previous
+// page ("" for the first). Major and Action, when set, keep only events of
+// that major and action.
+type HistoryQuery struct {
+	PageSize  int
+	PageToken string
+	Major     int
+	Action    string
+}
+
+// History page sizes.
+const (
+	DefaultHistoryPage = 100
+	MaxHistoryPage     = 1000
+)
 
 // Entry is one registered version as a registry lists it.
 type Entry struct {

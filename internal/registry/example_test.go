@@ -56,7 +56,7 @@ func Example() {
 		fmt.Println(e.Manifest.Version, "active:", e.Active)
 	}
 
-	prev, err := s.PreviousActive()
+	prev, err := s.PreviousActive(1)
 	if err != nil {
 		log.Fatal(err)
 	}

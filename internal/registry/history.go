@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
 
 	"go.etcd.io/bbolt"
 
@@ -25,8 +27,9 @@ const (
 
 func isActivation(action string) bool { return model.IsActivation(action) }
 
-// appendEvent gives ev the next sequence number and stores it in tx.
-func appendEvent(tx *bbolt.Tx, ev *Event) error {
+// appendEvent gives ev the next sequence number, stores it in tx and
+// trims the history to the newest s.historyKeep events.
+func (s *Store) appendEvent(tx *bbolt.Tx, ev *Event) error {
 	h := tx.Bucket(bucketHistory)
 	seq, err := h.NextSequence()
 	if err != nil {
@@ -37,39 +40,92 @@ func appendEvent(tx *bbolt.Tx, ev *Event) error {
 	if err != nil {
 		return err
 	}
-	return h.Put(binary.BigEndian.AppendUint64(nil, seq), b)
+	if err := h.Put(seqKey(seq), b); err != nil {
+		return err
+	}
+	if seq <= s.historyKeep {
+		return nil
+	}
+	// Events are numbered without gaps, so the oldest kept is seq-keep+1;
+	// meta remembers where the last trim stopped, so each trim is short.
+	meta := tx.Bucket(bucketMeta)
+	first := uint64(1)
+	if v := meta.Get(keyHistoryHead); len(v) == 8 {
+		first = binary.BigEndian.Uint64(v)
+	}
+	keepFrom := seq - s.historyKeep + 1
+	c := h.Cursor()
+	for k, _ := c.Seek(seqKey(first)); k != nil && binary.BigEndian.Uint64(k) < keepFrom; k, _ = c.Next() {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return meta.Put(keyHistoryHead, seqKey(keepFrom))
 }
 
-// Active returns the active version, or an error wrapping
+func seqKey(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq) }
+
+// Active returns the active version of major, or an error wrapping
 // model.ErrNoActiveVersion when none has been set.
-func (s *Store) Active() (model.Version, error) {
+func (s *Store) Active(major int) (model.Version, error) {
 	var (
 		v  model.Version
 		ok bool
 	)
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		var err error
-		v, ok, err = activeIn(tx)
+		v, ok, err = activeIn(tx, major)
 		return err
 	})
 	if err != nil {
 		return model.Version{}, fmt.Errorf("registry: active: %w", err)
 	}
 	if !ok {
-		return model.Version{}, fmt.Errorf("registry: active: %w", model.ErrNoActiveVersion)
+		return model.Version{}, fmt.Errorf("registry: active of major %d: %w", major, model.ErrNoActiveVersion)
 	}
 	return v, nil
 }
 
-// SetActive makes version to the active one and appends ev to the history,
-// in one transaction. ev.Action must be "activate" (the default when empty),
-// "rollback" or "auto_rollback"; Reason and Actor are the caller's. The store
-// fills ev.From with the previously active version ("" for none), ev.To with
-// to, ev.Seq, and ev.Time with Options.Now when it is zero; it returns the
-// event as stored. An unregistered version is refused with an error wrapping
-// model.ErrVersionNotFound and nothing changes. Activating the version that
-// is already active is allowed and recorded.
+// Actives returns the active version of every major that has one.
+func (s *Store) Actives() (map[int]model.Version, error) {
+	out := map[int]model.Version{}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketActive).ForEach(func(_, v []byte) error {
+			pv, err := model.ParseVersion(string(v))
+			if err != nil {
+				return fmt.Errorf("stored active version: %w", err)
+			}
+			out[pv.Major] = pv
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("registry: actives: %w", err)
+	}
+	return out, nil
+}
+
+// SetActive is SetActiveIf without an expectation.
 func (s *Store) SetActive(to model.Version, ev Event) (Event, error) {
+	return s.SetActiveIf(to, ev, nil)
+}
+
+// SetActiveIf makes version to the active one of its major, updates the
+// major's rollback index and appends ev to the history, in one transaction.
+// ev.Action must be "activate" (the default when empty), "rollback" or
+// "auto_rollback"; Reason and Actor are the caller's. The store fills
+// ev.Major, ev.From with the previously active version of the major ("" for
+// none), ev.To, ev.Seq, and ev.Time with Options.Now when it is zero; it
+// returns the event as stored.
+//
+// When expected is not nil, the change is made only if the major's active
+// version is *expected (the zero Version: none is active); otherwise
+// nothing changes and the error wraps model.ErrActiveMismatch, naming the
+// actual active version. Activating the version that is already active
+// changes nothing and records nothing: the error wraps
+// model.ErrAlreadyActive. An unregistered version is refused with
+// model.ErrVersionNotFound.
+func (s *Store) SetActiveIf(to model.Version, ev Event, expected *model.Version) (Event, error) {
 	if ev.Action == "" {
 		ev.Action = ActionActivate
 	}
@@ -84,27 +140,62 @@ func (s *Store) SetActive(to model.Version, ev Event) (Event, error) {
 		ev.Time = s.now()
 	}
 	ev.Time = ev.Time.UTC().Round(0) // as the history will give it back
-	ev.To = to.String()
+	ev.To, ev.Major = to.String(), to.Major
 	key := versionKey(to)
 
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketModels).Get(key) == nil {
 			return model.ErrVersionNotFound
 		}
-		meta := tx.Bucket(bucketMeta)
-		ev.From = string(meta.Get(keyActive)) // string() copies out of the mmap
-		if err := meta.Put(keyActive, []byte(ev.To)); err != nil {
+		cur, has, err := activeIn(tx, to.Major)
+		if err != nil {
 			return err
 		}
-		return appendEvent(tx, &ev)
+		if expected != nil && (cur != *expected || has == expected.IsZero()) {
+			return fmt.Errorf("%w: expected %s, active is %s", model.ErrActiveMismatch, orNone(*expected), activeName(cur, has))
+		}
+		if has && cur == to {
+			return fmt.Errorf("%w: %s is already the active version of major %d", model.ErrAlreadyActive, to, to.Major)
+		}
+		ev.From = ""
+		if has {
+			ev.From = cur.String()
+		}
+		if err := tx.Bucket(bucketActive).Put(majorKey(to.Major), []byte(ev.To)); err != nil {
+			return err
+		}
+		l, err := lineageIn(tx, to.Major)
+		if err != nil {
+			return err
+		}
+		l.record(ev.Action, ev.From, ev.To)
+		if err := putLineage(tx, to.Major, l); err != nil {
+			return err
+		}
+		return s.appendEvent(tx, &ev)
 	})
 	if err != nil {
-		return Event{}, fmt.Errorf("registry: set active %s: %w", to, err)
+		return Event{}, fmt.Errorf("registry: set active %s: %w", to, storageError(s.path, err))
 	}
 	return ev, nil
 }
 
-// History returns every event, oldest first.
+func orNone(v model.Version) string {
+	if v.IsZero() {
+		return "none"
+	}
+	return v.String()
+}
+
+func activeName(v model.Version, has bool) string {
+	if !has {
+		return "none"
+	}
+	return v.String()
+}
+
+// History returns every kept event, oldest first (at most
+// Options.HistoryKeep; see HistoryPage for the paged, newest-first view).
 func (s *Store) History() ([]Event, error) {
 	var evs []Event
 	err := s.db.View(func(tx *bbolt.Tx) error {
@@ -131,74 +222,87 @@ func historyIn(tx *bbolt.Tx) ([]Event, error) {
 	return evs, err
 }
 
-// PreviousActive returns the version to roll back to: the one that was
-// active before the current one, still registered. It replays the
-// activations as a stack: "activate" pushes its version; "rollback" and
-// "auto_rollback" drop the version rolled back from, then drop down to their
-// target when it is on the stack (or push it when it is not). The answer is
-// the highest stack entry below the current version that is still
-// registered and differs from it. So after activating v1, v2, v3 and rolling
-// back to v2, PreviousActive is v1, not v3: successive rollbacks walk back
-// instead of bouncing between two versions.
-//
+// HistoryPage returns one page of the history, newest first, and the token
+// of the next page ("" after the last). A page token is an event sequence
+// number; a malformed one is refused with model.ErrInvalidInput. A page
+// reads at most its size of matching events plus the ones its filters skip.
+func (s *Store) HistoryPage(q model.HistoryQuery) ([]Event, string, error) {
+	size := q.PageSize
+	if size <= 0 {
+		size = model.DefaultHistoryPage
+	}
+	if size > model.MaxHistoryPage {
+		return nil, "", fmt.Errorf("registry: history: %w: page_size %d; want 1..%d", model.ErrInvalidInput, size, model.MaxHistoryPage)
+	}
+	before := uint64(math.MaxUint64)
+	if q.PageToken != "" {
+		n, err := strconv.ParseUint(q.PageToken, 10, 64)
+		if err != nil || n == 0 {
+			return nil, "", fmt.Errorf("registry: history: %w: page_token %q is not one this server gave; pass the next_page_token of the previous page, or none", model.ErrInvalidInput, q.PageToken)
+		}
+		before = n
+	}
+	var (
+		evs  []Event
+		next string
+	)
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketHistory).Cursor()
+		k, v := c.Seek(seqKey(before))
+		if k == nil {
+			k, v = c.Last()
+		} else if binary.BigEndian.Uint64(k) >= before {
+			k, v = c.Prev()
+		}
+		for ; k != nil; k, v = c.Prev() {
+			var ev Event
+			if err := json.Unmarshal(v, &ev); err != nil {
+				return fmt.Errorf("event %x does not decode: %w", k, err)
+			}
+			if (q.Major != 0 && ev.Major != q.Major) || (q.Action != "" && ev.Action != q.Action) {
+				continue
+			}
+			if len(evs) == size {
+				next = strconv.FormatUint(ev.Seq+1, 10)
+				return nil
+			}
+			evs = append(evs, ev)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("registry: history: %w", err)
+	}
+	return evs, next, nil
+}
+
+// PreviousActive returns the version a rollback of major goes to, from the
+// rollback index (see lineage): one read, whatever the history's length.
 // It returns an error wrapping model.ErrVersionNotFound when there is no
-// such version, also wrapping model.ErrNoActiveVersion when nothing is
-// active.
-func (s *Store) PreviousActive() (model.Version, error) {
+// such version, also wrapping model.ErrNoActiveVersion when nothing of the
+// major is active.
+func (s *Store) PreviousActive(major int) (model.Version, error) {
 	var prev model.Version
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		cur, ok, err := activeIn(tx)
+		cur, ok, err := activeIn(tx, major)
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return fmt.Errorf("%w: %w", model.ErrVersionNotFound, model.ErrNoActiveVersion)
+			return fmt.Errorf("%w: %w of major %d", model.ErrVersionNotFound, model.ErrNoActiveVersion, major)
 		}
-		evs, err := historyIn(tx)
+		t, ok, err := rollbackTargetIn(tx, major)
 		if err != nil {
 			return err
 		}
-		var stack []string
-		for _, ev := range evs {
-			switch ev.Action {
-			case ActionActivate:
-				if len(stack) == 0 || stack[len(stack)-1] != ev.To {
-					stack = append(stack, ev.To)
-				}
-			case ActionRollback, ActionAutoRollback:
-				if len(stack) > 0 && stack[len(stack)-1] == ev.From {
-					stack = stack[:len(stack)-1]
-				}
-				if i := lastIndex(stack, ev.To); i >= 0 {
-					stack = stack[:i+1]
-				} else {
-					stack = append(stack, ev.To)
-				}
-			}
+		if !ok {
+			return fmt.Errorf("%w: no earlier active version of major %d is still registered (active %s)", model.ErrVersionNotFound, major, cur)
 		}
-		models := tx.Bucket(bucketModels)
-		for i := len(stack) - 1; i >= 0; i-- {
-			v, err := model.ParseVersion(stack[i])
-			if err != nil || v == cur || models.Get(versionKey(v)) == nil {
-				continue // pruned since, or the current one again
-			}
-			prev = v
-			return nil
-		}
-		return fmt.Errorf("%w: no earlier active version is still registered (active %s)", model.ErrVersionNotFound, cur)
+		prev = t
+		return nil
 	})
 	if err != nil {
 		return model.Version{}, fmt.Errorf("registry: previous active: %w", err)
 	}
 	return prev, nil
-}
-
-// lastIndex returns the index of the last s in stack, or -1.
-func lastIndex(stack []string, s string) int {
-	for i := len(stack) - 1; i >= 0; i-- {
-		if stack[i] == s {
-			return i
-		}
-	}
-	return -1
 }

@@ -50,11 +50,11 @@ func TestHistory(t *testing.T) {
 		t.Helper()
 		h := history(t, s)
 		want := []registry.Event{
-			{Seq: 1, Time: time.Date(2025, 6, 1, 12, 0, 1, 0, time.UTC), Action: "register", To: "v1.0.0", Actor: "test"},
-			{Seq: 2, Time: time.Date(2025, 6, 1, 12, 0, 2, 0, time.UTC), Action: "register", To: "v1.1.0", Actor: "test"},
-			{Seq: 3, Time: time.Date(2025, 6, 1, 12, 0, 3, 0, time.UTC), Action: "activate", To: "v1.0.0", Reason: "first model", Actor: "alice"},
-			{Seq: 4, Time: at.UTC(), Action: "activate", From: "v1.0.0", To: "v1.1.0", Reason: "better mae", Actor: "bob"},
-			{Seq: 5, Time: time.Date(2025, 6, 1, 12, 0, 4, 0, time.UTC), Action: "rollback", From: "v1.1.0", To: "v1.0.0", Reason: "oom rate up", Actor: "carol"},
+			{Seq: 1, Time: time.Date(2025, 6, 1, 12, 0, 1, 0, time.UTC), Action: "register", Major: 1, To: "v1.0.0", Actor: "test"},
+			{Seq: 2, Time: time.Date(2025, 6, 1, 12, 0, 2, 0, time.UTC), Action: "register", Major: 1, To: "v1.1.0", Actor: "test"},
+			{Seq: 3, Time: time.Date(2025, 6, 1, 12, 0, 3, 0, time.UTC), Action: "activate", Major: 1, To: "v1.0.0", Reason: "first model", Actor: "alice"},
+			{Seq: 4, Time: at.UTC(), Action: "activate", Major: 1, From: "v1.0.0", To: "v1.1.0", Reason: "better mae", Actor: "bob"},
+			{Seq: 5, Time: time.Date(2025, 6, 1, 12, 0, 4, 0, time.UTC), Action: "rollback", Major: 1, From: "v1.1.0", To: "v1.0.0", Reason: "oom rate up", Actor: "carol"},
 		}
 		if len(h) != len(want) {
 			t.Fatalf("History has %d events; want %d: %+v", len(h), len(want), h)
@@ -68,10 +68,10 @@ func TestHistory(t *testing.T) {
 				t.Errorf("event %d = %+v; want %+v", i, h[i], want[i])
 			}
 		}
-		if v, err := s.Active(); err != nil || v.String() != "v1.0.0" {
+		if v, err := s.Active(1); err != nil || v.String() != "v1.0.0" {
 			t.Errorf("Active = %v, %v; want v1.0.0", v, err)
 		}
-		if v, err := s.PreviousActive(); !errors.Is(err, model.ErrVersionNotFound) {
+		if v, err := s.PreviousActive(1); !errors.Is(err, model.ErrVersionNotFound) {
 			t.Errorf("PreviousActive after rolling back to the first version = %v, %v; want ErrVersionNotFound", v, err)
 		}
 	}
@@ -127,7 +127,7 @@ func TestSetActive(t *testing.T) {
 				if !strings.Contains(err.Error(), tt.to.String()) {
 					t.Errorf("SetActive: err = %v; want it to name %s", err, tt.to)
 				}
-				if _, err := s.Active(); !errors.Is(err, model.ErrNoActiveVersion) {
+				if _, err := s.Active(1); !errors.Is(err, model.ErrNoActiveVersion) {
 					t.Errorf("Active after a refused SetActive: err = %v; want ErrNoActiveVersion", err)
 				}
 				if got := history(t, s); !reflect.DeepEqual(got, before) {
@@ -135,7 +135,7 @@ func TestSetActive(t *testing.T) {
 				}
 				return
 			}
-			if v, err := s.Active(); err != nil || v != tt.to {
+			if v, err := s.Active(1); err != nil || v != tt.to {
 				t.Errorf("Active = %v, %v; want %s", v, err, tt.to)
 			}
 		})
@@ -159,12 +159,16 @@ func TestPreviousActive(t *testing.T) {
 		{"OKRollbackPastOne", []string{"a v1.0.0", "a v1.0.1", "a v1.0.2", "a v1.0.3", "r v1.0.1"}, "v1.0.0", nil},
 		{"OKRollbackElsewhere", []string{"a v1.0.0", "a v1.0.1", "a v1.0.2", "r v1.0.4"}, "v1.0.1", nil},
 		{"OKReactivate", []string{"a v1.0.0", "a v1.0.1", "a v1.0.0"}, "v1.0.1", nil},
-		{"OKSameTwice", []string{"a v1.0.0", "a v1.0.1", "a v1.0.1"}, "v1.0.0", nil},
-		{"OKSkipsPruned", []string{"a v1.0.3", "a v1.0.1", "a v1.0.4", "+ v1.0.5", "+ v1.0.6"}, "v1.0.3", nil},
+		{"OKSameTwice", []string{"a v1.0.0", "a v1.0.1", "a v1.0.1"}, "v1.0.0", nil}, // the second is a no-op
+		// Retention never deletes the rollback target (v1.0.1), so it is
+		// still the answer after two registrations that prune.
+		{"OKTargetKept", []string{"a v1.0.3", "a v1.0.1", "a v1.0.4", "+ v1.0.5", "+ v1.0.6"}, "v1.0.1", nil},
 		{"ErrNoActiveVersion", nil, "", model.ErrNoActiveVersion},
 		{"ErrVersionNotFoundFirst", []string{"a v1.0.0"}, "", model.ErrVersionNotFound},
 		{"ErrVersionNotFoundRolledBack", []string{"a v1.0.0", "a v1.0.1", "r v1.0.0"}, "", model.ErrVersionNotFound},
-		{"ErrVersionNotFoundPruned", []string{"a v1.0.0", "a v1.0.1", "a v1.0.4", "+ v1.0.5", "+ v1.0.6"}, "", model.ErrVersionNotFound},
+		// v1.0.0 was pruned (neither active nor the target), so after the
+		// rollback to v1.0.1 there is nothing further back.
+		{"ErrVersionNotFoundPruned", []string{"a v1.0.0", "a v1.0.1", "a v1.0.4", "+ v1.0.5", "+ v1.0.6", "r v1.0.1"}, "", model.ErrVersionNotFound},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,11 +184,11 @@ func TestPreviousActive(t *testing.T) {
 					register(t, s, v)
 					continue
 				}
-				if _, err := s.SetActive(version(v), registry.Event{Action: action}); err != nil {
+				if _, err := s.SetActive(version(v), registry.Event{Action: action}); err != nil && !errors.Is(err, model.ErrAlreadyActive) {
 					t.Fatalf("SetActive(%s): %v", v, err)
 				}
 			}
-			got, err := s.PreviousActive()
+			got, err := s.PreviousActive(1)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("PreviousActive: err = %v; want %v", err, tt.wantErr)
 			}

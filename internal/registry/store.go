@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
+	"strconv"
+	"syscall"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -16,16 +19,27 @@ import (
 
 // Defaults for Options.
 const (
-	DefaultKeep    = 5
-	DefaultTimeout = 2 * time.Second
+	DefaultKeep        = 5
+	DefaultTimeout     = 2 * time.Second
+	DefaultHistoryKeep = 10000
 )
+
+// Layout is the version of the file's bucket layout this code writes.
+// Layout 1 had one active pointer (meta/active); layout 2 keeps one per
+// major and the rollback index. Open upgrades a layout-1 file in place.
+const Layout = 2
 
 // Options tune a Store. The zero value gives the defaults.
 type Options struct {
-	// Keep is how many versions retention keeps, newest by semver; the
-	// active version is kept in addition when it is older. <= 0 means
-	// DefaultKeep.
+	// Keep is how many versions of each major retention keeps, newest by
+	// semver; protected versions (see package doc) are kept in addition.
+	// <= 0 means DefaultKeep.
 	Keep int
+	// HistoryKeep is how many history events are kept, newest by sequence;
+	// older ones are deleted as new ones are appended. Rollback targets
+	// never need them (they come from the rollback index). <= 0 means
+	// DefaultHistoryKeep.
+	HistoryKeep int
 	// Timeout is how long Open waits for the file lock held by another
 	// process. <= 0 means DefaultTimeout.
 	Timeout time.Duration
@@ -36,10 +50,11 @@ type Options struct {
 // Store is a registry of model versions kept in one bbolt file. Create it
 // with Open and release the file with Close.
 type Store struct {
-	db   *bbolt.DB
-	path string
-	keep int
-	now  func() time.Time
+	db          *bbolt.DB
+	path        string
+	keep        int
+	historyKeep uint64
+	now         func() time.Time
 }
 
 // Bucket and key names; see doc.go for the layout.
@@ -49,8 +64,14 @@ var (
 	bucketMeta      = []byte("meta")
 	bucketHistory   = []byte("history")
 	bucketRecords   = []byte("records")
+	bucketActive    = []byte("active")  // major (4-byte BE) → active version "v1.2.3"
+	bucketLineage   = []byte("lineage") // major (4-byte BE) → rollback index (JSON)
 
-	keyActive = []byte("active")
+	keyLayout      = []byte("layout")
+	keyActiveV1    = []byte("active") // layout 1's single active pointer, in meta
+	keyHistoryHead = []byte("history_first")
+
+	allBuckets = [][]byte{bucketModels, bucketManifests, bucketMeta, bucketHistory, bucketRecords, bucketActive, bucketLineage}
 )
 
 // versionKeyLen is the length of a version key: three big-endian uint32.
@@ -64,6 +85,9 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.Keep <= 0 {
 		opts.Keep = DefaultKeep
 	}
+	if opts.HistoryKeep <= 0 {
+		opts.HistoryKeep = DefaultHistoryKeep
+	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
@@ -75,22 +99,93 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("registry: open %s: file is locked by another process (waited %s): %w", path, opts.Timeout, err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("registry: open %s: %w", path, err)
+		return nil, fmt.Errorf("registry: open %s: %w", path, storageError(path, err))
 	}
-	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bucketModels, bucketManifests, bucketMeta, bucketHistory, bucketRecords} {
-			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-				return fmt.Errorf("bucket %s: %w", name, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	s := &Store{db: db, path: path, keep: opts.Keep, historyKeep: uint64(opts.HistoryKeep), now: opts.Now}
+	if err := db.Update(s.init); err != nil {
 		_ = db.Close()
-		return nil, fmt.Errorf("registry: open %s: %w", path, err)
+		return nil, fmt.Errorf("registry: open %s: %w", path, storageError(path, err))
 	}
-	return &Store{db: db, path: path, keep: opts.Keep, now: opts.Now}, nil
+	return s, nil
 }
+
+// init creates missing buckets and upgrades a layout-1 file, in the one
+// transaction Open runs: a crash leaves the file as it was.
+func (s *Store) init(tx *bbolt.Tx) error {
+	fresh := tx.Bucket(bucketMeta) == nil
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("bucket %s: %w", name, err)
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	switch l := string(meta.Get(keyLayout)); {
+	case fresh:
+		return meta.Put(keyLayout, []byte(strconv.Itoa(Layout)))
+	case l == strconv.Itoa(Layout):
+		return nil
+	case l == "" || l == "1":
+		return s.upgradeFrom1(tx)
+	default:
+		return fmt.Errorf("file layout %q is newer than this server's (%d); upgrade the server", l, Layout)
+	}
+}
+
+// upgradeFrom1 moves layout 1's single active pointer to its major's slot,
+// builds each major's rollback index by replaying the history once, and
+// records an "upgrade" event. upgradeHook, set by tests, fails it midway.
+func (s *Store) upgradeFrom1(tx *bbolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if av := meta.Get(keyActiveV1); av != nil {
+		v, err := model.ParseVersion(string(av))
+		if err != nil {
+			return fmt.Errorf("upgrade: layout-1 active version: %w", err)
+		}
+		if err := tx.Bucket(bucketActive).Put(majorKey(v.Major), []byte(v.String())); err != nil {
+			return err
+		}
+	}
+	evs, err := historyIn(tx)
+	if err != nil {
+		return fmt.Errorf("upgrade: %w", err)
+	}
+	stacks := map[int]*lineage{}
+	for _, ev := range evs {
+		v, err := model.ParseVersion(ev.To)
+		if !model.IsActivation(ev.Action) || err != nil {
+			continue
+		}
+		l := stacks[v.Major]
+		if l == nil {
+			l = &lineage{}
+			stacks[v.Major] = l
+		}
+		l.record(ev.Action, ev.From, ev.To)
+	}
+	for major, l := range stacks {
+		l.drop(func(v string) bool { return !registeredIn(tx, v) })
+		if err := putLineage(tx, major, l); err != nil {
+			return err
+		}
+	}
+	if upgradeHook != nil {
+		if err := upgradeHook(); err != nil {
+			return err
+		}
+	}
+	if err := meta.Delete(keyActiveV1); err != nil {
+		return err
+	}
+	if err := meta.Put(keyLayout, []byte(strconv.Itoa(Layout))); err != nil {
+		return err
+	}
+	return s.appendEvent(tx, &Event{Time: s.now().UTC().Round(0), Action: model.ActionUpgrade, Actor: "system",
+		Reason: fmt.Sprintf("registry layout 1 (one active version) upgraded to %d (one active version per major)", Layout)})
+}
+
+// upgradeHook, when set (tests only), runs inside the upgrade transaction
+// just before it commits; an error aborts the upgrade.
+var upgradeHook func() error
 
 // Close waits for running transactions to finish and releases the file and
 // its lock. Closing twice is harmless; any other method fails after Close.
@@ -135,7 +230,7 @@ func (s *Store) Check() error {
 // checkInvariants verifies the registry's own structure inside tx.
 func checkInvariants(tx *bbolt.Tx) []error {
 	var errs []error
-	for _, name := range [][]byte{bucketModels, bucketManifests, bucketMeta, bucketHistory, bucketRecords} {
+	for _, name := range allBuckets {
 		if tx.Bucket(name) == nil {
 			errs = append(errs, fmt.Errorf("bucket %s missing", name))
 		}
@@ -159,14 +254,38 @@ func checkInvariants(tx *bbolt.Tx) []error {
 		}
 		return nil
 	})
-	if av := tx.Bucket(bucketMeta).Get(keyActive); av != nil {
+	if l := string(tx.Bucket(bucketMeta).Get(keyLayout)); l != strconv.Itoa(Layout) {
+		errs = append(errs, fmt.Errorf("layout %q; want %d", l, Layout))
+	}
+	_ = tx.Bucket(bucketActive).ForEach(func(k, av []byte) error {
 		v, err := model.ParseVersion(string(av))
-		if err != nil {
-			errs = append(errs, fmt.Errorf("active version: %w", err))
-		} else if models.Get(versionKey(v)) == nil {
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("active version of major key %x: %w", k, err))
+		case len(k) != 4 || int(binary.BigEndian.Uint32(k)) != v.Major:
+			errs = append(errs, fmt.Errorf("active version %s stored under major key %x", v, k))
+		case models.Get(versionKey(v)) == nil:
 			errs = append(errs, fmt.Errorf("active version %s is not registered", v))
 		}
-	}
+		return nil
+	})
+	_ = tx.Bucket(bucketLineage).ForEach(func(k, _ []byte) error {
+		if len(k) != 4 {
+			errs = append(errs, fmt.Errorf("rollback index key %x is not a major", k))
+			return nil
+		}
+		l, err := lineageIn(tx, int(binary.BigEndian.Uint32(k)))
+		if err != nil {
+			errs = append(errs, err)
+			return nil
+		}
+		for _, v := range l.Stack {
+			if !registeredIn(tx, v) {
+				errs = append(errs, fmt.Errorf("rollback index of major %d names %s, which is not registered", binary.BigEndian.Uint32(k), v))
+			}
+		}
+		return nil
+	})
 	_ = tx.Bucket(bucketHistory).ForEach(func(k, v []byte) error {
 		var ev Event
 		if err := json.Unmarshal(v, &ev); err != nil || len(k) != 8 || ev.Seq != binary.BigEndian.Uint64(k) {
@@ -226,15 +345,39 @@ func decodeManifest(k, v []byte) (*model.Manifest, error) {
 	return &m, nil
 }
 
-// activeIn returns the active version recorded in tx, and false if none.
-func activeIn(tx *bbolt.Tx) (model.Version, bool, error) {
-	b := tx.Bucket(bucketMeta).Get(keyActive)
+// majorKey is the 4-byte key of a major in the active and lineage buckets.
+func majorKey(major int) []byte { return binary.BigEndian.AppendUint32(nil, uint32(major)) }
+
+// activeIn returns the active version of major recorded in tx, and false if
+// none.
+func activeIn(tx *bbolt.Tx, major int) (model.Version, bool, error) {
+	b := tx.Bucket(bucketActive).Get(majorKey(major))
 	if b == nil {
 		return model.Version{}, false, nil
 	}
 	v, err := model.ParseVersion(string(b))
 	if err != nil {
-		return model.Version{}, false, fmt.Errorf("stored active version: %w", err)
+		return model.Version{}, false, fmt.Errorf("stored active version of major %d: %w", major, err)
 	}
 	return v, true, nil
+}
+
+// registeredIn reports whether version string v is registered in tx.
+func registeredIn(tx *bbolt.Tx, v string) bool {
+	pv, err := model.ParseVersion(v)
+	return err == nil && checkVersion(pv) == nil && tx.Bucket(bucketModels).Get(versionKey(pv)) != nil
+}
+
+// storageError wraps a write failure caused by the file system (no space,
+// over quota, read-only) in the sentinel that says so, naming the
+// directory; other errors are returned as they are.
+func storageError(path string, err error) error {
+	dir := filepath.Dir(path)
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		return fmt.Errorf("%w: no space left in data directory %s: %w", model.ErrStorageFull, dir, err)
+	case errors.Is(err, syscall.EROFS):
+		return fmt.Errorf("%w: data directory %s is on a read-only file system: %w", model.ErrStorageReadOnly, dir, err)
+	}
+	return err
 }

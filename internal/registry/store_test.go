@@ -31,7 +31,7 @@ func TestOpen(t *testing.T) {
 		if _, err := s.Newest(); !errors.Is(err, model.ErrVersionNotFound) {
 			t.Errorf("Newest on a new file: err = %v; want ErrVersionNotFound", err)
 		}
-		if _, err := s.Active(); !errors.Is(err, model.ErrNoActiveVersion) {
+		if _, err := s.Active(1); !errors.Is(err, model.ErrNoActiveVersion) {
 			t.Errorf("Active on a new file: err = %v; want ErrNoActiveVersion", err)
 		}
 	})
@@ -167,16 +167,27 @@ func TestRetention(t *testing.T) {
 			{"v1.0.2", nil},
 			{"v0.9.0", nil},
 			{"v1.1.0", nil},
-			{"v1.0.11", []string{"v0.9.0"}},
-			{"v1.0.1", []string{"v1.0.1"}}, // older than the five kept: pruned at once
-			{"v2.0.0", []string{"v1.0.2"}},
+			{"v1.0.11", nil}, // v0.9.0 is another major, with its own five
+			{"v1.0.12", []string{"v1.0.2"}},
+			{"v2.0.0", nil},
 		}
 		for _, st := range steps {
 			if got := versionStrings(register(t, s, st.register)); !slices.Equal(got, st.wantPruned) {
 				t.Errorf("Register(%s) pruned %v; want %v", st.register, got, st.wantPruned)
 			}
 		}
-		want := []string{"v1.0.9", "v1.0.10", "v1.0.11", "v1.1.0", "v2.0.0"}
+		// Older than the five kept of its major: refused, nothing stored.
+		before := history(t, s)
+		b := modelBytes(99, 100)
+		if _, err := s.Register(b, newManifest(version("v1.0.1"), b), "test"); !errors.Is(err, model.ErrVersionTooOld) {
+			t.Errorf("Register(v1.0.1): err = %v; want %v", err, model.ErrVersionTooOld)
+		} else if !strings.Contains(err.Error(), "v1.0.9") {
+			t.Errorf("Register(v1.0.1): %q does not name the oldest kept version v1.0.9", err)
+		}
+		if after := history(t, s); len(after) != len(before) {
+			t.Errorf("a refused registration wrote %d events", len(after)-len(before))
+		}
+		want := []string{"v0.9.0", "v1.0.9", "v1.0.10", "v1.0.11", "v1.0.12", "v1.1.0", "v2.0.0"}
 		if got := listed(t, s); !slices.Equal(got, want) {
 			t.Errorf("List = %v; want %v", got, want)
 		}
@@ -189,7 +200,7 @@ func TestRetention(t *testing.T) {
 				prunes = append(prunes, ev.From)
 			}
 		}
-		if want := []string{"v0.9.0", "v1.0.1", "v1.0.2"}; !slices.Equal(prunes, want) {
+		if want := []string{"v1.0.2"}; !slices.Equal(prunes, want) {
 			t.Errorf("prune events for %v; want %v", prunes, want)
 		}
 	})
@@ -216,12 +227,19 @@ func TestRetention(t *testing.T) {
 		if _, _, err := s.Load(version("v1.0.0")); err != nil {
 			t.Errorf("Load of the kept active version: %v", err)
 		}
-		// Once another version is active, the old one goes at the next register.
+		// Once another version is active, the old one is its rollback
+		// target and stays; it goes once it is neither.
 		if _, err := s.SetActive(version("v1.0.6"), registry.Event{}); err != nil {
 			t.Fatal(err)
 		}
-		if got := versionStrings(register(t, s, "v1.0.7")); !slices.Equal(got, []string{"v1.0.0", "v1.0.2"}) {
-			t.Errorf("Register(v1.0.7) pruned %v; want [v1.0.0 v1.0.2]", got)
+		if got := versionStrings(register(t, s, "v1.0.7")); !slices.Equal(got, []string{"v1.0.2"}) {
+			t.Errorf("Register(v1.0.7) pruned %v; want [v1.0.2] (v1.0.0 is the rollback target)", got)
+		}
+		if _, err := s.SetActive(version("v1.0.7"), registry.Event{}); err != nil {
+			t.Fatal(err)
+		}
+		if got := versionStrings(register(t, s, "v1.0.8")); !slices.Equal(got, []string{"v1.0.0", "v1.0.3"}) {
+			t.Errorf("Register(v1.0.8) pruned %v; want [v1.0.0 v1.0.3]", got)
 		}
 	})
 	t.Run("OKKeep2", func(t *testing.T) {

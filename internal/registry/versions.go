@@ -2,6 +2,7 @@ package registry
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -14,19 +15,36 @@ import (
 // Entry is one registered version as List reports it (model.Entry).
 type Entry = model.Entry
 
-// Register stores the model bytes b and their manifest m as a new version,
-// recorded as registered by actor. It first checks m.Validate (errors wrap
-// model.ErrInvalidModel) and m.VerifyBytes(b) (model.ErrChecksumMismatch).
-// A version already registered is refused with model.ErrVersionExists and
-// nothing changes; any other version, older or newer, is accepted.
+// RegisterOptions are who registers, why, and which versions the caller
+// still serves from memory (retention keeps them).
+type RegisterOptions struct {
+	Actor, Reason string
+	// Protect lists versions retention must not delete in addition to the
+	// ones the store protects itself: typically those a loaded session
+	// serves.
+	Protect []model.Version
+}
+
+// Register is RegisterWith with only an actor.
+func (s *Store) Register(b []byte, m *model.Manifest, actor string) ([]model.Version, error) {
+	return s.RegisterWith(b, m, RegisterOptions{Actor: actor})
+}
+
+// RegisterWith stores the model bytes b and their manifest m as a new
+// version, recorded as registered by opts.Actor for opts.Reason. It first
+// checks m.Validate (errors wrap model.ErrInvalidModel) and m.VerifyBytes(b)
+// (model.ErrChecksumMismatch). A version already registered is refused with
+// model.ErrVersionExists, and one older than every version retention keeps
+// for its major with model.ErrVersionTooOld; nothing changes then.
 //
 // One transaction writes the bytes, the manifest, a "register" event and the
-// retention: the newest Keep versions by semver stay, and so does the active
-// version when it is older than those; each other version is deleted with a
-// "prune" event. Register returns the pruned versions, ascending; they may
-// include m.Version itself when it is older than the Keep newest (see the
-// package documentation). b must not be modified while Register runs.
-func (s *Store) Register(b []byte, m *model.Manifest, actor string) (pruned []model.Version, err error) {
+// retention of the version's major: the newest Keep versions of the major
+// stay, and so do the protected ones (the active version of every major,
+// each major's rollback target, and opts.Protect); each other version of
+// the major is deleted with a "prune" event and leaves the rollback index.
+// RegisterWith returns the pruned versions, ascending; never m.Version.
+// b must not be modified while it runs.
+func (s *Store) RegisterWith(b []byte, m *model.Manifest, opts RegisterOptions) (pruned []model.Version, err error) {
 	if m == nil {
 		return nil, fmt.Errorf("registry: register: %w: nil manifest", model.ErrInvalidModel)
 	}
@@ -53,65 +71,111 @@ func (s *Store) Register(b []byte, m *model.Manifest, actor string) (pruned []mo
 		if models.Get(key) != nil || manifests.Get(key) != nil {
 			return model.ErrVersionExists
 		}
+		same := majorVersions(tx, v.Major)
+		if len(same) >= s.keep && v.Compare(same[len(same)-s.keep]) < 0 {
+			return fmt.Errorf("%w: retention keeps the newest %d versions of major %d (the oldest kept is %s), so %s would be deleted at once; register a newer version",
+				model.ErrVersionTooOld, s.keep, v.Major, same[len(same)-s.keep], v)
+		}
 		if err := models.Put(key, b); err != nil {
 			return err
 		}
 		if err := manifests.Put(key, mj); err != nil {
 			return err
 		}
-		if err := appendEvent(tx, &Event{Time: now, Action: ActionRegister, To: v.String(), Actor: actor}); err != nil {
+		ev := &Event{Time: now, Action: ActionRegister, Major: v.Major, To: v.String(), Actor: opts.Actor, Reason: opts.Reason}
+		if err := s.appendEvent(tx, ev); err != nil {
 			return err
 		}
 		var err error
-		pruned, err = s.prune(tx, now, actor)
+		pruned, err = s.prune(tx, v.Major, now, opts)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("registry: register %s: %w", v, err)
+		return nil, fmt.Errorf("registry: register %s: %w", v, storageError(s.path, err))
 	}
 	return pruned, nil
 }
 
-// prune deletes, inside tx, the versions beyond the newest s.keep except
-// the active one, appending a "prune" event for each, and returns them
-// ascending.
-func (s *Store) prune(tx *bbolt.Tx, now time.Time, actor string) ([]model.Version, error) {
-	models, manifests := tx.Bucket(bucketModels), tx.Bucket(bucketManifests)
-	var keys [][]byte
-	c := models.Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		keys = append(keys, bytes.Clone(k)) // the deletes below may move k
+// majorVersions returns the registered versions of major in tx, ascending.
+func majorVersions(tx *bbolt.Tx, major int) []model.Version {
+	var out []model.Version
+	c := tx.Bucket(bucketModels).Cursor()
+	prefix := majorKey(major)
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if v, err := keyVersion(k); err == nil {
+			out = append(out, v)
+		}
 	}
-	if len(keys) <= s.keep {
+	return out
+}
+
+// protectedIn returns the versions retention must keep: every major's
+// active version and rollback target, plus extra.
+func protectedIn(tx *bbolt.Tx, extra []model.Version) (map[model.Version]string, error) {
+	p := map[model.Version]string{}
+	for _, v := range extra {
+		p[v] = "loaded"
+	}
+	err := tx.Bucket(bucketActive).ForEach(func(k, _ []byte) error {
+		major := int(binary.BigEndian.Uint32(k))
+		cur, ok, err := activeIn(tx, major)
+		if err != nil || !ok {
+			return err
+		}
+		p[cur] = "active"
+		t, ok, err := rollbackTargetIn(tx, major)
+		if err != nil {
+			return err
+		}
+		if ok {
+			p[t] = "rollback target"
+		}
+		return nil
+	})
+	return p, err
+}
+
+// prune deletes, inside tx, the versions of major beyond the newest s.keep
+// that are not protected, appending a "prune" event for each and removing
+// them from the rollback index, and returns them ascending.
+func (s *Store) prune(tx *bbolt.Tx, major int, now time.Time, opts RegisterOptions) ([]model.Version, error) {
+	same := majorVersions(tx, major)
+	if len(same) <= s.keep {
 		return nil, nil
 	}
-	var activeKey []byte
-	if av, ok, err := activeIn(tx); err != nil {
+	protected, err := protectedIn(tx, opts.Protect)
+	if err != nil {
 		return nil, err
-	} else if ok {
-		activeKey = versionKey(av)
 	}
+	models, manifests := tx.Bucket(bucketModels), tx.Bucket(bucketManifests)
 	var pruned []model.Version
-	for _, k := range keys[:len(keys)-s.keep] {
-		if bytes.Equal(k, activeKey) {
+	for _, v := range same[:len(same)-s.keep] {
+		if _, ok := protected[v]; ok {
 			continue
 		}
-		v, err := keyVersion(k)
-		if err != nil {
-			return nil, err
-		}
+		k := versionKey(v)
 		if err := models.Delete(k); err != nil {
 			return nil, err
 		}
 		if err := manifests.Delete(k); err != nil {
 			return nil, err
 		}
-		ev := &Event{Time: now, Action: ActionPrune, From: v.String(), Actor: actor,
-			Reason: fmt.Sprintf("retention keeps the newest %d versions and the active one", s.keep)}
-		if err := appendEvent(tx, ev); err != nil {
+		ev := &Event{Time: now, Action: ActionPrune, Major: major, From: v.String(), Actor: opts.Actor,
+			Reason: fmt.Sprintf("retention keeps the newest %d versions of each major, their active versions, rollback targets and loaded versions", s.keep)}
+		if err := s.appendEvent(tx, ev); err != nil {
 			return nil, err
 		}
 		pruned = append(pruned, v)
+	}
+	if len(pruned) > 0 {
+		l, err := lineageIn(tx, major)
+		if err != nil {
+			return nil, err
+		}
+		l.drop(func(v string) bool { return !registeredIn(tx, v) })
+		if err := putLineage(tx, major, l); err != nil {
+			return nil, err
+		}
 	}
 	return pruned, nil
 }
@@ -178,16 +242,16 @@ func (s *Store) Load(v model.Version) ([]byte, *model.Manifest, error) {
 }
 
 // List returns every registered version, ascending by semver, marking the
-// active one.
+// active one of each major.
 func (s *Store) List() ([]Entry, error) {
 	var list []Entry
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		av, hasActive, err := activeIn(tx)
-		if err != nil {
-			return err
-		}
 		return tx.Bucket(bucketManifests).ForEach(func(k, v []byte) error {
 			m, err := decodeManifest(k, v)
+			if err != nil {
+				return err
+			}
+			av, hasActive, err := activeIn(tx, m.Version.Major)
 			if err != nil {
 				return err
 			}
