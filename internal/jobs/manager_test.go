@@ -243,7 +243,7 @@ func TestJobRegistersWithFullManifest(t *testing.T) {
 	if better {
 		wantActive = j.Version
 	}
-	if got, _ := f.ctl.Active(); got != wantActive {
+	if got, _ := f.ctl.Active(0); got != wantActive {
 		t.Errorf("active version %s; want %s", got, wantActive)
 	}
 	t.Logf("decision: %s", act.Reason)
@@ -287,7 +287,7 @@ func TestAlwaysActivates(t *testing.T) {
 	if j.State != jobs.StateSucceeded || j.Activation == nil || !j.Activation.Activated {
 		t.Fatalf("job %s %q activation %+v", j.State, j.Error, j.Activation)
 	}
-	if got, _ := f.ctl.Active(); got.String() != "v1.3.0" {
+	if got, _ := f.ctl.Active(0); got.String() != "v1.3.0" {
 		t.Errorf("active version %s; want v1.3.0", got)
 	}
 	if l, err := f.models.Acquire(""); err != nil || l.Manifest().Version.String() != "v1.3.0" {
@@ -298,7 +298,7 @@ func TestAlwaysActivates(t *testing.T) {
 	if p, ok := f.ctl.OnProbation(); !ok || p.String() != "v1.3.0" {
 		t.Errorf("probation %v %v; want v1.3.0 on probation like any activation", p, ok)
 	}
-	h, err := f.ctl.History()
+	h, err := f.store.History()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -484,7 +484,7 @@ func TestModelIndependentOfWorkers(t *testing.T) {
 			!strings.HasPrefix(j.Activation.Reason, "policy never: registered, not activated") {
 			t.Fatalf("job %s %q activation %+v", j.State, j.Error, j.Activation)
 		}
-		if got, _ := f.ctl.Active(); got != defaultVersion {
+		if got, _ := f.ctl.Active(0); got != defaultVersion {
 			t.Errorf("active %s; want v1.0.0", got)
 		}
 		if got := f.versions(t); !slices.Equal(got, []string{"v1.0.0", "v1.1.0"}) {

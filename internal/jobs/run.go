@@ -145,7 +145,7 @@ func (m *Manager) execute(ctx context.Context, e *entry) error {
 	if !act.Activated {
 		return nil
 	}
-	if _, err := m.releases.Activate(ctx, v, reason+"; "+act.Reason, req.Actor); err != nil {
+	if _, err := m.releases.Activate(ctx, v, model.Change{Reason: reason + "; " + act.Reason, Actor: req.Actor}); err != nil {
 		act.Activated, act.Reason = false, act.Reason+"; activation failed: "+err.Error()
 		m.update(e, true, func(j *Job) { j.Activation = act })
 		return fmt.Errorf("%s is registered, but activating it failed: %w", v, err)
@@ -168,7 +168,7 @@ func meanLimitSlack(s model.Scores) float64 { return (s.CPULimitSlack + s.MemLim
 // evaluateActive scores the active version on ev. It returns the active
 // version (zero when none), its scores, or why it could not be scored.
 func (m *Manager) evaluateActive(ev *trainer.EvalSet, seed int64) (model.Version, *ModelScores, string) {
-	av, err := m.releases.Active()
+	av, err := m.releases.Active(0)
 	if errors.Is(err, model.ErrNoActiveVersion) {
 		return model.Version{}, nil, ""
 	}

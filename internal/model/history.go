@@ -56,3 +56,24 @@ type Entry struct {
 	Manifest *Manifest
 	Active   bool
 }
+
+// Change says how to make a release: why, who, and optionally which
+// version the caller believes is active (compare-and-swap).
+type Change struct {
+	Reason, Actor string
+	// Expected, when not nil, is the version the caller expects to be
+	// active in the major concerned (the zero Version: none). On a mismatch
+	// nothing changes and the error wraps ErrActiveMismatch naming
+	// the actual active version.
+	Expected *Version
+}
+
+// Release is what an activation or rollback did. Changed is false when the target was
+// already active: nothing was loaded, swapped or recorded, and Event is
+// zero; Note says so.
+type Release struct {
+	Event   Event
+	Changed bool
+	Active  Version
+	Note    string
+}

@@ -23,6 +23,7 @@ type Options struct {
 	MinCalls         int64         // calls needed before judging (default 20)
 	CheckInterval    time.Duration // how often the watcher looks (default 1s)
 	Log              *slog.Logger
+	Now              func() time.Time // the clock of probations; nil means time.Now
 }
 
 func (o Options) withDefaults() Options {
@@ -40,6 +41,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	return o
 }
@@ -75,6 +79,8 @@ type probation struct {
 	version, previous model.Version
 	until             time.Time
 	start             serving.StatsSnapshot
+	retryAt           time.Time     // a failed automatic rollback is retried from then
+	backoff           time.Duration // the last wait before a retry
 }
 
 // New returns a Controller over a registry and a serving manager.
@@ -88,14 +94,14 @@ func New(store *registry.Store, models *serving.Manager, opts Options) *Controll
 func (c *Controller) Start(ctx context.Context, seed func() ([]byte, *model.Manifest, error)) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	active, err := c.store.Active()
+	active, err := c.store.Active(ServedMajor)
 	if errors.Is(err, model.ErrNoActiveVersion) {
 		b, m, serr := seed()
 		if serr != nil {
 			return fmt.Errorf("start: %w", serr)
 		}
 		if _, err := c.store.Manifest(m.Version); errors.Is(err, model.ErrVersionNotFound) {
-			if _, err := c.store.Register(b, m, "system"); err != nil {
+			if _, err := c.store.RegisterWith(b, m, registry.RegisterOptions{Actor: "system", Reason: "first start: embedded default model"}); err != nil {
 				return fmt.Errorf("start: register default model: %w", err)
 			}
 		}
@@ -142,8 +148,10 @@ func checkMajor(v model.Version) error {
 }
 
 // Register verifies a version — manifest, checksum, major version, and a
-// real ONNX Runtime load with its signature and golden rows — and stores it.
-// Nothing is stored when a check fails. Returns the versions retention pruned.
+// real ONNX Runtime load with its signature and golden rows — and stores it
+// with reason in its history event. Nothing is stored when a check fails.
+// Retention keeps every version a loaded session serves. Returns the
+// versions retention pruned.
 func (c *Controller) Register(ctx context.Context, b []byte, m *model.Manifest, actor, reason string) ([]model.Version, error) {
 	if err := m.Validate(); err != nil {
 		return nil, &StepError{Step: "check manifest", Version: m.Version, Err: err}
@@ -164,7 +172,7 @@ func (c *Controller) Register(ctx context.Context, b []byte, m *model.Manifest, 
 	}
 	// Loaded only to verify it; activation loads it again from the registry.
 	_ = c.models.Unload(m.Version)
-	pruned, err := c.store.Register(b, m, actor)
+	pruned, err := c.store.RegisterWith(b, m, registry.RegisterOptions{Actor: actor, Reason: reason, Protect: c.loaded()})
 	if err != nil {
 		return nil, fmt.Errorf("register %s: %w", m.Version, err)
 	}
@@ -172,62 +180,118 @@ func (c *Controller) Register(ctx context.Context, b []byte, m *model.Manifest, 
 	return pruned, nil
 }
 
-// Activate makes v the served version through the release flow and puts it
-// on probation, keeping the previous version warm.
-func (c *Controller) Activate(ctx context.Context, v model.Version, reason, actor string) (registry.Event, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.release(v, registry.ActionActivate, orDefault(reason, "operator request"), actor)
+// loaded returns the versions the serving manager holds sessions for.
+// Callers hold mu, so none is loaded or unloaded meanwhile.
+func (c *Controller) loaded() []model.Version {
+	var vs []model.Version
+	for _, s := range c.models.LoadedVersions() {
+		if v, err := model.ParseVersion(s); err == nil {
+			vs = append(vs, v)
+		}
+	}
+	return vs
 }
 
-// Rollback goes back to `to`, or when to is zero to the version that was
-// active before the current one. Errors wrap model.ErrVersionNotFound when
-// there is nothing to roll back to.
-func (c *Controller) Rollback(ctx context.Context, to model.Version, reason, actor string) (registry.Event, error) {
+// Activate makes v the served version through the release flow and puts it
+// on probation, keeping the previous version warm. Activating the active
+// version is a no-op (Result.Changed false).
+func (c *Controller) Activate(ctx context.Context, v model.Version, ch model.Change) (model.Release, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.release(v, registry.ActionActivate, orDefault(ch.Reason, "operator request"), ch.Actor, ch.Expected)
+}
+
+// Rollback goes back to `to`, or when to is zero to the rollback target of
+// major (the version active before the current one, from the registry's
+// rollback index). Errors wrap model.ErrVersionNotFound when there is
+// nothing to roll back to. Rolling back to the active version is a no-op.
+func (c *Controller) Rollback(ctx context.Context, to model.Version, major int, ch model.Change) (model.Release, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if major == 0 {
+		major = ServedMajor
+	}
 	if to.IsZero() {
-		prev, err := c.store.PreviousActive()
+		if err := c.expect(major, ch.Expected); err != nil {
+			return model.Release{}, err
+		}
+		prev, err := c.store.PreviousActive(major)
 		if err != nil {
-			return registry.Event{}, fmt.Errorf("rollback: no earlier version to go back to: %w", err)
+			return model.Release{}, fmt.Errorf("rollback: no earlier version to go back to: %w", err)
 		}
 		to = prev
 	}
-	return c.release(to, registry.ActionRollback, orDefault(reason, "operator request"), actor)
+	return c.release(to, registry.ActionRollback, orDefault(ch.Reason, "operator request"), ch.Actor, ch.Expected)
 }
 
-// release runs the flow and records it. Callers hold mu.
-func (c *Controller) release(v model.Version, action, reason, actor string) (registry.Event, error) {
-	prev, err := c.store.Active()
+// expect checks the compare-and-swap expectation against the registry.
+// Callers hold mu.
+func (c *Controller) expect(major int, expected *model.Version) error {
+	if expected == nil {
+		return nil
+	}
+	cur, err := c.store.Active(major)
 	if err != nil && !errors.Is(err, model.ErrNoActiveVersion) {
-		return registry.Event{}, &StepError{Step: "read", Version: v, Err: err}
+		return &StepError{Step: "read", Version: *expected, Err: err}
+	}
+	if cur != *expected {
+		return fmt.Errorf("%w: expected %s, active is %s", model.ErrActiveMismatch, versionOrNone(*expected), versionOrNone(cur))
+	}
+	return nil
+}
+
+func versionOrNone(v model.Version) string {
+	if v.IsZero() {
+		return "none"
+	}
+	return v.String()
+}
+
+// release runs the flow and records it. Callers hold mu. Releasing the
+// active version changes nothing (no load, no swap, no event, the
+// probation goes on) and says so.
+func (c *Controller) release(v model.Version, action, reason, actor string, expected *model.Version) (model.Release, error) {
+	if err := c.expect(v.Major, expected); err != nil {
+		return model.Release{}, err
+	}
+	prev, err := c.store.Active(v.Major)
+	if err != nil && !errors.Is(err, model.ErrNoActiveVersion) {
+		return model.Release{}, &StepError{Step: "read", Version: v, Err: err}
+	}
+	if prev == v {
+		if _, err := c.store.Manifest(v); err != nil {
+			return model.Release{}, &StepError{Step: "read", Version: v, Err: err}
+		}
+		return model.Release{Active: v, Note: fmt.Sprintf("%s is already the active version; nothing changed", v)}, nil
 	}
 	if err := c.loadAndSwap(v); err != nil {
-		return registry.Event{}, err
+		return model.Release{}, err
 	}
-	ev, err := c.store.SetActive(v, registry.Event{Action: action, Reason: reason, Actor: actor})
+	ev, err := c.store.SetActiveIf(v, registry.Event{Action: action, Reason: reason, Actor: actor}, expected)
 	if err != nil {
 		if !prev.IsZero() { // put back what was serving: the registry did not change
 			if _, serr := c.models.Activate(prev); serr != nil {
 				c.opts.Log.Error("restore previous version after failed record", "version", prev, "err", serr)
 			}
 		}
-		return registry.Event{}, &StepError{Step: "record", Version: v, Err: err}
+		return model.Release{}, &StepError{Step: "record", Version: v, Err: err}
 	}
 	// Keep the previous version warm for an instant rollback; free the rest.
-	if prev != v && !prev.IsZero() {
+	if !prev.IsZero() {
 		c.models.KeepOnly(prev)
 	} else {
 		c.models.KeepOnly()
 	}
 	c.probation = nil
-	if action == registry.ActionActivate && !prev.IsZero() && prev != v {
+	if action == registry.ActionActivate && !prev.IsZero() {
 		start, _ := c.models.StatsOf(v)
-		c.probation = &probation{version: v, previous: prev, until: time.Now().Add(c.opts.Probation), start: start}
+		c.probation = &probation{version: v, previous: prev, until: c.now().Add(c.opts.Probation), start: start}
 	}
 	c.opts.Log.Info("released", "action", action, "from", ev.From, "to", ev.To, "reason", reason, "actor", actor)
-	return ev, nil
+	return model.Release{Event: ev, Changed: true, Active: v}, nil
 }
+
+func (c *Controller) now() time.Time { return c.opts.Now() }
 
 // OnProbation returns the version on probation, if any.
 func (c *Controller) OnProbation() (model.Version, bool) {
@@ -269,14 +333,21 @@ func (c *Controller) checkProbation() {
 	if calls >= c.opts.MinCalls && float64(failures)/float64(calls) > c.opts.FailureThreshold {
 		reason := fmt.Sprintf("automatic: %d of %d calls failed (%.1f%%) during probation; threshold %.1f%%",
 			failures, calls, 100*float64(failures)/float64(calls), 100*c.opts.FailureThreshold)
-		if _, err := c.release(p.previous, registry.ActionAutoRollback, reason, "system"); err != nil {
-			c.opts.Log.Error("automatic rollback failed", "from", p.version, "to", p.previous, "err", err)
+		if c.now().Before(p.retryAt) {
+			return
+		}
+		if _, err := c.release(p.previous, registry.ActionAutoRollback, reason, "system", nil); err != nil {
+			// Back off (1 s, 2 s, ... up to a minute) instead of failing
+			// and logging at every check.
+			p.backoff = min(max(2*p.backoff, time.Second), time.Minute)
+			p.retryAt = c.now().Add(p.backoff)
+			c.opts.Log.Error("automatic rollback failed; will retry", "from", p.version, "to", p.previous, "retry_in", p.backoff, "err", err)
 			return
 		}
 		c.opts.Log.Warn("rolled back automatically", "from", p.version, "to", p.previous, "reason", reason)
 		return
 	}
-	if time.Now().After(p.until) {
+	if c.now().After(p.until) {
 		c.opts.Log.Info("probation passed", "version", p.version, "calls", calls, "failures", failures)
 		c.probation = nil
 	}
@@ -285,7 +356,7 @@ func (c *Controller) checkProbation() {
 // Reads, for the registry API.
 
 // List returns the registered versions in semver order.
-func (c *Controller) List() ([]registry.Entry, error) { return c.store.List() }
+func (c *Controller) List() ([]model.Entry, error) { return c.store.List() }
 
 // Manifest returns a version's manifest.
 func (c *Controller) Manifest(v model.Version) (*model.Manifest, error) { return c.store.Manifest(v) }
@@ -293,11 +364,18 @@ func (c *Controller) Manifest(v model.Version) (*model.Manifest, error) { return
 // Load returns a version's bytes (checksum verified) and manifest.
 func (c *Controller) Load(v model.Version) ([]byte, *model.Manifest, error) { return c.store.Load(v) }
 
-// Active returns the active version.
-func (c *Controller) Active() (model.Version, error) { return c.store.Active() }
+// Active returns the active version of major (0: the served major).
+func (c *Controller) Active(major int) (model.Version, error) {
+	if major == 0 {
+		major = ServedMajor
+	}
+	return c.store.Active(major)
+}
 
-// History returns every recorded move, oldest first.
-func (c *Controller) History() ([]registry.Event, error) { return c.store.History() }
+// History returns one page of the recorded moves, newest first.
+func (c *Controller) History(q model.HistoryQuery) ([]model.Event, string, error) {
+	return c.store.HistoryPage(q)
+}
 
 func orDefault(s, d string) string {
 	if s == "" {

@@ -129,7 +129,7 @@ func TestStartSeedsAndRestartServesRecordedActive(t *testing.T) {
 		if _, err := c.Register(context.Background(), b, m, "test", ""); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Activate(context.Background(), m.Version, "", "test"); err != nil {
+		if _, err := c.Activate(context.Background(), m.Version, model.Change{Reason: "", Actor: "test"}); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -147,10 +147,11 @@ func TestActivateAndRollback(t *testing.T) {
 	if _, err := f.ctl.Register(f.ctx, b, m, "alice", "new model"); err != nil {
 		t.Fatal(err)
 	}
-	ev, err := f.ctl.Activate(f.ctx, m.Version, "try it", "alice")
+	res, err := f.ctl.Activate(f.ctx, m.Version, model.Change{Reason: "try it", Actor: "alice"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	ev := res.Event
 	if ev.From != "v1.0.0" || ev.To != "v1.1.0" || ev.Actor != "alice" || ev.Action != registry.ActionActivate {
 		t.Fatalf("activate event = %+v", ev)
 	}
@@ -163,17 +164,18 @@ func TestActivateAndRollback(t *testing.T) {
 	if _, warm := f.models.StatsOf(model.MustParseVersion("v1.0.0")); !warm {
 		t.Fatalf("previous version is not kept warm")
 	}
-	ev, err = f.ctl.Rollback(f.ctx, model.Version{}, "", "bob")
+	res, err = f.ctl.Rollback(f.ctx, model.Version{}, 0, model.Change{Reason: "", Actor: "bob"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	ev = res.Event
 	if ev.From != "v1.1.0" || ev.To != "v1.0.0" || ev.Action != registry.ActionRollback || ev.Reason != "operator request" {
 		t.Fatalf("rollback event = %+v", ev)
 	}
 	if got := f.serving(t); got != "v1.0.0" {
 		t.Fatalf("serving %s after rollback", got)
 	}
-	if _, err := f.ctl.Rollback(f.ctx, model.Version{}, "", "bob"); !errors.Is(err, model.ErrVersionNotFound) {
+	if _, err := f.ctl.Rollback(f.ctx, model.Version{}, 0, model.Change{Reason: "", Actor: "bob"}); !errors.Is(err, model.ErrVersionNotFound) {
 		t.Fatalf("rollback past the first version: %v, want ErrVersionNotFound", err)
 	}
 }
@@ -186,7 +188,7 @@ func TestFailedReleaseChangesNothing(t *testing.T) {
 		want error
 	}{
 		"ErrVersionNotFound": {func() error {
-			_, err := f.ctl.Activate(f.ctx, model.MustParseVersion("v1.9.9"), "", "t")
+			_, err := f.ctl.Activate(f.ctx, model.MustParseVersion("v1.9.9"), model.Change{Reason: "", Actor: "t"})
 			return err
 		}, model.ErrVersionNotFound},
 		"ErrSignatureMismatch": {func() error {
@@ -240,7 +242,7 @@ func TestAutoRollback(t *testing.T) {
 	if _, err := f.ctl.Register(f.ctx, b, m, "alice", ""); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.ctl.Activate(f.ctx, m.Version, "", "alice"); err != nil {
+	if _, err := f.ctl.Activate(f.ctx, m.Version, model.Change{Reason: "", Actor: "alice"}); err != nil {
 		t.Fatal(err)
 	}
 	x := make([]float32, model.NumFeatures)
@@ -296,7 +298,7 @@ func TestConcurrentReleasesAreSerialized(t *testing.T) {
 			defer wg.Done()
 			for i := 0; i < 5; i++ {
 				v := []string{"v1.0.0", "v1.1.0", "v1.2.0"}[(g+i)%3]
-				if _, err := f.ctl.Activate(f.ctx, model.MustParseVersion(v), "", "t"); err != nil {
+				if _, err := f.ctl.Activate(f.ctx, model.MustParseVersion(v), model.Change{Reason: "", Actor: "t"}); err != nil {
 					t.Error(err)
 				}
 			}

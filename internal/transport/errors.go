@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+	"strconv"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -26,23 +30,67 @@ import (
 // mismatch — register a good copy. DataLoss would surface as HTTP 500,
 // indistinguishable from a server bug.
 var codeTable = []struct {
-	err  error
-	code codes.Code
+	err    error
+	code   codes.Code
+	reason string // ErrorInfo reason: stable, for clients that branch
+	http   int    // HTTP status when not the gateway's mapping of code; 0 otherwise
 }{
-	{model.ErrInvalidInput, codes.InvalidArgument},
-	{model.ErrInvalidVersion, codes.InvalidArgument},
-	{model.ErrInvalidModel, codes.InvalidArgument},
-	{model.ErrInvalidData, codes.InvalidArgument},
-	{model.ErrVersionNotFound, codes.NotFound},
-	{model.ErrVersionExists, codes.AlreadyExists},
-	{model.ErrNoActiveVersion, codes.Unavailable},
-	{model.ErrChecksumMismatch, codes.FailedPrecondition},
-	{model.ErrSignatureMismatch, codes.FailedPrecondition},
-	{model.ErrGoldenMismatch, codes.FailedPrecondition},
-	{model.ErrQueueFull, codes.ResourceExhausted},
-	{model.ErrJobNotFound, codes.NotFound},
-	{context.Canceled, codes.Canceled},
-	{context.DeadlineExceeded, codes.DeadlineExceeded},
+	{model.ErrInvalidInput, codes.InvalidArgument, "INVALID_INPUT", 0},
+	{model.ErrInvalidVersion, codes.InvalidArgument, "INVALID_VERSION", 0},
+	{model.ErrInvalidModel, codes.InvalidArgument, "INVALID_MODEL", 0},
+	{model.ErrInvalidData, codes.InvalidArgument, "INVALID_DATA", 0},
+	{model.ErrVersionNotFound, codes.NotFound, "VERSION_NOT_FOUND", 0},
+	{model.ErrVersionExists, codes.AlreadyExists, "VERSION_EXISTS", 0},
+	{model.ErrNoActiveVersion, codes.Unavailable, "NO_ACTIVE_VERSION", 0},
+	{model.ErrChecksumMismatch, codes.FailedPrecondition, "CHECKSUM_MISMATCH", 0},
+	{model.ErrSignatureMismatch, codes.FailedPrecondition, "SIGNATURE_MISMATCH", 0},
+	{model.ErrGoldenMismatch, codes.FailedPrecondition, "GOLDEN_MISMATCH", 0},
+	// A compare-and-swap that lost, and a registration retention would
+	// delete at once, conflict with the registry's current state: 409.
+	{model.ErrActiveMismatch, codes.FailedPrecondition, "ACTIVE_MISMATCH", http.StatusConflict},
+	{model.ErrVersionTooOld, codes.FailedPrecondition, "VERSION_TOO_OLD", http.StatusConflict},
+	// A full disk is not a client's rate limit (429): 507 Insufficient Storage.
+	{model.ErrStorageFull, codes.ResourceExhausted, "STORAGE_FULL", http.StatusInsufficientStorage},
+	{model.ErrStorageReadOnly, codes.Unavailable, "STORAGE_READ_ONLY", 0},
+	{model.ErrQueueFull, codes.ResourceExhausted, "QUEUE_FULL", 0},
+	{model.ErrJobNotFound, codes.NotFound, "JOB_NOT_FOUND", 0},
+	{context.Canceled, codes.Canceled, "", 0},
+	{context.DeadlineExceeded, codes.DeadlineExceeded, "", 0},
+}
+
+// ErrorDomain is the domain of the ErrorInfo detail attached to errors from
+// the table; its metadata key "http_status" carries the HTTP status the
+// gateway answers when it is not grpc-gateway's mapping of the code.
+const ErrorDomain = "recommendation-api"
+
+// tableStatus builds the status of a table error: its code, err's message,
+// and an ErrorInfo detail with the reason (and HTTP status, when set).
+func tableStatus(code codes.Code, reason string, httpStatus int, err error) error {
+	st := status.New(code, err.Error())
+	if reason == "" {
+		return st.Err()
+	}
+	info := &errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}
+	if httpStatus != 0 {
+		info.Metadata = map[string]string{"http_status": strconv.Itoa(httpStatus)}
+	}
+	if withInfo, derr := st.WithDetails(info); derr == nil {
+		st = withInfo
+	}
+	return st.Err()
+}
+
+// httpStatusOf returns the HTTP status an ErrorInfo detail of st asks for,
+// and 0 when none does.
+func httpStatusOf(st *status.Status) int {
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok && info.GetDomain() == ErrorDomain {
+			if n, err := strconv.Atoi(info.GetMetadata()["http_status"]); err == nil && n >= 400 && n < 600 {
+				return n
+			}
+		}
+	}
+	return 0
 }
 
 // internalMessage is all a client learns about an unexpected error.
@@ -77,7 +125,7 @@ func StatusError(ctx context.Context, log *slog.Logger, method string, err error
 	}
 	for _, e := range codeTable {
 		if errors.Is(err, e.err) {
-			return status.Error(e.code, err.Error())
+			return tableStatus(e.code, e.reason, e.http, err)
 		}
 	}
 	if s, ok := status.FromError(err); ok {

@@ -25,14 +25,17 @@ type Releases interface {
 	List() ([]model.Entry, error)
 	Manifest(v model.Version) (*model.Manifest, error)
 	Load(v model.Version) ([]byte, *model.Manifest, error)
-	Active() (model.Version, error)
-	History() ([]model.Event, error)
+	// Active returns the active version of major (0: the served major).
+	Active(major int) (model.Version, error)
+	// History returns one page, newest first, and the next page's token.
+	History(q model.HistoryQuery) ([]model.Event, string, error)
 	// Register verifies (checksum, ONNX Runtime load, signature, golden rows) and stores a version.
 	Register(ctx context.Context, b []byte, m *model.Manifest, actor, reason string) (pruned []model.Version, err error)
-	// Activate and Rollback run the release flow; the returned event is what was recorded.
-	Activate(ctx context.Context, v model.Version, reason, actor string) (model.Event, error)
-	// Rollback goes to `to`, or when to.IsZero() to the version active before the current one.
-	Rollback(ctx context.Context, to model.Version, reason, actor string) (model.Event, error)
+	// Activate and Rollback run the release flow; the result says what was
+	// recorded, or that nothing changed (the target was already active).
+	Activate(ctx context.Context, v model.Version, ch model.Change) (model.Release, error)
+	// Rollback goes to `to`, or when to.IsZero() to major's rollback target.
+	Rollback(ctx context.Context, to model.Version, major int, ch model.Change) (model.Release, error)
 }
 
 // Limits on what a registry request may carry. Larger values are refused
@@ -138,7 +141,7 @@ func (s *RegistryServer) GetVersion(ctx context.Context, req *recommendationv1.G
 	if err != nil {
 		return nil, StatusError(ctx, s.log, method, err)
 	}
-	active, err := s.r.Active()
+	active, err := s.r.Active(v.Major)
 	if err != nil && !errors.Is(err, model.ErrNoActiveVersion) {
 		return nil, StatusError(ctx, s.log, method, err)
 	}
@@ -154,7 +157,7 @@ func (s *RegistryServer) GetVersion(ctx context.Context, req *recommendationv1.G
 // Errors: Unavailable while no version is active.
 func (s *RegistryServer) GetActive(ctx context.Context, _ *recommendationv1.GetActiveRequest) (*recommendationv1.GetActiveResponse, error) {
 	const method = recommendationv1.ModelRegistryService_GetActive_FullMethodName
-	v, err := s.r.Active()
+	v, err := s.r.Active(0)
 	if err != nil {
 		return nil, StatusError(ctx, s.log, method, err)
 	}
@@ -171,30 +174,39 @@ func (s *RegistryServer) GetActive(ctx context.Context, _ *recommendationv1.GetA
 	return &recommendationv1.GetActiveResponse{Model: mv}, nil
 }
 
-// GetHistory returns the registry's events newest first, at most limit of
-// them (0 for all): "register", "activate", "rollback", "auto_rollback",
-// and "prune" (a version deleted by retention; from_version names it).
-// Errors: InvalidArgument for a negative limit.
+// GetHistory returns one page of the registry's events, newest first:
+// "register", "prune" (a version deleted by retention; from_version names
+// it), "activate", "rollback", "auto_rollback" and "upgrade", optionally of
+// one major and one action. Errors: InvalidArgument for a negative or
+// too-large page size, a negative major, an unknown action or a page token
+// this server did not give.
 func (s *RegistryServer) GetHistory(ctx context.Context, req *recommendationv1.GetHistoryRequest) (*recommendationv1.GetHistoryResponse, error) {
 	const method = recommendationv1.ModelRegistryService_GetHistory_FullMethodName
-	limit := int(req.GetLimit())
-	if limit < 0 {
-		return nil, invalid(fmt.Sprintf("limit: %d; want 0 (all entries) or a positive number of newest entries", limit))
+	size, field := int(req.GetPageSize()), "page_size"
+	if size == 0 && req.GetLimit() != 0 {
+		size, field = int(req.GetLimit()), "limit"
 	}
-	evs, err := s.r.History()
+	switch {
+	case size < 0 || size > model.MaxHistoryPage:
+		return nil, invalid(fmt.Sprintf("%s: %d; want 1..%d, or 0 for %d", field, size, model.MaxHistoryPage, model.DefaultHistoryPage))
+	case req.GetMajor() < 0:
+		return nil, invalid(fmt.Sprintf("major: %d; want a major version number, or 0 for all", req.GetMajor()))
+	case req.GetAction() != "" && !slices.Contains(historyActions, req.GetAction()):
+		return nil, invalid(fmt.Sprintf("action: %q; want one of %s, or empty for all", req.GetAction(), strings.Join(historyActions, ", ")))
+	}
+	evs, next, err := s.r.History(model.HistoryQuery{PageSize: size, PageToken: req.GetPageToken(), Major: int(req.GetMajor()), Action: req.GetAction()})
 	if err != nil {
 		return nil, StatusError(ctx, s.log, method, err)
 	}
-	n := len(evs)
-	if limit > 0 && limit < n {
-		n = limit
-	}
-	resp := &recommendationv1.GetHistoryResponse{Entries: make([]*recommendationv1.HistoryEntry, 0, n)}
-	for i := len(evs) - 1; i >= len(evs)-n; i-- {
-		resp.Entries = append(resp.Entries, historyEntry(evs[i]))
+	resp := &recommendationv1.GetHistoryResponse{Entries: make([]*recommendationv1.HistoryEntry, 0, len(evs)), NextPageToken: next}
+	for _, ev := range evs {
+		resp.Entries = append(resp.Entries, historyEntry(ev))
 	}
 	return resp, nil
 }
+
+// historyActions are the actions GetHistory can filter on.
+var historyActions = []string{model.ActionRegister, model.ActionPrune, model.ActionActivate, model.ActionRollback, model.ActionAutoRollback, model.ActionUpgrade}
 
 // RegisterVersion checks the upload and hands it to Releases.Register,
 // which verifies it with ONNX Runtime and stores it without activating it.
@@ -246,10 +258,6 @@ func (s *RegistryServer) RegisterVersion(ctx context.Context, req *recommendatio
 		}
 		// Fails only outside a gRPC call (a direct call in a test).
 		_ = grpc.SetHeader(ctx, metadata.Pairs(PrunedHeader, strings.Join(names, ",")))
-		if slices.Contains(pruned, m.Version) {
-			s.log.WarnContext(ctx, "registered version pruned at once: it is older than the versions retention keeps",
-				"version", m.Version, "actor", actor)
-		}
 	}
 	mv, err := modelVersion(m, false, true)
 	if err != nil {
@@ -273,14 +281,19 @@ func (s *RegistryServer) ActivateVersion(ctx context.Context, req *recommendatio
 	if err != nil {
 		return nil, err
 	}
+	expected, err := parseExpected(req.GetExpectedActive())
+	if err != nil {
+		return nil, err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, StatusError(ctx, s.log, method, err)
 	}
-	ev, err := s.r.Activate(ctx, v, reason, actor)
+	rel, err := s.r.Activate(ctx, v, model.Change{Reason: reason, Actor: actor, Expected: expected})
 	if err != nil {
 		return nil, StatusError(ctx, s.log, method, err)
 	}
-	return &recommendationv1.ActivateVersionResponse{Model: s.moved(ctx, method, ev), PreviousVersion: ev.From}, nil
+	return &recommendationv1.ActivateVersionResponse{Model: s.moved(ctx, method, rel), PreviousVersion: rel.Event.From,
+		Changed: rel.Changed, Note: rel.Note}, nil
 }
 
 // Rollback serves to_version, or when it is empty the version that was
@@ -299,14 +312,38 @@ func (s *RegistryServer) Rollback(ctx context.Context, req *recommendationv1.Rol
 	if err != nil {
 		return nil, err
 	}
+	expected, err := parseExpected(req.GetExpectedActive())
+	if err != nil {
+		return nil, err
+	}
+	if req.GetMajor() < 0 {
+		return nil, invalid(fmt.Sprintf("major: %d; want a major version number, or 0 for the served major", req.GetMajor()))
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, StatusError(ctx, s.log, method, err)
 	}
-	ev, err := s.r.Rollback(ctx, to, reason, actor)
+	rel, err := s.r.Rollback(ctx, to, int(req.GetMajor()), model.Change{Reason: reason, Actor: actor, Expected: expected})
 	if err != nil {
 		return nil, StatusError(ctx, s.log, method, err)
 	}
-	return &recommendationv1.RollbackResponse{Model: s.moved(ctx, method, ev), PreviousVersion: ev.From}, nil
+	return &recommendationv1.RollbackResponse{Model: s.moved(ctx, method, rel), PreviousVersion: rel.Event.From,
+		Changed: rel.Changed, Note: rel.Note}, nil
+}
+
+// parseExpected reads an expected_active field: "" for no expectation,
+// "none" for "no version is active", or a version.
+func parseExpected(s string) (*model.Version, error) {
+	switch s {
+	case "":
+		return nil, nil
+	case "none":
+		return &model.Version{}, nil
+	}
+	v, err := parseVersionField("expected_active", s, true)
+	if err != nil {
+		return nil, err
+	}
+	return &v, nil
 }
 
 // DownloadVersion returns a version's ONNX bytes, checked against the
@@ -338,13 +375,9 @@ func (s *RegistryServer) DownloadVersion(ctx context.Context, req *recommendatio
 // moved describes the version an activation or rollback made active. The
 // move has happened, so a failure to read its manifest is logged and
 // answered with the version name alone rather than as an error.
-func (s *RegistryServer) moved(ctx context.Context, method string, ev model.Event) *recommendationv1.ModelVersion {
-	fallback := &recommendationv1.ModelVersion{Version: ev.To, Active: true}
-	v, err := model.ParseVersion(ev.To)
-	if err != nil {
-		s.log.ErrorContext(ctx, "release recorded an unparsable version", "method", method, "to", ev.To, "err", err)
-		return fallback
-	}
+func (s *RegistryServer) moved(ctx context.Context, method string, rel model.Release) *recommendationv1.ModelVersion {
+	v := rel.Active
+	fallback := &recommendationv1.ModelVersion{Version: v.String(), Active: true}
 	m, err := s.r.Manifest(v)
 	if err == nil {
 		var mv *recommendationv1.ModelVersion
@@ -472,6 +505,8 @@ func historyEntry(ev model.Event) *recommendationv1.HistoryEntry {
 		Action:      ev.Action,
 		Reason:      ev.Reason,
 		Actor:       ev.Actor,
+		Major:       int32(ev.Major),
+		Seq:         ev.Seq,
 	}
 	if !ev.Time.IsZero() {
 		e.Time = timestamppb.New(ev.Time.UTC())

@@ -382,10 +382,10 @@ func TestRegistryEndToEnd(t *testing.T) {
 			{"rollback", "v1.2.0", "v1.1.0", "dave", "p99 regressed"},
 			{"activate", "v1.1.0", "v1.2.0", "carol", "better p99 in canary"},
 			{"activate", seedVersion, "v1.1.0", "alice", "canary ok"},
-			{"register", "", "v1.2.0", "anonymous@127.0.0.1", ""},
-			{"register", "", "v1.1.0", "alice", ""},
+			{"register", "", "v1.2.0", "anonymous@127.0.0.1", transport.DefaultReason},
+			{"register", "", "v1.1.0", "alice", "nightly retrain"},
 			{"activate", "", seedVersion, "system", "first start: embedded default model"},
-			{"register", "", seedVersion, "system", ""},
+			{"register", "", seedVersion, "system", "first start: embedded default model"},
 		}
 		if len(got) != len(want) {
 			t.Fatalf("GET /v1/models/history has %d entries; want %d: %v", len(got), len(want), got)
@@ -863,12 +863,15 @@ func TestRegisterVersionPrunes(t *testing.T) {
 		t.Errorf("REST register v1.7.0: Grpc-Metadata-Pruned-Versions = %q; want v1.2.0", got)
 	}
 
+	// Older than the five kept: refused, over gRPC and REST, storing nothing.
 	old := newRegVersion(t, "v1.0.5", 38)
-	if _, err := e.reg.RegisterVersion(rpcCtx(t), registerRequest(t, old.onnx, old.man, "ci", ""), grpc.Header(&hdr)); err != nil {
-		t.Fatal(err)
+	_, err := e.reg.RegisterVersion(rpcCtx(t), registerRequest(t, old.onnx, old.man, "ci", ""))
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "oldest kept is v1.3.0") {
+		t.Errorf("gRPC register v1.0.5 (older than all kept): %v; want FailedPrecondition naming the oldest kept v1.3.0", err)
 	}
-	if got := hdr.Get(transport.PrunedHeader); fmt.Sprint(got) != "[v1.0.5]" {
-		t.Errorf("register v1.0.5 (older than all kept): %s = %v; want [v1.0.5]", transport.PrunedHeader, got)
+	code, _, body := e.call(t, "POST", "/v1/models", registerBody(t, old.onnx, manifestJSON(t, old.man), "ci"))
+	if code != http.StatusConflict || !strings.Contains(string(body), "retention keeps the newest 5") {
+		t.Errorf("REST register v1.0.5: %d %s; want 409 saying what retention keeps", code, body)
 	}
 
 	list, err := e.reg.ListVersions(rpcCtx(t), &recommendationv1.ListVersionsRequest{})
@@ -879,7 +882,7 @@ func TestRegisterVersionPrunes(t *testing.T) {
 	for _, mv := range list.GetVersions() {
 		got = append(got, mv.GetVersion())
 	}
-	if want := "[v1.7.0 v1.6.0 v1.5.0 v1.4.0 v1.3.0 v1.0.0]"; fmt.Sprint(got) != want {
+	if want := "[v1.7.0 v1.6.0 v1.5.0 v1.4.0 v1.3.0 v1.0.0]"; fmt.Sprint(got) != want { // v1.0.0 is active
 		t.Errorf("ListVersions = %v; want %s", got, want)
 	}
 	e.checkServes(t, seedVersion, nil)
@@ -915,7 +918,7 @@ func TestRegistryDefaults(t *testing.T) {
 	for i, w := range []struct{ action, actorPrefix, reason string }{
 		{"rollback", "frank", transport.DefaultReason},
 		{"activate", "anonymous@127.0.0.1:", transport.DefaultReason},
-		{"register", "anonymous@127.0.0.1:", ""},
+		{"register", "anonymous@127.0.0.1:", transport.DefaultReason},
 	} {
 		g := ents[i]
 		if g.GetAction() != w.action || !strings.HasPrefix(g.GetActor(), w.actorPrefix) || g.GetReason() != w.reason {

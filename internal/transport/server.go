@@ -179,6 +179,7 @@ func NewGateway(ctx context.Context, grpcAddr string, opts GatewayOptions) (http
 	}()
 
 	muxOpts := append([]runtime.ServeMuxOption{
+		runtime.WithErrorHandler(gatewayErrorHandler),
 		// Strict JSON: a misspelt field is a 400 naming it rather than a
 		// silently missing value.
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{
@@ -219,6 +220,26 @@ func NewGateway(ctx context.Context, grpcAddr string, opts GatewayOptions) (http
 	}))
 	return mux, nil
 }
+
+// gatewayErrorHandler is grpc-gateway's default error handler, except that
+// the HTTP status named by the error's ErrorInfo detail (see codeTable)
+// replaces the one the gateway derives from the gRPC code.
+func gatewayErrorHandler(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, err error) {
+	if st, ok := status.FromError(err); ok {
+		if code := httpStatusOf(st); code != 0 {
+			w = statusOverride{ResponseWriter: w, code: code}
+		}
+	}
+	runtime.DefaultHTTPErrorHandler(ctx, mux, m, w, r, err)
+}
+
+// statusOverride writes code instead of the status the handler chose.
+type statusOverride struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s statusOverride) WriteHeader(int) { s.ResponseWriter.WriteHeader(s.code) }
 
 // readiness is the /readyz body.
 type readiness struct {

@@ -218,7 +218,7 @@ func TestTrainingJobOverRESTAndGRPC(t *testing.T) {
 		len(final.GetEvaluation().GetCandidate().GetMae()) != 5 || final.GetEvaluation().GetVpaBaseline() == nil || final.GetFinishedAt() == nil {
 		t.Errorf("final job %v", final)
 	}
-	if v, _ := e.ctl.Active(); v.String() != "v1.0.1" {
+	if v, _ := e.ctl.Active(0); v.String() != "v1.0.1" {
 		t.Errorf("active version %s; want v1.0.1", v)
 	}
 
@@ -258,7 +258,7 @@ func TestTrainingJobOverRESTAndGRPC(t *testing.T) {
 	if c := restJob(t, b); c.GetState() != recommendationv1.JobState_JOB_STATE_CANCELLED || c.GetRegistered() || c.GetError() == "" {
 		t.Errorf("cancelled job %v", c)
 	}
-	if v, _ := e.ctl.Active(); v.String() != "v1.0.1" {
+	if v, _ := e.ctl.Active(0); v.String() != "v1.0.1" {
 		t.Errorf("active version %s after a cancelled ALWAYS job; want v1.0.1", v)
 	}
 

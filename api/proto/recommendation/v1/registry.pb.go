@@ -317,12 +317,18 @@ type HistoryEntry struct {
 	ToVersion string `protobuf:"bytes,2,opt,name=to_version,json=toVersion,proto3" json:"to_version,omitempty"`
 	// When the change happened, UTC.
 	Time *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
-	// One of "activate", "rollback", "auto_rollback", "register".
+	// One of "register", "prune", "activate", "rollback", "auto_rollback",
+	// "upgrade" (the registry file's layout was upgraded).
 	Action string `protobuf:"bytes,4,opt,name=action,proto3" json:"action,omitempty"`
 	// Why, as given by the actor (free text).
 	Reason string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Who: the operator's name, or "system" for automatic actions.
-	Actor         string `protobuf:"bytes,6,opt,name=actor,proto3" json:"actor,omitempty"`
+	Actor string `protobuf:"bytes,6,opt,name=actor,proto3" json:"actor,omitempty"`
+	// The major version (I/O format) the change concerns; 0 for the whole
+	// registry.
+	Major int32 `protobuf:"varint,7,opt,name=major,proto3" json:"major,omitempty"`
+	// The entry's sequence number: increasing, without gaps.
+	Seq           uint64 `protobuf:"varint,8,opt,name=seq,proto3" json:"seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -397,6 +403,20 @@ func (x *HistoryEntry) GetActor() string {
 		return x.Actor
 	}
 	return ""
+}
+
+func (x *HistoryEntry) GetMajor() int32 {
+	if x != nil {
+		return x.Major
+	}
+	return 0
+}
+
+func (x *HistoryEntry) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
 }
 
 // ListVersionsRequest has no parameters.
@@ -666,11 +686,20 @@ func (x *GetActiveResponse) GetModel() *ModelVersion {
 	return nil
 }
 
-// GetHistoryRequest bounds the history returned.
+// GetHistoryRequest asks for one page of the history, newest first. The
+// server keeps a bounded history (the newest 10,000 entries by default).
 type GetHistoryRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Maximum entries to return, newest first; 0 means all.
-	Limit         int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Deprecated: the same as page_size (used when page_size is 0).
+	Limit int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Entries per page, 1..1000; 0 means 100.
+	PageSize int32 `protobuf:"varint,2,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// The next_page_token of the previous page; empty for the first page.
+	PageToken string `protobuf:"bytes,3,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Only entries of this major version; 0 for all.
+	Major int32 `protobuf:"varint,4,opt,name=major,proto3" json:"major,omitempty"`
+	// Only entries with this action (e.g. "rollback"); empty for all.
+	Action        string `protobuf:"bytes,5,opt,name=action,proto3" json:"action,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -712,11 +741,41 @@ func (x *GetHistoryRequest) GetLimit() int32 {
 	return 0
 }
 
-// GetHistoryResponse holds the history.
+func (x *GetHistoryRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetHistoryRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+func (x *GetHistoryRequest) GetMajor() int32 {
+	if x != nil {
+		return x.Major
+	}
+	return 0
+}
+
+func (x *GetHistoryRequest) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+// GetHistoryResponse holds one page of the history.
 type GetHistoryResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Entries, newest first.
-	Entries       []*HistoryEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	Entries []*HistoryEntry `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	// Pass as page_token for the next (older) page; empty after the last.
+	NextPageToken string `protobuf:"bytes,2,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -756,6 +815,13 @@ func (x *GetHistoryResponse) GetEntries() []*HistoryEntry {
 		return x.Entries
 	}
 	return nil
+}
+
+func (x *GetHistoryResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // RegisterVersionRequest carries a model to store.
@@ -886,9 +952,15 @@ type ActivateVersionRequest struct {
 	// Why (recorded in the history, free text).
 	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Who (recorded in the history).
-	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Optional compare-and-swap: the version the caller believes is active in
+	// this version's major ("none" when none should be). When another one is,
+	// nothing changes and the call fails with FAILED_PRECONDITION (HTTP 409)
+	// naming the actual active version, so a repeated click cannot walk
+	// further than the operator saw.
+	ExpectedActive string `protobuf:"bytes,4,opt,name=expected_active,json=expectedActive,proto3" json:"expected_active,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ActivateVersionRequest) Reset() {
@@ -942,6 +1014,13 @@ func (x *ActivateVersionRequest) GetActor() string {
 	return ""
 }
 
+func (x *ActivateVersionRequest) GetExpectedActive() string {
+	if x != nil {
+		return x.ExpectedActive
+	}
+	return ""
+}
+
 // ActivateVersionResponse reports the switch.
 type ActivateVersionResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -949,8 +1028,13 @@ type ActivateVersionResponse struct {
 	Model *ModelVersion `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	// The version served before, empty when none was.
 	PreviousVersion string `protobuf:"bytes,2,opt,name=previous_version,json=previousVersion,proto3" json:"previous_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// False when the version was already active: nothing was loaded, swapped
+	// or recorded (see note).
+	Changed bool `protobuf:"varint,3,opt,name=changed,proto3" json:"changed,omitempty"`
+	// Says what happened when nothing changed.
+	Note          string `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ActivateVersionResponse) Reset() {
@@ -997,6 +1081,20 @@ func (x *ActivateVersionResponse) GetPreviousVersion() string {
 	return ""
 }
 
+func (x *ActivateVersionResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
+func (x *ActivateVersionResponse) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
 // RollbackRequest returns to an earlier version.
 type RollbackRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1006,7 +1104,13 @@ type RollbackRequest struct {
 	// Why (recorded in the history, free text).
 	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	// Who (recorded in the history).
-	Actor         string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	Actor string `protobuf:"bytes,3,opt,name=actor,proto3" json:"actor,omitempty"`
+	// Optional compare-and-swap, as in ActivateVersionRequest: the version the
+	// caller believes is active. On a mismatch FAILED_PRECONDITION (HTTP 409).
+	ExpectedActive string `protobuf:"bytes,4,opt,name=expected_active,json=expectedActive,proto3" json:"expected_active,omitempty"`
+	// The major version to roll back when to_version is empty; 0 means the
+	// served major.
+	Major         int32 `protobuf:"varint,5,opt,name=major,proto3" json:"major,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1062,6 +1166,20 @@ func (x *RollbackRequest) GetActor() string {
 	return ""
 }
 
+func (x *RollbackRequest) GetExpectedActive() string {
+	if x != nil {
+		return x.ExpectedActive
+	}
+	return ""
+}
+
+func (x *RollbackRequest) GetMajor() int32 {
+	if x != nil {
+		return x.Major
+	}
+	return 0
+}
+
 // RollbackResponse reports the switch.
 type RollbackResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1069,8 +1187,12 @@ type RollbackResponse struct {
 	Model *ModelVersion `protobuf:"bytes,1,opt,name=model,proto3" json:"model,omitempty"`
 	// The version served before the rollback.
 	PreviousVersion string `protobuf:"bytes,2,opt,name=previous_version,json=previousVersion,proto3" json:"previous_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// False when the target was already active: nothing changed (see note).
+	Changed bool `protobuf:"varint,3,opt,name=changed,proto3" json:"changed,omitempty"`
+	// Says what happened when nothing changed.
+	Note          string `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RollbackResponse) Reset() {
@@ -1113,6 +1235,20 @@ func (x *RollbackResponse) GetModel() *ModelVersion {
 func (x *RollbackResponse) GetPreviousVersion() string {
 	if x != nil {
 		return x.PreviousVersion
+	}
+	return ""
+}
+
+func (x *RollbackResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
+func (x *RollbackResponse) GetNote() string {
+	if x != nil {
+		return x.Note
 	}
 	return ""
 }
@@ -1260,7 +1396,7 @@ const file_recommendation_v1_registry_proto_rawDesc = "" +
 	"\x11mem_request_slack\x18\x03 \x01(\x01R\x0fmemRequestSlack\x12&\n" +
 	"\x0fmem_limit_slack\x18\x04 \x01(\x01R\rmemLimitSlack\x12\x19\n" +
 	"\boom_rate\x18\x05 \x01(\x01R\aoomRate\x12#\n" +
-	"\rthrottle_rate\x18\x06 \x01(\x01R\fthrottleRate\"\xc6\x01\n" +
+	"\rthrottle_rate\x18\x06 \x01(\x01R\fthrottleRate\"\xee\x01\n" +
 	"\fHistoryEntry\x12!\n" +
 	"\ffrom_version\x18\x01 \x01(\tR\vfromVersion\x12\x1d\n" +
 	"\n" +
@@ -1268,7 +1404,9 @@ const file_recommendation_v1_registry_proto_rawDesc = "" +
 	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x16\n" +
 	"\x06action\x18\x04 \x01(\tR\x06action\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x14\n" +
-	"\x05actor\x18\x06 \x01(\tR\x05actor\"\x15\n" +
+	"\x05actor\x18\x06 \x01(\tR\x05actor\x12\x14\n" +
+	"\x05major\x18\a \x01(\x05R\x05major\x12\x10\n" +
+	"\x03seq\x18\b \x01(\x04R\x03seq\"\x15\n" +
 	"\x13ListVersionsRequest\"z\n" +
 	"\x14ListVersionsResponse\x12;\n" +
 	"\bversions\x18\x01 \x03(\v2\x1f.recommendation.v1.ModelVersionR\bversions\x12%\n" +
@@ -1279,33 +1417,46 @@ const file_recommendation_v1_registry_proto_rawDesc = "" +
 	"\x05model\x18\x01 \x01(\v2\x1f.recommendation.v1.ModelVersionR\x05model\"\x12\n" +
 	"\x10GetActiveRequest\"J\n" +
 	"\x11GetActiveResponse\x125\n" +
-	"\x05model\x18\x01 \x01(\v2\x1f.recommendation.v1.ModelVersionR\x05model\")\n" +
+	"\x05model\x18\x01 \x01(\v2\x1f.recommendation.v1.ModelVersionR\x05model\"\x93\x01\n" +
 	"\x11GetHistoryRequest\x12\x14\n" +
-	"\x05limit\x18\x01 \x01(\x05R\x05limit\"O\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12\x1b\n" +
+	"\tpage_size\x18\x02 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x03 \x01(\tR\tpageToken\x12\x14\n" +
+	"\x05major\x18\x04 \x01(\x05R\x05major\x12\x16\n" +
+	"\x06action\x18\x05 \x01(\tR\x06action\"w\n" +
 	"\x12GetHistoryResponse\x129\n" +
-	"\aentries\x18\x01 \x03(\v2\x1f.recommendation.v1.HistoryEntryR\aentries\"\x7f\n" +
+	"\aentries\x18\x01 \x03(\v2\x1f.recommendation.v1.HistoryEntryR\aentries\x12&\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x7f\n" +
 	"\x16RegisterVersionRequest\x12\x12\n" +
 	"\x04onnx\x18\x01 \x01(\fR\x04onnx\x12#\n" +
 	"\rmanifest_json\x18\x02 \x01(\tR\fmanifestJson\x12\x14\n" +
 	"\x05actor\x18\x03 \x01(\tR\x05actor\x12\x16\n" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\"P\n" +
 	"\x17RegisterVersionResponse\x125\n" +
-	"\x05model\x18\x01 \x01(\v2\x1f.recommendation.v1.ModelVersionR\x05model\"`\n" +
+	"\x05model\x18\x01 \x01(\v2\x1f.recommendation.v1.ModelVersionR\x05model\"\x89\x01\n" +
 	"\x16ActivateVersionRequest\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
-	"\x05actor\x18\x03 \x01(\tR\x05actor\"{\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12'\n" +
+	"\x0fexpected_active\x18\x04 \x01(\tR\x0eexpectedActive\"\xa9\x01\n" +
 	"\x17ActivateVersionResponse\x125\n" +
 	"\x05model\x18\x01 \x01(\v2\x1f.recommendation.v1.ModelVersionR\x05model\x12)\n" +
-	"\x10previous_version\x18\x02 \x01(\tR\x0fpreviousVersion\"^\n" +
+	"\x10previous_version\x18\x02 \x01(\tR\x0fpreviousVersion\x12\x18\n" +
+	"\achanged\x18\x03 \x01(\bR\achanged\x12\x12\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\"\x9d\x01\n" +
 	"\x0fRollbackRequest\x12\x1d\n" +
 	"\n" +
 	"to_version\x18\x01 \x01(\tR\ttoVersion\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
-	"\x05actor\x18\x03 \x01(\tR\x05actor\"t\n" +
+	"\x05actor\x18\x03 \x01(\tR\x05actor\x12'\n" +
+	"\x0fexpected_active\x18\x04 \x01(\tR\x0eexpectedActive\x12\x14\n" +
+	"\x05major\x18\x05 \x01(\x05R\x05major\"\xa2\x01\n" +
 	"\x10RollbackResponse\x125\n" +
 	"\x05model\x18\x01 \x01(\v2\x1f.recommendation.v1.ModelVersionR\x05model\x12)\n" +
-	"\x10previous_version\x18\x02 \x01(\tR\x0fpreviousVersion\"2\n" +
+	"\x10previous_version\x18\x02 \x01(\tR\x0fpreviousVersion\x12\x18\n" +
+	"\achanged\x18\x03 \x01(\bR\achanged\x12\x12\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\"2\n" +
 	"\x16DownloadVersionRequest\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\"l\n" +
 	"\x17DownloadVersionResponse\x12\x18\n" +
