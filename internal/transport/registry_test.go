@@ -56,6 +56,12 @@ const seedVersion = "v1.0.0"
 
 func newRegEnv(t *testing.T) *regEnv {
 	t.Helper()
+	return newRegEnvIn(t, t.TempDir())
+}
+
+// newRegEnvIn is newRegEnv with the registry file in dir.
+func newRegEnvIn(t *testing.T, dir string) *regEnv {
+	t.Helper()
 	if err := serving.InitRuntime(""); err != nil {
 		t.Fatalf("InitRuntime: %v (set %s to libonnxruntime.so.1)", err, serving.LibraryEnv)
 	}
@@ -63,7 +69,7 @@ func newRegEnv(t *testing.T) *regEnv {
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	var err error
-	if e.store, err = registry.Open(filepath.Join(t.TempDir(), "registry.db"), registry.Options{}); err != nil {
+	if e.store, err = registry.Open(filepath.Join(dir, "registry.db"), registry.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	models := serving.NewManager(serving.Options{Session: serving.SessionOptions{IntraOpThreads: 1, InterOpThreads: 1}})
