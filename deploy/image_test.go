@@ -155,7 +155,11 @@ func TestDockerfile(t *testing.T) {
 	if lib == "" || !copied {
 		t.Errorf("ONNXRUNTIME_LIB %q is not a file the final stage copies in", lib)
 	}
-	if !strings.Contains(mustRead(t, dockerfile), "scripts/install-onnxruntime.sh") {
+	text := mustRead(t, dockerfile)
+	if strings.Contains(text, "nodefaultmodel") {
+		t.Error("the Dockerfile builds with the tag nodefaultmodel: the image would have no model to serve on first start")
+	}
+	if !strings.Contains(text, "scripts/install-onnxruntime.sh") {
 		t.Error("the Dockerfile does not fetch ONNX Runtime with scripts/install-onnxruntime.sh (which verifies its sha256)")
 	}
 }
