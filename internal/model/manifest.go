@@ -151,12 +151,29 @@ type Metrics struct {
 }
 
 // Golden holds input rows and the outputs the model must give for them; a
-// session must reproduce them within Tolerance before it serves.
+// version must reproduce them within GoldenTolerance before it serves.
+//
+// The uploader does not certify its own model: the server computes the
+// answers itself, with the pure-Go forward pass of the weights it decoded
+// from the model bytes, and compares with its own tolerance. Tolerance
+// records what the writer aimed at; Validate refuses one looser than
+// GoldenTolerance, and no check uses it.
 type Golden struct {
 	Tolerance float64     `json:"tolerance"`
 	Inputs    [][]float32 `json:"inputs"`
 	Outputs   [][]float32 `json:"outputs"`
 }
+
+// GoldenTolerance is the server's bound on |answer − golden output| per
+// output, in normalized units, for every golden row of every version. It
+// covers ONNX Runtime and the pure-Go forward pass summing float32 products
+// in different orders (they agree to about 1e-6 on the served network), and
+// is what the trainer writes as Golden.Tolerance.
+const GoldenTolerance = 1e-4
+
+// MaxGoldenRows bounds the golden rows a manifest may carry; the trainer
+// writes 16.
+const MaxGoldenRows = 256
 
 // SHA256Hex returns the hex sha256 of b.
 func SHA256Hex(b []byte) string {
@@ -194,33 +211,68 @@ func (m *Manifest) Validate() error {
 			return err
 		}
 	}
-	g := m.Golden
-	if len(g.Inputs) == 0 || len(g.Inputs) != len(g.Outputs) || !(g.Tolerance > 0) {
-		return fmt.Errorf("%w: manifest needs golden rows (inputs and outputs of equal count) and a positive tolerance", ErrInvalidModel)
+	return m.Golden.validate()
+}
+
+// validate checks the golden rows' shape and values: 1..MaxGoldenRows rows
+// of NumFeatures finite inputs in [0,1] (normalized features) and
+// NumOutputs finite outputs, and a positive tolerance no looser than
+// GoldenTolerance. Errors wrap ErrInvalidModel.
+func (g Golden) validate() error {
+	if len(g.Inputs) == 0 || len(g.Inputs) != len(g.Outputs) {
+		return fmt.Errorf("%w: manifest needs golden rows (inputs and outputs of equal count); it has %d inputs and %d outputs",
+			ErrInvalidModel, len(g.Inputs), len(g.Outputs))
+	}
+	if len(g.Inputs) > MaxGoldenRows {
+		return fmt.Errorf("%w: manifest has %d golden rows; at most %d are accepted", ErrInvalidModel, len(g.Inputs), MaxGoldenRows)
+	}
+	if !(g.Tolerance > 0 && g.Tolerance <= GoldenTolerance) {
+		return fmt.Errorf("%w: manifest golden tolerance %g; want a positive value no looser than the server's %g, "+
+			"which is what every golden row is checked with", ErrInvalidModel, g.Tolerance, GoldenTolerance)
 	}
 	for i := range g.Inputs {
 		if len(g.Inputs[i]) != NumFeatures || len(g.Outputs[i]) != NumOutputs {
 			return fmt.Errorf("%w: golden row %d has %d inputs and %d outputs; want %d and %d",
 				ErrInvalidModel, i, len(g.Inputs[i]), len(g.Outputs[i]), NumFeatures, NumOutputs)
 		}
+		for j, v := range g.Inputs[i] {
+			if !(v >= 0 && v <= 1) {
+				return fmt.Errorf("%w: golden row %d input %d is %v; want a normalized feature in [0,1]", ErrInvalidModel, i, j, v)
+			}
+		}
+		for j, v := range g.Outputs[i] {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("%w: golden row %d output %d is %v; want a finite number", ErrInvalidModel, i, j, v)
+			}
+		}
 	}
 	return nil
 }
 
 // CheckGolden compares a model's outputs for the golden inputs (flattened,
-// [len(Inputs), NumOutputs]) with the manifest's. It returns an error
-// wrapping ErrGoldenMismatch naming the first row and output that differ.
+// [len(Inputs), NumOutputs]) with the manifest's, within GoldenTolerance
+// (never the manifest's own Tolerance). It returns an error wrapping
+// ErrGoldenMismatch naming the first row and output that differ. Its Error
+// text (for the log) has both values; its public message (see Public) names
+// only the row, the output and the tolerance, since got is computed.
 func (m *Manifest) CheckGolden(got []float32) error {
 	g := m.Golden
 	if len(got) != len(g.Outputs)*NumOutputs {
-		return fmt.Errorf("%w: got %d values for %d golden rows", ErrGoldenMismatch, len(got), len(g.Outputs))
+		err := fmt.Errorf("%w: got %d values for %d golden rows", ErrGoldenMismatch, len(got), len(g.Outputs))
+		return Public(err, fmt.Sprintf("%v: the model gave no answer for some of the %d golden rows", ErrGoldenMismatch, len(g.Outputs)))
 	}
 	for r, want := range g.Outputs {
 		for o, w := range want {
 			v := got[r*NumOutputs+o]
-			if d := math.Abs(float64(v - w)); !(d <= g.Tolerance) {
-				return fmt.Errorf("%w: version %s row %d output %s: got %v, want %v (tolerance %g)",
-					ErrGoldenMismatch, m.Version, r, m.Outputs[o].Name, v, w, g.Tolerance)
+			if d := math.Abs(float64(v - w)); !(d <= GoldenTolerance) {
+				name := fmt.Sprintf("%d", o)
+				if o < len(m.Outputs) {
+					name = m.Outputs[o].Name
+				}
+				err := fmt.Errorf("%w: version %s row %d output %s: got %v, want %v (tolerance %g)",
+					ErrGoldenMismatch, m.Version, r, name, v, w, GoldenTolerance)
+				return Public(err, fmt.Sprintf("%v: row %d output %s: the manifest's answer is not the model's, within the server's tolerance %g",
+					ErrGoldenMismatch, r, name, GoldenTolerance))
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -15,23 +16,57 @@ import (
 // allocated for it; the served model has 512 weights in its widest layer.
 const maxElements = 1 << 24
 
-// invalid returns an error wrapping model.ErrInvalidModel.
+// invalid returns a *graphError wrapping model.ErrInvalidModel.
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("onnxfile: %w: "+format, append([]any{model.ErrInvalidModel}, args...)...)
+	return refuse(model.ErrInvalidModel, format, args...)
 }
+
+// maxReason bounds a refusal's text: names in a file can be as long as the
+// file, and a status message travels in a header.
+const maxReason = 400
+
+// refuse returns a *graphError wrapping sentinel.
+func refuse(sentinel error, format string, args ...any) error {
+	r := fmt.Sprintf(format, args...)
+	if len(r) > maxReason {
+		r = strings.ToValidUTF8(r[:maxReason], "") + "…"
+	}
+	return &graphError{sentinel: sentinel, reason: r}
+}
+
+// graphError is why a model file was refused. Its reason names the part of
+// the file and what is accepted, and echoes nothing but the file's own
+// names, types and shapes, so it is also the public message (model.Publicer)
+// a client is told: "model graph: <reason>".
+type graphError struct {
+	sentinel error // model.ErrInvalidModel or model.ErrSignatureMismatch
+	reason   string
+}
+
+func (e *graphError) Error() string         { return "onnxfile: " + e.sentinel.Error() + ": " + e.reason }
+func (e *graphError) Unwrap() error         { return e.sentinel }
+func (e *graphError) PublicMessage() string { return "model graph: " + e.reason }
 
 // Decode reads bytes written by Encode back into the model and its version.
 // It walks the graph's nodes from the input (DequantizeLinear → MatMul → Add →
-// optional Relu/Sigmoid per layer, ending in model.OutputName) and looks up
-// each layer's initializers by the names the nodes use. Anything else — bytes
-// that are not protobuf, another node pattern, wrong data types or shapes, a
-// missing initializer or version — gives an error wrapping
+// optional Relu/Sigmoid/Clip per layer, ending in model.OutputName) and looks
+// up each layer's initializers by the names the nodes use. Anything else —
+// bytes that are not protobuf, another node pattern, wrong data types or
+// shapes, a missing initializer or version — gives an error wrapping
 // model.ErrInvalidModel that says what was wrong.
+//
+// Decode reads what it needs and ignores the rest (doc strings, unknown
+// fields, unused initializers). Before bytes reach ONNX Runtime, use Check,
+// which accepts only what Encode writes.
 func Decode(b []byte) (*model.QuantizedMLP, model.Version, error) {
 	mp, err := unmarshal(b)
 	if err != nil {
 		return nil, model.Version{}, err
 	}
+	return decodeModel(mp)
+}
+
+func decodeModel(mp *onnxpb.ModelProto) (*model.QuantizedMLP, model.Version, error) {
 	version, err := modelVersion(mp)
 	if err != nil {
 		return nil, model.Version{}, err
@@ -55,6 +90,9 @@ func Decode(b []byte) (*model.QuantizedMLP, model.Version, error) {
 	var m model.QuantizedMLP
 	x, width := model.InputName, model.NumFeatures
 	for w.pos < len(w.nodes) {
+		if len(m.Layers) == MaxLayers {
+			return nil, model.Version{}, invalid("graph has more than %d layers", MaxLayers)
+		}
 		l, out, err := w.layer(len(m.Layers), x, width)
 		if err != nil {
 			return nil, model.Version{}, err
@@ -69,7 +107,7 @@ func Decode(b []byte) (*model.QuantizedMLP, model.Version, error) {
 		return nil, model.Version{}, invalid("last node writes %q; want the graph output %q", x, model.OutputName)
 	}
 	if err := m.Validate(); err != nil {
-		return nil, model.Version{}, fmt.Errorf("onnxfile: %w", err)
+		return nil, model.Version{}, invalid("%v", err)
 	}
 	return &m, version, nil
 }

@@ -48,11 +48,30 @@
 //
 // # Reading
 //
-// Decode accepts exactly this layout (the node pattern, the initializers'
-// types and shapes, a zero zero point) and returns errors wrapping
+// Decode reads this layout (the node pattern, the initializers' types and
+// shapes, a zero zero point) and returns errors wrapping
 // model.ErrInvalidModel that say what was wrong; it never panics on arbitrary
-// bytes (FuzzDecode). Signature reads only the graph's inputs and outputs and
-// works on any ONNX file whose I/O are tensors.
+// bytes (FuzzDecode). It ignores what it does not need. Signature reads only
+// the graph's inputs and outputs and works on any ONNX file whose I/O are
+// tensors.
+//
+// # Checking before ONNX Runtime
+//
+// Nothing uploaded is trusted. Check is the gate every model passes before
+// ONNX Runtime sees it (serving.NewSession calls it): it accepts a file only
+// if it is byte for byte what Encode writes for the model it decodes to, at
+// most MaxLayers layers of at most MaxWidth outputs. So a checked file has no
+// external data (ONNX Runtime opens the file an initializer's
+// external_data names, relative to its working directory, "../" included),
+// no field the project's schema leaves out (functions, subgraphs, sparse
+// initializers, training info), no operator, node, initializer, opset or IR
+// version Encode does not write, and computes exactly what the pure-Go
+// forward pass of its decoded weights computes. Refusals are
+// model.Publicer errors: "model graph: <reason>", naming the part of the
+// file and what is accepted, never anything computed from it.
+// FuzzCheck runs Check on mutated copies of the default model (seed corpus
+// in testdata/fuzz/FuzzCheck, written by TestTestdata -update) in a
+// directory watched with inotify: it never panics and never opens a file.
 //
 // # Tests
 //
@@ -64,4 +83,5 @@
 // looks like a hang:
 //
 //	go test -run '^$' -fuzz FuzzDecode -fuzztime 60s -fuzzminimizetime 2s ./internal/onnxfile/
+//	go test -run '^$' -fuzz FuzzCheck -fuzztime 60s -fuzzminimizetime 2s ./internal/onnxfile/
 package onnxfile

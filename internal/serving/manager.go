@@ -1,17 +1,23 @@
 package serving
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 	"sync/atomic"
 
 	"recommendation-api/internal/model"
+	"recommendation-api/internal/onnxfile"
 )
 
 // StepError says which step of loading or activating a version failed.
+// It is a model.Publicer: a client reads "load v1.9.0: golden rows: " and
+// the public message of Err (or only its class, when Err has none), while
+// Error, for the log, has the whole chain.
 type StepError struct {
-	Step    string // "verify checksum", "create session", "check signature", "golden rows", "publish"
+	Step    string // "check manifest", "verify checksum", "check graph", "check version", "golden rows", "create session", "check signature", "compare runtime"
 	Version model.Version
 	Err     error
 }
@@ -20,6 +26,24 @@ func (e *StepError) Error() string {
 	return fmt.Sprintf("load %s: %s: %v", e.Version, e.Step, e.Err)
 }
 func (e *StepError) Unwrap() error { return e.Err }
+
+// PublicMessage is the step and version with Err's public message, or, for
+// an Err without one, the sentinel it wraps.
+func (e *StepError) PublicMessage() string {
+	return fmt.Sprintf("load %s: %s: %s", e.Version, e.Step, model.PublicOr(e.Err, classOf(e.Err)))
+}
+
+// classOf is the text of the first domain sentinel err wraps, for a
+// message that must not say more.
+func classOf(err error) string {
+	for _, s := range []error{model.ErrChecksumMismatch, model.ErrSignatureMismatch, model.ErrGoldenMismatch,
+		model.ErrInvalidModel, model.ErrVersionExists, model.ErrInvalidVersion} {
+		if errors.Is(err, s) {
+			return s.Error()
+		}
+	}
+	return "internal error"
+}
 
 // loaded is one version with an ONNX Runtime session. refs counts the
 // manager's own reference plus one per in-flight call; the session is
@@ -80,19 +104,38 @@ func NewManager(opts Options) *Manager {
 	return m
 }
 
-// Load verifies a version and makes it available (not active): checksum,
-// session, I/O signature, golden rows. Loading a version that is already
-// loaded with the same checksum is a no-op. Errors are *StepError wrapping
-// model.ErrChecksumMismatch, ErrInvalidModel, ErrSignatureMismatch or
-// ErrGoldenMismatch.
+// Load verifies a version and makes it available (not active). Nothing the
+// bytes or the manifest say is trusted:
+//
+//   - check manifest: man.Validate (golden rows well formed, tolerance no
+//     looser than model.GoldenTolerance);
+//   - verify checksum: the bytes' sha256 and size are the manifest's;
+//   - check graph: onnxfile.Check decodes the bytes and accepts only what
+//     the project's encoder writes, before ONNX Runtime sees them;
+//   - check version: the version the bytes carry is the manifest's;
+//   - golden rows: the manifest's golden outputs are what the server's own
+//     pure-Go forward pass of the decoded weights gives, within
+//     model.GoldenTolerance (the manifest's tolerance is not used);
+//   - create session, check signature: ONNX Runtime loads the checked bytes
+//     and sees the served I/O signature, which the manifest declares too;
+//   - compare runtime: ONNX Runtime's answers to the golden rows and to the
+//     server's probe rows agree with the pure-Go pass within
+//     model.GoldenTolerance.
+//
+// Loading a version that is already loaded with the same checksum is a
+// no-op. Errors are *StepError wrapping model.ErrChecksumMismatch,
+// ErrInvalidModel, ErrSignatureMismatch, ErrGoldenMismatch or
+// ErrVersionExists; their public message (model.PublicMessage) names the
+// step and the reason and carries no value computed from the bytes.
 func (m *Manager) Load(b []byte, man *model.Manifest) error {
 	v := man.Version
 	fail := func(step string, err error) error { return &StepError{Step: step, Version: v, Err: err} }
 	if err := man.Validate(); err != nil {
-		return fail("check manifest", err)
+		// Validate describes the manifest's own fields: safe to show.
+		return fail("check manifest", model.Public(err, err.Error()))
 	}
 	if err := man.VerifyBytes(b); err != nil {
-		return fail("verify checksum", err)
+		return fail("verify checksum", model.Public(err, fmt.Sprintf("%v: the model bytes do not have the manifest's sha256 and size", model.ErrChecksumMismatch)))
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -102,28 +145,96 @@ func (m *Manager) Load(b []byte, man *model.Manifest) error {
 		}
 		return fail("check manifest", fmt.Errorf("%w: %s is loaded with other bytes", model.ErrVersionExists, v))
 	}
-	sess, err := NewSession(b, m.opts.Session)
+	c, err := onnxfile.Check(b)
+	if err != nil {
+		return fail("check graph", err)
+	}
+	if c.Version != v {
+		err := fmt.Errorf("%w: the model bytes carry version %s; the manifest says %s", model.ErrInvalidModel, c.Version, v)
+		return fail("check version", model.Public(err, err.Error()))
+	}
+	x, rows := man.GoldenInput(), len(man.Golden.Inputs)
+	want := c.Model.Forward(x, rows)
+	if err := man.CheckGolden(want); err != nil {
+		return fail("golden rows", err)
+	}
+	sess, err := newCheckedSession(c, m.opts.Session, sessionConfig)
 	if err != nil {
 		return fail("create session", err)
 	}
-	if sig := sess.Signature(); !sig.Equal(model.DefaultSignature()) || !sig.Equal(man.Signature) {
+	if sig := sess.Signature(); !sig.Equal(model.DefaultSignature()) || !man.Signature.Equal(model.DefaultSignature()) {
 		sess.Close()
-		return fail("check signature", fmt.Errorf("%w: model has inputs %v outputs %v; this server serves %v -> %v",
-			model.ErrSignatureMismatch, sig.Inputs, sig.Outputs, model.DefaultSignature().Inputs, model.DefaultSignature().Outputs))
+		err := fmt.Errorf("%w: model has inputs %v outputs %v, manifest declares %v -> %v; this server serves %v -> %v",
+			model.ErrSignatureMismatch, sig.Inputs, sig.Outputs, man.Signature.Inputs, man.Signature.Outputs,
+			model.DefaultSignature().Inputs, model.DefaultSignature().Outputs)
+		return fail("check signature", model.Public(err, fmt.Sprintf("%v: the manifest's signature is not the served %s",
+			model.ErrSignatureMismatch, describeSignature(model.DefaultSignature()))))
 	}
-	out, err := sess.Run(man.GoldenInput(), len(man.Golden.Inputs))
-	if err == nil {
-		err = man.CheckGolden(out)
-	}
-	if err != nil {
+	if err := agrees(sess, c.Model, x, rows); err != nil {
 		sess.Close()
-		return fail("golden rows", err)
+		return fail("compare runtime", err)
 	}
 	l := &loaded{manifest: man, version: v.String(), sess: sess, live: &m.live, stats: &Stats{}}
 	l.refs.Store(1)
 	m.live.Add(1)
 	m.setLoaded(l.version, l)
 	return nil
+}
+
+// probeRows are the server's own rows, besides a manifest's golden rows,
+// on which ONNX Runtime must agree with the pure-Go forward pass: the
+// corners and a fixed spread of the normalized feature cube.
+var probeRows = func() []float32 {
+	const n = 16
+	x := make([]float32, 0, n*model.NumFeatures)
+	for j := 0; j < model.NumFeatures; j++ {
+		x = append(x, 0)
+	}
+	for j := 0; j < model.NumFeatures; j++ {
+		x = append(x, 1)
+	}
+	for r := 2; r < n; r++ {
+		for j := 0; j < model.NumFeatures; j++ {
+			x = append(x, float32((r*7+j*5)%17)/16)
+		}
+	}
+	return x
+}()
+
+// agrees runs the golden rows x and the probe rows in sess and compares
+// them with q's pure-Go forward pass, within model.GoldenTolerance. An
+// error wraps model.ErrGoldenMismatch; its public message has no value.
+func agrees(sess *Session, q *model.QuantizedMLP, x []float32, rows int) error {
+	x = append(append(make([]float32, 0, len(x)+len(probeRows)), x...), probeRows...)
+	n := rows + len(probeRows)/model.NumFeatures
+	got, err := sess.Run(x, n)
+	if err != nil {
+		return model.Public(fmt.Errorf("%w: ONNX Runtime run: %v", model.ErrGoldenMismatch, err), ortRefused+" to run the golden rows")
+	}
+	want := q.Forward(x, n)
+	for i := range want {
+		if d := math.Abs(float64(got[i] - want[i])); !(d <= model.GoldenTolerance) {
+			err := fmt.Errorf("%w: row %d output %d: ONNX Runtime gives %v, the pure-Go forward pass %v (tolerance %g)",
+				model.ErrGoldenMismatch, i/model.NumOutputs, i%model.NumOutputs, got[i], want[i], model.GoldenTolerance)
+			return model.Public(err, fmt.Sprintf("%v: ONNX Runtime's answers differ from the server's forward pass of the model's weights by more than %g",
+				model.ErrGoldenMismatch, model.GoldenTolerance))
+		}
+	}
+	return nil
+}
+
+func describeSignature(s model.Signature) string {
+	str := func(ts []model.TensorSpec) string {
+		out := ""
+		for i, t := range ts {
+			if i > 0 {
+				out += ", "
+			}
+			out += fmt.Sprintf("%s %s %v", t.Name, t.Type, t.Shape)
+		}
+		return out
+	}
+	return str(s.Inputs) + " → " + str(s.Outputs)
 }
 
 // setLoaded replaces byVersion with a copy where version maps to l (nil deletes). Callers hold mu.

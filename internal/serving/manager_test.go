@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
+	onnxpb "recommendation-api/api/onnx/onnx"
 	"recommendation-api/internal/model"
 	"recommendation-api/internal/onnxfile"
 	"recommendation-api/internal/trainer"
@@ -144,6 +147,10 @@ func checkStepError(t *testing.T, err error, step string, sentinel error) {
 	if !strings.Contains(err.Error(), se.Version.String()) {
 		t.Errorf("Load error %q does not name the version %s", err, se.Version)
 	}
+	prefix := fmt.Sprintf("load %s: %s: ", se.Version, step)
+	if msg, ok := model.PublicMessage(err); !ok || !strings.HasPrefix(msg, prefix) || strings.Contains(msg, "internal error") {
+		t.Errorf("public message %q (%v); want it to start %q and say why", msg, ok, prefix)
+	}
 }
 
 // TestManagerLoadRefuses loads bad versions next to an active one: each
@@ -170,12 +177,43 @@ func TestManagerLoadRefuses(t *testing.T) {
 			// Bytes that match their manifest but are not an ONNX model.
 			b := []byte("this is not an ONNX model, though its checksum is right")
 			return b, manifestFor(onnxfile.RandomMLP(2), model.MustParseVersion("v2.0.0"), b)
-		}, "create session", model.ErrInvalidModel},
+		}, "check graph", model.ErrInvalidModel},
 		{"ErrInvalidModelTruncated", func(t *testing.T) ([]byte, *model.Manifest) {
 			b, _ := testVersion(t, 2, "v2.0.0")
 			b = b[:len(b)/2]
 			return b, manifestFor(onnxfile.RandomMLP(2), model.MustParseVersion("v2.0.0"), b)
-		}, "create session", model.ErrInvalidModel},
+		}, "check graph", model.ErrInvalidModel},
+		{"ErrInvalidModelExtraNode", func(t *testing.T) ([]byte, *model.Manifest) {
+			// A valid MLP and one more node (the identity on [0,1]): ONNX
+			// Runtime would answer the golden rows right.
+			q := onnxfile.RandomMLP(2)
+			b, _ := versionOf(t, q, "v2.0.0")
+			b = mutate(t, b, func(mp *onnxpb.ModelProto) {
+				g := mp.Graph
+				g.Node[len(g.Node)-1].Output[0] = "layer2.output"
+				g.Node = append(g.Node, &onnxpb.NodeProto{OpType: proto.String("Relu"), Input: []string{"layer2.output"}, Output: []string{model.OutputName}})
+			})
+			return b, manifestFor(q, model.MustParseVersion("v2.0.0"), b)
+		}, "check graph", model.ErrInvalidModel},
+		{"ErrInvalidModelVersion", func(t *testing.T) ([]byte, *model.Manifest) {
+			// v1.3.0's bytes under a manifest for v2.0.0.
+			q := onnxfile.RandomMLP(2)
+			b, _ := versionOf(t, q, "v1.3.0")
+			return b, manifestFor(q, model.MustParseVersion("v2.0.0"), b)
+		}, "check version", model.ErrInvalidModel},
+		{"ErrInvalidModelLooseTolerance", func(t *testing.T) ([]byte, *model.Manifest) {
+			b, man := testVersion(t, 2, "v2.0.0")
+			man.Golden.Tolerance = 1e9
+			return b, man
+		}, "check manifest", model.ErrInvalidModel},
+		{"ErrGoldenMismatchZeros", func(t *testing.T) ([]byte, *model.Manifest) {
+			// All-zero answers: only a huge tolerance let them pass.
+			b, man := testVersion(t, 2, "v2.0.0")
+			for _, o := range man.Golden.Outputs {
+				clear(o)
+			}
+			return b, man
+		}, "golden rows", model.ErrGoldenMismatch},
 		{"ErrSignatureMismatch", func(t *testing.T) ([]byte, *model.Manifest) {
 			b, man := testVersion(t, 2, "v2.0.0")
 			man.Signature.Outputs[0].Name = "scores" // the manifest promises another output

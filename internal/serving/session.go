@@ -122,6 +122,8 @@ func (o SessionOptions) withDefaults() SessionOptions {
 // any more; the caller's reference count guarantees that.
 type Session struct {
 	ort      *ort.DynamicAdvancedSession
+	mlp      *model.QuantizedMLP // decoded from the bytes by onnxfile.Check
+	version  model.Version       // the version the bytes carry
 	sig      model.Signature
 	inWidth  int
 	outWidth int
@@ -180,12 +182,15 @@ func (p *tensorPool) put(t *ioTensors) int {
 	return -1
 }
 
-// NewSession creates a session from ONNX model bytes. It first asks ONNX
-// Runtime for the model's inputs and outputs: the model must have one float32
-// input [batch, width] and one float32 output [batch, width'] with a dynamic
-// batch. Bytes ONNX Runtime refuses give an error wrapping
-// model.ErrInvalidModel; other inputs or outputs one wrapping
-// model.ErrSignatureMismatch. InitRuntime must have succeeded first.
+// NewSession creates a session from ONNX model bytes. The bytes are first
+// decoded and checked by onnxfile.Check, so ONNX Runtime only ever sees a
+// file exactly as this project's encoder writes it: no external data (no
+// path is opened because of the bytes), only the operators, shapes and
+// header Encode writes. A refused file gives an error wrapping
+// model.ErrInvalidModel, or model.ErrSignatureMismatch when its inputs or
+// outputs are not this server's, that is a model.Publicer naming the
+// reason; so do bytes ONNX Runtime still refuses, without ORT's own text in
+// the public message. InitRuntime must have succeeded first.
 func NewSession(b []byte, opt SessionOptions) (*Session, error) {
 	return newSessionWith(b, opt, sessionConfig)
 }
@@ -211,14 +216,28 @@ func newSessionWith(b []byte, opt SessionOptions, config []configEntry) (*Sessio
 	if !ort.IsInitialized() {
 		return nil, errors.New("serving: new session: ONNX Runtime is not initialized; call InitRuntime first")
 	}
-	if len(b) == 0 {
-		return nil, fmt.Errorf("serving: new session: %w: empty model bytes", model.ErrInvalidModel)
+	c, err := onnxfile.Check(b)
+	if err != nil {
+		return nil, fmt.Errorf("serving: new session: %w", err)
 	}
+	return newCheckedSession(c, opt, config)
+}
+
+// ortRefused is what a client is told when ONNX Runtime refuses a model
+// that passed onnxfile.Check; ORT's message stays in the log.
+const ortRefused = "ONNX Runtime could not load the model"
+
+// newCheckedSession creates a session from a file onnxfile.Check accepted.
+func newCheckedSession(c *onnxfile.Checked, opt SessionOptions, config []configEntry) (*Session, error) {
+	if !ort.IsInitialized() {
+		return nil, errors.New("serving: new session: ONNX Runtime is not initialized; call InitRuntime first")
+	}
+	b := c.Bytes
 	ins, outs, err := ort.GetInputOutputInfoWithONNXData(b)
 	if err != nil {
-		return nil, fmt.Errorf("serving: new session: %w: ONNX Runtime refuses the model: %v", model.ErrInvalidModel, err)
+		return nil, model.Public(fmt.Errorf("serving: new session: %w: ONNX Runtime refuses the model: %v", model.ErrInvalidModel, err), ortRefused)
 	}
-	s := &Session{}
+	s := &Session{mlp: c.Model, version: c.Version}
 	if s.sig, err = signature(ins, outs); err != nil {
 		return nil, fmt.Errorf("serving: new session: %w", err)
 	}
@@ -247,7 +266,7 @@ func newSessionWith(b []byte, opt SessionOptions, config []configEntry) (*Sessio
 	s.ort, err = ort.NewDynamicAdvancedSessionWithONNXData(b,
 		[]string{s.sig.Inputs[0].Name}, []string{s.sig.Outputs[0].Name}, so)
 	if err != nil {
-		return nil, fmt.Errorf("serving: new session: %w: ONNX Runtime refuses the model: %v", model.ErrInvalidModel, err)
+		return nil, model.Public(fmt.Errorf("serving: new session: %w: ONNX Runtime refuses the model: %v", model.ErrInvalidModel, err), ortRefused)
 	}
 	// Enough idle pairs per batch size for every P to have a Run in flight
 	// and another waiting; more concurrent Runs create and destroy theirs.
@@ -297,6 +316,15 @@ func checkServable(sig model.Signature) error {
 	}
 	return nil
 }
+
+// Model returns the model decoded from the session's bytes, whose pure-Go
+// forward pass (model.QuantizedMLP.Forward) Run must agree with. The caller
+// must not modify it.
+func (s *Session) Model() *model.QuantizedMLP { return s.mlp }
+
+// Version returns the version the session's bytes carry (onnxfile's
+// metadata_props "version").
+func (s *Session) Version() model.Version { return s.version }
 
 // Signature returns the model's I/O signature as ONNX Runtime sees it, with
 // dynamic dimensions as -1. The caller may modify the returned value.

@@ -7,6 +7,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
 
@@ -216,27 +218,36 @@ func mutate(t *testing.T, b []byte, f func(*onnxpb.ModelProto)) []byte {
 	return out
 }
 
-func TestNewSession_OtherNames(t *testing.T) {
+// TestNewSession_RefusesOtherNames: a renamed input runs in ONNX Runtime,
+// but it is not what the project writes, so NewSession refuses it before
+// ONNX Runtime sees it, saying why.
+func TestNewSession_RefusesOtherNames(t *testing.T) {
 	initORT(t)
-	m, b := encodeModel(t, 6)
+	_, b := encodeModel(t, 6)
 	b = mutate(t, b, func(mp *onnxpb.ModelProto) {
 		mp.Graph.Input[0].Name = proto.String("x")
 		mp.Graph.Node[1].Input[0] = "x"
 	})
+	s, err := NewSession(b, SessionOptions{})
+	if !errors.Is(err, model.ErrSignatureMismatch) {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("NewSession(renamed input) err = %v; want ErrSignatureMismatch", err)
+	}
+	if msg, _ := model.PublicMessage(err); !strings.Contains(msg, "model graph: graph signature (x float32 [-1 12])") {
+		t.Errorf("public message %q; want the signature it has and the one served", msg)
+	}
+}
+
+// TestNewSession_Decoded: a session keeps the model and version its bytes
+// decode to, for Load's own forward pass and version check.
+func TestNewSession_Decoded(t *testing.T) {
+	initORT(t)
+	m, b := encodeModel(t, 3)
 	s := newSession(t, b)
-	if got := s.Signature().Inputs[0].Name; got != "x" {
-		t.Errorf("input name %q; want x", got)
-	}
-	if s.Signature().Equal(model.DefaultSignature()) {
-		t.Error("a renamed input still equals the default signature")
-	}
-	x := rows(6, 10)
-	got, err := s.Run(x, 10)
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if d := maxAbsDiff(t, got, m.Forward(x, 10)); d > ortTolerance {
-		t.Errorf("max diff %g", d)
+	if !reflect.DeepEqual(s.Model(), m) || s.Version() != model.MustParseVersion("v1.0.0") {
+		t.Errorf("Model, Version = %d params, %v; want the encoded model and v1.0.0", s.Model().Params(), s.Version())
 	}
 }
 
@@ -259,6 +270,10 @@ func TestNewSession_ErrInvalidModel(t *testing.T) {
 					s.Close()
 				}
 				t.Fatalf("NewSession err = %v; want ErrInvalidModel", err)
+			}
+			msg, ok := model.PublicMessage(err)
+			if !ok || !strings.HasPrefix(msg, "model graph: ") {
+				t.Errorf("public message %q, %v; want the checker's reason", msg, ok)
 			}
 			t.Logf("%v", err)
 		})

@@ -29,6 +29,13 @@
 //     api/proto/recommendation/v1/http.yaml, dialed over loopback to the gRPC
 //     server, plus /healthz, /readyz and /openapi.json.
 //
+// What a client reads about an error is not the error's text: StatusError
+// answers with the public message the error chain carries (model.Public,
+// model.Publicer), or for the model-data classes (invalid model, checksum,
+// golden rows) without one only the class, and logs the full chain. So a
+// refusal never echoes values computed from model bytes or stored data, nor
+// ONNX Runtime's own messages.
+//
 // Caveats: the REST JSON decoder rejects unknown fields (a misspelt field is
 // a 400 naming it, not a silently empty instance); JSON field names are
 // lowerCamelCase on output (containerId) and either spelling is accepted on

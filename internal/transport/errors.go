@@ -20,8 +20,18 @@ import (
 // (InvalidArgument and FailedPrecondition 400, NotFound 404, AlreadyExists
 // 409, ResourceExhausted 429, Unavailable 503, Canceled 499, DeadlineExceeded
 // 504, Internal 500).
-// Errors in this table are the caller's to fix or wait out, so their message
-// (which names the value and what is accepted) is returned as is.
+//
+// What the client reads is decided apart from the internal error chain,
+// which goes to the log:
+//   - an error that carries a public message (model.Publicer, found with
+//     errors.As, the outermost one) is answered with that message;
+//   - otherwise an error of a class with a hint (the model-data classes,
+//     whose messages can hold values computed from model bytes or stored
+//     data, or a library's internals) is answered with the class and the
+//     hint only: "checksum mismatch: the model bytes do not match ...";
+//   - otherwise the class is the caller's to fix or wait out and its
+//     producers put only the request's own values in the message (the
+//     version asked for, what is accepted), so err's text is returned as is.
 //
 // ErrChecksumMismatch is FailedPrecondition, not DataLoss: the check exists
 // to refuse bytes that do not match their manifest (a bad upload, or stored
@@ -34,28 +44,29 @@ var codeTable = []struct {
 	code   codes.Code
 	reason string // ErrorInfo reason: stable, for clients that branch
 	http   int    // HTTP status when not the gateway's mapping of code; 0 otherwise
+	hint   string // non-empty: without a public message, say only the class and this
 }{
-	{model.ErrInvalidInput, codes.InvalidArgument, "INVALID_INPUT", 0},
-	{model.ErrInvalidVersion, codes.InvalidArgument, "INVALID_VERSION", 0},
-	{model.ErrInvalidModel, codes.InvalidArgument, "INVALID_MODEL", 0},
-	{model.ErrInvalidData, codes.InvalidArgument, "INVALID_DATA", 0},
-	{model.ErrVersionNotFound, codes.NotFound, "VERSION_NOT_FOUND", 0},
-	{model.ErrVersionExists, codes.AlreadyExists, "VERSION_EXISTS", 0},
-	{model.ErrNoActiveVersion, codes.Unavailable, "NO_ACTIVE_VERSION", 0},
-	{model.ErrChecksumMismatch, codes.FailedPrecondition, "CHECKSUM_MISMATCH", 0},
-	{model.ErrSignatureMismatch, codes.FailedPrecondition, "SIGNATURE_MISMATCH", 0},
-	{model.ErrGoldenMismatch, codes.FailedPrecondition, "GOLDEN_MISMATCH", 0},
+	{model.ErrInvalidInput, codes.InvalidArgument, "INVALID_INPUT", 0, ""},
+	{model.ErrInvalidVersion, codes.InvalidArgument, "INVALID_VERSION", 0, ""},
+	{model.ErrInvalidModel, codes.InvalidArgument, "INVALID_MODEL", 0, "the model bytes or manifest are malformed"},
+	{model.ErrInvalidData, codes.InvalidArgument, "INVALID_DATA", 0, ""},
+	{model.ErrVersionNotFound, codes.NotFound, "VERSION_NOT_FOUND", 0, ""},
+	{model.ErrVersionExists, codes.AlreadyExists, "VERSION_EXISTS", 0, ""},
+	{model.ErrNoActiveVersion, codes.Unavailable, "NO_ACTIVE_VERSION", 0, ""},
+	{model.ErrChecksumMismatch, codes.FailedPrecondition, "CHECKSUM_MISMATCH", 0, "the model bytes do not match their manifest's sha256 and size"},
+	{model.ErrSignatureMismatch, codes.FailedPrecondition, "SIGNATURE_MISMATCH", 0, ""},
+	{model.ErrGoldenMismatch, codes.FailedPrecondition, "GOLDEN_MISMATCH", 0, "the model's answers to its golden rows are not the manifest's"},
 	// A compare-and-swap that lost, and a registration retention would
 	// delete at once, conflict with the registry's current state: 409.
-	{model.ErrActiveMismatch, codes.FailedPrecondition, "ACTIVE_MISMATCH", http.StatusConflict},
-	{model.ErrVersionTooOld, codes.FailedPrecondition, "VERSION_TOO_OLD", http.StatusConflict},
+	{model.ErrActiveMismatch, codes.FailedPrecondition, "ACTIVE_MISMATCH", http.StatusConflict, ""},
+	{model.ErrVersionTooOld, codes.FailedPrecondition, "VERSION_TOO_OLD", http.StatusConflict, ""},
 	// A full disk is not a client's rate limit (429): 507 Insufficient Storage.
-	{model.ErrStorageFull, codes.ResourceExhausted, "STORAGE_FULL", http.StatusInsufficientStorage},
-	{model.ErrStorageReadOnly, codes.Unavailable, "STORAGE_READ_ONLY", 0},
-	{model.ErrQueueFull, codes.ResourceExhausted, "QUEUE_FULL", 0},
-	{model.ErrJobNotFound, codes.NotFound, "JOB_NOT_FOUND", 0},
-	{context.Canceled, codes.Canceled, "", 0},
-	{context.DeadlineExceeded, codes.DeadlineExceeded, "", 0},
+	{model.ErrStorageFull, codes.ResourceExhausted, "STORAGE_FULL", http.StatusInsufficientStorage, ""},
+	{model.ErrStorageReadOnly, codes.Unavailable, "STORAGE_READ_ONLY", 0, ""},
+	{model.ErrQueueFull, codes.ResourceExhausted, "QUEUE_FULL", 0, ""},
+	{model.ErrJobNotFound, codes.NotFound, "JOB_NOT_FOUND", 0, ""},
+	{context.Canceled, codes.Canceled, "", 0, ""},
+	{context.DeadlineExceeded, codes.DeadlineExceeded, "", 0, ""},
 }
 
 // ErrorDomain is the domain of the ErrorInfo detail attached to errors from
@@ -63,10 +74,10 @@ var codeTable = []struct {
 // gateway answers when it is not grpc-gateway's mapping of the code.
 const ErrorDomain = "recommendation-api"
 
-// tableStatus builds the status of a table error: its code, err's message,
+// tableStatus builds the status of a table error: its code, the client message,
 // and an ErrorInfo detail with the reason (and HTTP status, when set).
-func tableStatus(code codes.Code, reason string, httpStatus int, err error) error {
-	st := status.New(code, err.Error())
+func tableStatus(code codes.Code, reason string, httpStatus int, msg string) error {
+	st := status.New(code, msg)
 	if reason == "" {
 		return st.Err()
 	}
@@ -115,24 +126,38 @@ func Code(err error) codes.Code {
 }
 
 // StatusError converts a handler's error into the gRPC status error to
-// return: a domain sentinel becomes its table code with err's message, an
-// existing status error passes through, and anything else becomes Internal
-// with the message "internal error" while the real error is logged on log
-// (slog.Default() when nil) with method. It returns nil for nil.
+// return. A domain sentinel becomes its table code, with the client message
+// the table's comment describes; when that message is not err's own text,
+// the full error is logged on log (slog.Default() when nil) at Warn with
+// method, code and the message sent. An existing status error passes
+// through. Anything else becomes Internal with the message "internal
+// error", the real error logged at Error. It returns nil for nil.
 func StatusError(ctx context.Context, log *slog.Logger, method string, err error) error {
 	if err == nil {
 		return nil
 	}
+	if log == nil {
+		log = slog.Default()
+	}
 	for _, e := range codeTable {
-		if errors.Is(err, e.err) {
-			return tableStatus(e.code, e.reason, e.http, err)
+		if !errors.Is(err, e.err) {
+			continue
 		}
+		msg, ok := model.PublicMessage(err)
+		switch {
+		case ok:
+		case e.hint != "":
+			msg = e.err.Error() + ": " + e.hint
+		default:
+			msg = err.Error()
+		}
+		if msg != err.Error() {
+			log.WarnContext(ctx, "request refused", "method", method, "code", e.code.String(), "client_message", msg, "err", err)
+		}
+		return tableStatus(e.code, e.reason, e.http, msg)
 	}
 	if s, ok := status.FromError(err); ok {
 		return s.Err()
-	}
-	if log == nil {
-		log = slog.Default()
 	}
 	log.ErrorContext(ctx, "internal error", "method", method, "err", err)
 	return status.Error(codes.Internal, internalMessage)

@@ -214,11 +214,15 @@ var historyActions = []string{model.ActionRegister, model.ActionPrune, model.Act
 // header.
 //
 // Errors: InvalidArgument for empty or oversized onnx or manifest_json, a
-// manifest that does not parse or validate, an over-long actor or reason,
-// or model bytes ONNX Runtime refuses (the message names the step);
+// manifest that does not parse or validate (a golden tolerance looser than
+// model.GoldenTolerance included), an over-long actor or reason, model bytes
+// that are not exactly what the project's encoder writes (external data, an
+// extra node, another opset...) or that carry another version than the
+// manifest (the message names the step and the reason);
 // FailedPrecondition when the bytes do not match the manifest's sha256 and
-// size, or the model's major version, signature or golden rows are not what
-// this server serves; AlreadyExists when the version is registered.
+// size, or the model's major version or signature is not what this server
+// serves, or the golden rows are not what the server's own forward pass of
+// the model's weights gives; AlreadyExists when the version is registered.
 func (s *RegistryServer) RegisterVersion(ctx context.Context, req *recommendationv1.RegisterVersionRequest) (*recommendationv1.RegisterVersionResponse, error) {
 	const method = recommendationv1.ModelRegistryService_RegisterVersion_FullMethodName
 	b, mj := req.GetOnnx(), req.GetManifestJson()
@@ -238,10 +242,14 @@ func (s *RegistryServer) RegisterVersion(ctx context.Context, req *recommendatio
 	}
 	m, err := model.ParseManifest([]byte(mj))
 	if err != nil {
-		return nil, StatusError(ctx, s.log, method, fmt.Errorf("manifest_json: %w", err))
+		// The message describes the caller's own manifest.
+		err = fmt.Errorf("manifest_json: %w", err)
+		return nil, StatusError(ctx, s.log, method, model.Public(err, err.Error()))
 	}
 	if err := m.VerifyBytes(b); err != nil {
-		return nil, StatusError(ctx, s.log, method, fmt.Errorf("onnx: %w", err))
+		return nil, StatusError(ctx, s.log, method, model.Public(fmt.Errorf("onnx: %w", err),
+			fmt.Sprintf("onnx: %v: the bytes do not have the manifest's model.sha256 %s and model.size_bytes %d",
+				model.ErrChecksumMismatch, m.Model.SHA256, m.Model.SizeBytes)))
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, StatusError(ctx, s.log, method, err)

@@ -664,7 +664,7 @@ func TestRegistryBadInput(t *testing.T) {
 				return err
 			},
 			rest: rest{"POST", "/v1/models", registerBody(t, corrupt, manifestJSON(t, corruptM), "")},
-			code: codes.InvalidArgument, want: []string{"v1.4.0", "create session", "ONNX Runtime refuses the model"},
+			code: codes.InvalidArgument, want: []string{"load v1.4.0: check graph: model graph: not an ONNX model (protobuf)"},
 		},
 		{
 			name: "ErrMajorVersion",
