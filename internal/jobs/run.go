@@ -146,7 +146,7 @@ func (m *Manager) execute(ctx context.Context, e *entry) error {
 		return nil
 	}
 	if _, err := m.releases.Activate(ctx, v, model.Change{Reason: reason + "; " + act.Reason, Actor: req.Actor}); err != nil {
-		act.Activated, act.Reason = false, act.Reason+"; activation failed: "+err.Error()
+		act.Activated, act.Reason = false, act.Reason+"; activation failed: "+model.PublicOr(err, "see the server log")
 		m.update(e, true, func(j *Job) { j.Activation = act })
 		return fmt.Errorf("%s is registered, but activating it failed: %w", v, err)
 	}
@@ -173,22 +173,22 @@ func (m *Manager) evaluateActive(ev *trainer.EvalSet, seed int64) (model.Version
 		return model.Version{}, nil, ""
 	}
 	if err != nil {
-		return model.Version{}, nil, "reading the active version failed: " + err.Error()
+		return model.Version{}, nil, "reading the active version failed: " + model.PublicOr(err, "see the server log")
 	}
 	b, man, err := m.store.Load(av)
 	if err != nil {
-		return av, nil, "loading it failed: " + err.Error()
+		return av, nil, "loading it failed: " + model.PublicOr(err, "see the server log")
 	}
 	if !sameFeatures(man.Features, model.DefaultFeatures()) {
 		return av, nil, "its manifest normalizes the features differently, so its scores on this data would not be comparable"
 	}
 	q, _, err := onnxfile.Decode(b)
 	if err != nil {
-		return av, nil, "its model file does not decode: " + err.Error()
+		return av, nil, "its model file does not decode: " + model.PublicOr(err, "see the server log")
 	}
 	metrics, err := trainer.Evaluate(forward(q), nil, ev, man.Outputs, seed)
 	if err != nil {
-		return av, nil, "evaluating it failed: " + err.Error()
+		return av, nil, "evaluating it failed: " + model.PublicOr(err, "see the server log")
 	}
 	s := scoresOf(av, metrics)
 	return av, &s, ""

@@ -152,7 +152,8 @@ func (s *Store) SetActiveIf(to model.Version, ev Event, expected *model.Version)
 			return err
 		}
 		if expected != nil && (cur != *expected || has == expected.IsZero()) {
-			return fmt.Errorf("%w: expected %s, active is %s", model.ErrActiveMismatch, orNone(*expected), activeName(cur, has))
+			msg := fmt.Sprintf("expected_active %s, but the active version of major %d is %s; nothing changed", orNone(*expected), to.Major, activeName(cur, has))
+			return model.Public(fmt.Errorf("%w: %s", model.ErrActiveMismatch, msg), msg)
 		}
 		if has && cur == to {
 			return fmt.Errorf("%w: %s is already the active version of major %d", model.ErrAlreadyActive, to, to.Major)

@@ -141,7 +141,7 @@ func TestSetActiveIf(t *testing.T) {
 	t.Run("ErrActiveMismatch", func(t *testing.T) {
 		want := version("v1.1.0")
 		_, err := s.SetActiveIf(version("v1.1.0"), registry.Event{}, &want)
-		if !errors.Is(err, model.ErrActiveMismatch) || !strings.Contains(err.Error(), "active is v1.0.0") {
+		if !errors.Is(err, model.ErrActiveMismatch) || !strings.Contains(err.Error(), "active version of major 1 is v1.0.0") {
 			t.Fatalf("err = %v; want %v naming the actual active v1.0.0", err, model.ErrActiveMismatch)
 		}
 	})

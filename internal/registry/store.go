@@ -375,9 +375,11 @@ func storageError(path string, err error) error {
 	dir := filepath.Dir(path)
 	switch {
 	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
-		return fmt.Errorf("%w: no space left in data directory %s: %w", model.ErrStorageFull, dir, err)
+		msg := fmt.Sprintf("no space left in the data directory %s; nothing was stored, and the active versions keep serving", dir)
+		return model.Public(fmt.Errorf("%w: %s: %w", model.ErrStorageFull, msg, err), msg)
 	case errors.Is(err, syscall.EROFS):
-		return fmt.Errorf("%w: data directory %s is on a read-only file system: %w", model.ErrStorageReadOnly, dir, err)
+		msg := fmt.Sprintf("the data directory %s is on a read-only file system; nothing was stored", dir)
+		return model.Public(fmt.Errorf("%w: %s: %w", model.ErrStorageReadOnly, msg, err), msg)
 	}
 	return err
 }

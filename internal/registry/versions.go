@@ -73,8 +73,9 @@ func (s *Store) RegisterWith(b []byte, m *model.Manifest, opts RegisterOptions) 
 		}
 		same := majorVersions(tx, v.Major)
 		if len(same) >= s.keep && v.Compare(same[len(same)-s.keep]) < 0 {
-			return fmt.Errorf("%w: retention keeps the newest %d versions of major %d (the oldest kept is %s), so %s would be deleted at once; register a newer version",
-				model.ErrVersionTooOld, s.keep, v.Major, same[len(same)-s.keep], v)
+			msg := fmt.Sprintf("register %s: retention keeps the newest %d versions of major %d (the oldest kept is %s), so %s would be deleted at once; register a newer version",
+				v, s.keep, v.Major, same[len(same)-s.keep], v)
+			return model.Public(fmt.Errorf("%w: %s", model.ErrVersionTooOld, msg), msg)
 		}
 		if err := models.Put(key, b); err != nil {
 			return err

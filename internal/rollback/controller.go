@@ -58,6 +58,25 @@ type StepError struct {
 func (e *StepError) Error() string {
 	return fmt.Sprintf("release %s: %s failed: %v", e.Version, e.Step, e.Err)
 }
+
+// PublicMessage is the client's view: the version, the step and the public
+// message of the cause (never the internal chain), or its class alone.
+func (e *StepError) PublicMessage() string {
+	return fmt.Sprintf("release %s: %s failed: %s", e.Version, e.Step, model.PublicOr(e.Err, classOf(e.Err)))
+}
+
+// classOf names the sentinel err wraps, for a cause without a public
+// message.
+func classOf(err error) string {
+	for _, s := range []error{model.ErrVersionNotFound, model.ErrChecksumMismatch, model.ErrInvalidModel,
+		model.ErrSignatureMismatch, model.ErrGoldenMismatch, model.ErrActiveMismatch, model.ErrStorageFull,
+		model.ErrStorageReadOnly, model.ErrNoActiveVersion} {
+		if errors.Is(err, s) {
+			return s.Error()
+		}
+	}
+	return "internal error; see the server log"
+}
 func (e *StepError) Unwrap() error { return e.Err }
 
 // Controller changes what is served, through one flow, and watches new
@@ -235,7 +254,8 @@ func (c *Controller) expect(major int, expected *model.Version) error {
 		return &StepError{Step: "read", Version: *expected, Err: err}
 	}
 	if cur != *expected {
-		return fmt.Errorf("%w: expected %s, active is %s", model.ErrActiveMismatch, versionOrNone(*expected), versionOrNone(cur))
+		msg := fmt.Sprintf("expected_active %s, but the active version of major %d is %s; nothing changed", versionOrNone(*expected), major, versionOrNone(cur))
+		return model.Public(fmt.Errorf("%w: %s", model.ErrActiveMismatch, msg), msg)
 	}
 	return nil
 }

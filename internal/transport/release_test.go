@@ -117,11 +117,11 @@ func TestExpectedActive(t *testing.T) {
 		}
 	}
 	_, err := e.reg.ActivateVersion(rpcCtx(t), &recommendationv1.ActivateVersionRequest{Version: "v1.1.0", ExpectedActive: "v1.2.0"})
-	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "active is v1.3.0") {
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "active version of major 1 is v1.3.0") {
 		t.Errorf("gRPC activate expecting v1.2.0: %v; want FailedPrecondition naming v1.3.0", err)
 	}
 	code, _, body := e.call(t, "POST", "/v1/models/v1.1.0:activate", `{"expected_active":"v1.2.0"}`)
-	if code != http.StatusConflict || !strings.Contains(string(body), "active is v1.3.0") {
+	if code != http.StatusConflict || !strings.Contains(string(body), "active version of major 1 is v1.3.0") {
 		t.Errorf("REST activate expecting v1.2.0: %d %s; want 409 naming v1.3.0", code, body)
 	}
 	code, _, body = e.call(t, "POST", "/v1/models:rollback", `{"expected_active":"v1.o.0"}`)
