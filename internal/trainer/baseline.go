@@ -71,8 +71,20 @@ type VPAOOM struct {
 	Request float64
 }
 
+// VPAOptions are the inputs of VPARecommend besides the usage history.
+type VPAOptions struct {
+	// OOMs are the OOM kills in the history, in ascending At.
+	OOMs []VPAOOM
+	// SamplesPerRow is how many of VPA's samples one history sample counts
+	// as in the confidence: 0 means Step / 1 min, what a running
+	// recommender, sampling once a minute, would have taken over the same
+	// time; 1 counts every history row as one sample (VPA fed the trace
+	// rows themselves, e.g. 288 a day at 5-minute steps).
+	SamplesPerRow float64
+}
+
 // VPARecommend computes what the Kubernetes VPA recommender recommends from
-// the history window w and the OOM kills in it, as its code does:
+// the history window w and opt.OOMs, as its code does:
 //
 //   - CPU: every sample enters a histogram with weight 0.1 ×
 //     2^(t/24h) (a 24 h half-life). Buckets grow exponentially: bucket 0 is
@@ -90,8 +102,9 @@ type VPAOOM struct {
 //     ResourceAmount is an integer); upper bound × (1 + 1/c), lower bound
 //     × (1 + 0.001/c)^−2, c the confidence: min(days between the first
 //     and last CPU sample, CPU samples / 1440). A running recommender takes
-//     a sample a minute, so a history sample of Step counts as Step/1 min
-//     samples; for a gap-free history c is its span in days.
+//     a sample a minute, so by default a history sample of Step counts as
+//     Step/1 min samples (opt.SamplesPerRow) and for a gap-free history c
+//     is its span in days.
 //   - every bound at least 25 millicores and 250 MiB.
 //
 // Samples that are negative, NaN or infinite are ignored (VPA drops
@@ -100,7 +113,8 @@ type VPAOOM struct {
 // recommendation: the minimums are returned, with confidence 0. (With
 // memory but no CPU samples the confidence is 0 too, and the upper bound
 // is VPA's "infinite" maximum, 10^14.)
-func VPARecommend(w features.Window, ooms []VPAOOM) VPAEstimate {
+func VPARecommend(w features.Window, opt VPAOptions) VPAEstimate {
+	ooms := opt.OOMs
 	start := w.End.Add(-time.Duration(len(w.CPU)-1) * w.Step)
 	at := func(i int) time.Time { return start.Add(time.Duration(i) * w.Step) }
 
@@ -138,7 +152,11 @@ func VPARecommend(w features.Window, ooms []VPAOOM) VPAEstimate {
 	conf := 0.0
 	if samples > 0 {
 		lifespan := last.Sub(first).Hours() / 24
-		count := float64(samples) * float64(w.Step) / float64(vpaSampleInterval) / (60 * 24)
+		perRow := opt.SamplesPerRow
+		if perRow <= 0 {
+			perRow = float64(w.Step) / float64(vpaSampleInterval)
+		}
+		count := float64(samples) * perRow / (60 * 24)
 		conf = min(lifespan, count)
 	}
 	bound := func(h *vpaHistogram, p, multiplier, exponent, scale float64) float64 {
@@ -187,10 +205,10 @@ func (e VPAEstimate) UpperBoundAsLimit() Rec {
 }
 
 // VPA is the VPA recommender's target on the history window as request and
-// limit (VPARecommend(w, nil).TargetAsLimit()): the baseline the trainer
+// limit (VPARecommend(w, VPAOptions{}).TargetAsLimit()): the baseline the trainer
 // scores on synthetic data.
 func VPA(w features.Window) Rec {
-	return VPARecommend(w, nil).TargetAsLimit()
+	return VPARecommend(w, VPAOptions{}).TargetAsLimit()
 }
 
 func vpaValid(v float64) bool { return v >= 0 && !math.IsInf(v, 1) }

@@ -151,7 +151,7 @@ func TestVPARecommend(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			e := trainer.VPARecommend(c.w, c.ooms)
+			e := trainer.VPARecommend(c.w, trainer.VPAOptions{OOMs: c.ooms})
 			vpaTestCheck(t, "confidence", e.Confidence, c.conf)
 			vpaTestCheck(t, "target CPU", e.Target.CPU, c.target.CPU)
 			vpaTestCheck(t, "target memory", e.Target.Mem, c.target.Mem)
@@ -177,7 +177,7 @@ func TestVPAConfidence(t *testing.T) {
 	// 6.9965 days (the samples count 2016 × 5 / 1440 = 7 days): upper bound
 	// × 1.14293.
 	week := vpaTestWindow(2016, 5*time.Minute, constant(1), constant(vpaTestGiB))
-	e := trainer.VPARecommend(week, nil)
+	e := trainer.VPARecommend(week, trainer.VPAOptions{})
 	vpaTestCheck(t, "7-day confidence", e.Confidence, 2015*5/1440.0)
 	// 1168 m target; upper trunc(1168 × 1.14293) = 1334 m.
 	vpaTestCheck(t, "7-day upper bound CPU", e.UpperBound.CPU, 1.334)
@@ -190,12 +190,19 @@ func TestVPAConfidence(t *testing.T) {
 		}
 		return 1
 	}, constant(vpaTestGiB))
-	vpaTestCheck(t, "confidence with gaps", trainer.VPARecommend(gappy, nil).Confidence, 1)
+	vpaTestCheck(t, "confidence with gaps", trainer.VPARecommend(gappy, trainer.VPAOptions{}).Confidence, 1)
+
+	// Counting each 5-minute row as one VPA sample, 7 days of rows are
+	// 2016/1440 = 1.4 days of samples: upper bound × (1 + 1/1.4) = 1.71429,
+	// trunc(1168 × 1.71429) = 2002 m.
+	rows := trainer.VPARecommend(week, trainer.VPAOptions{SamplesPerRow: 1})
+	vpaTestCheck(t, "confidence counting rows", rows.Confidence, 1.4)
+	vpaTestCheck(t, "upper bound CPU counting rows", rows.UpperBound.CPU, 2.002)
 }
 
 func TestVPADeployments(t *testing.T) {
 	t.Parallel()
-	e := trainer.VPARecommend(vpaTestWindow(48, time.Hour, constant(1), constant(vpaTestGiB)), nil)
+	e := trainer.VPARecommend(vpaTestWindow(48, time.Hour, constant(1), constant(vpaTestGiB)), trainer.VPAOptions{})
 	if r := e.TargetAsLimit(); r != (trainer.Rec{CPURequest: e.Target.CPU, CPULimit: e.Target.CPU, MemRequest: e.Target.Mem, MemLimit: e.Target.Mem}) {
 		t.Errorf("target as limit = %+v; want request = limit = target %+v", r, e.Target)
 	}
