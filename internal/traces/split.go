@@ -1,7 +1,8 @@
 package traces
 
 import (
-	"hash/fnv"
+	"crypto/sha256"
+	"encoding/binary"
 )
 
 // HoldoutFraction is the share of containers held out from training for
@@ -13,16 +14,16 @@ const HoldoutFraction = 0.5
 const holdoutSalt = "recommendation-api/holdout/v1\x00"
 
 // HeldOut reports whether the container named id belongs to the held-out
-// (test) set: the FNV-1a 64-bit hash of a fixed salt and the id, as a
-// fraction of 2^64, is below HoldoutFraction. It depends on the id alone,
+// (test) set: the first 8 bytes of the SHA-256 of a fixed salt and the id,
+// as a fraction of 2^64, are below HoldoutFraction. (A cryptographic hash
+// because IDs differ only in their last characters — "1" … "260",
+// "web-7d9f-abc" — and a fast hash's high bits barely move with those.) It depends on the id alone,
 // so a container is on the same side whichever files, in whichever order,
 // it is read with, and training data (Dataset) and evaluation (Evaluate)
 // agree without sharing state.
 func HeldOut(id string) bool {
-	h := fnv.New64a()
-	h.Write([]byte(holdoutSalt))
-	h.Write([]byte(id))
-	return float64(h.Sum64()) < HoldoutFraction*(1<<64)
+	sum := sha256.Sum256([]byte(holdoutSalt + id))
+	return float64(binary.BigEndian.Uint64(sum[:8])) < HoldoutFraction*(1<<64)
 }
 
 // SplitByContainer partitions series by container into the training set

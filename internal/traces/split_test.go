@@ -40,6 +40,13 @@ func TestSplitByContainer(t *testing.T) {
 	if f := float64(len(test)) / float64(len(all)); f < 0.45 || f > 0.55 {
 		t.Errorf("%.3f held out; want about %v", f, traces.HoldoutFraction)
 	}
+	// IDs that differ only in their last characters split evenly too.
+	for _, ids := range [][]*traces.Series{all[:60], all[60:260]} {
+		_, te := traces.SplitByContainer(ids)
+		if f := float64(len(te)) / float64(len(ids)); f < 0.35 || f > 0.65 {
+			t.Errorf("%d of %d VMs %s..%s held out; want about %v", len(te), len(ids), ids[0].ID, ids[len(ids)-1].ID, traces.HoldoutFraction)
+		}
+	}
 
 	// Shuffled, and in random subsets (one month's files, say), every
 	// container stays on its side.
