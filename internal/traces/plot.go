@@ -137,7 +137,7 @@ func curvePanel(title, xlabel, ylabel string, curves []Curve, minX float64) *plo
 			sc.GlyphStyle.Shape = recShapes[c.Name]
 			sc.GlyphStyle.Radius = vg.Points(5)
 			p.Add(sc)
-			p.Legend.Add(fmt.Sprintf("%s (as recommended: %.1f%%, %.1f%%)", c.Name, own[0].X, own[0].Y), sc)
+			p.Legend.Add(fmt.Sprintf("%s as recommended: risk %.1f%%, slack %.1f%%", c.Name, own[0].X, own[0].Y), sc)
 		}
 	}
 	p.X.Min, p.X.Max = 0, math.Min(niceCeil(maxX), 100)
