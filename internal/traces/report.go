@@ -11,7 +11,9 @@ import (
 
 // WriteTable prints the report: one block per recommender with the mean,
 // median and 90th percentile of each score across container-days, then a
-// one-line-per-recommender comparison of the headline numbers.
+// one-line-per-recommender comparison of the headline numbers, each
+// recommender's memory limit slack read off its curve at TableRiskLevels,
+// and the equal-risk matches (Report.EqualRisk).
 func (r *Report) WriteTable(w io.Writer) error {
 	pct := func(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }
 	cores := func(v float64) string { return fmt.Sprintf("%.3f", v) }
