@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -94,45 +97,68 @@ func (t *traceFlags) load(cmd string) ([]*traces.Series, []string, traces.Format
 }
 
 // runEvaluate replays real usage traces against the model and the VPA, KRR
-// and provisioned baselines:
+// and provisioned baselines, once per history length:
 //
-//	recommendation-api evaluate --trace DIR|FILE... [--format generic|bitbrains] [--model FILE | --server ADDR] [--out report.json] [--plot slack.png]
+//	recommendation-api evaluate --trace DIR|FILE... [--format generic|bitbrains] [--history 7d,2d]
+//	    [--model FILE | --server ADDR | --no-model [--containers held-out|all]] [--out report.json] [--plot slack.png]
 func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("evaluate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	tf := addTraceFlags(fs)
 	modelPath := fs.String("model", "", "model file with its manifest beside it (default: the embedded default model)")
 	server := fs.String("server", "", "ask a running server (gRPC host:port) instead of a model file: Predict with raw metrics, as agents call it")
+	noModel := fs.Bool("no-model", false, "score the baselines only")
+	history := fs.String("history", "7d,2d", "history lengths to evaluate at, comma-separated (Nd or a duration; VPA keeps 8 days of memory peaks)")
+	containers := fs.String("containers", "held-out", "containers scored: held-out (those never in training data) or all (only with --no-model)")
+	vpaRows := fs.Bool("vpa-count-rows", false, "count each trace row as one VPA sample in VPA's confidence (default: the one-minute samples a running recommender takes over the row's step)")
 	batch := fs.Int("batch", 500, "with --server: instances per Predict call (at most the server's --max-batch)")
 	lib := fs.String("onnxruntime-lib", "", "path to libonnxruntime.so (default: $ONNXRUNTIME_LIB, .tools/lib, system)")
-	out := fs.String("out", "", "write the JSON report here")
-	plotPath := fs.String("plot", "", "write a PNG of slack against OOM and throttling rates per recommender here")
+	out := fs.String("out", "", "write the JSON report (every history length) here")
+	plotPath := fs.String("plot", "", "write a PNG of slack-vs-risk curves per recommender (a row per history length) here")
 	perDay := fs.Bool("per-day", false, "include every container-day's recommendations and scores in the JSON report")
 	title := fs.String("title", "", "plot title (default: describes the traces and the model)")
 	if err := parseTraceArgs(fs, tf, args); err != nil {
 		return err
 	}
+	hists, err := parseHistories(*history)
+	if err != nil {
+		return usageError{fmt.Errorf("evaluate: --history: %w", err)}
+	}
+	cfg := traces.Config{PerDay: *perDay}
+	if *vpaRows {
+		cfg.VPASamplesPerRow = 1
+	}
+	switch *containers {
+	case "held-out":
+	case "all":
+		cfg.Containers = traces.AllContainers
+	default:
+		return usageError{fmt.Errorf("evaluate: --containers %q; want held-out or all", *containers)}
+	}
 	switch {
 	case len(tf.paths) == 0:
 		return usageError{fmt.Errorf("evaluate: no traces; want --trace FILE|DIR (repeatable)")}
-	case *server != "" && *modelPath != "":
-		return usageError{fmt.Errorf("evaluate: --model and --server both given; want one")}
+	case *server != "" && *modelPath != "", *noModel && (*server != "" || *modelPath != ""):
+		return usageError{fmt.Errorf("evaluate: more than one of --model, --server and --no-model; want one")}
+	case cfg.Containers == traces.AllContainers && !*noModel:
+		return usageError{fmt.Errorf("evaluate: --containers all with a model; a model is scored on held-out containers only (want --no-model to score the baselines on all)")}
 	case *batch < 1:
 		return usageError{fmt.Errorf("evaluate: --batch %d; want at least 1", *batch)}
 	}
 	start := time.Now()
 
-	cfg := traces.Config{PerDay: *perDay}
 	var name, short string
 	var remote *remoteModel
-	if *server != "" {
-		var err error
+	switch {
+	case *noModel:
+		name, short = "none", "none"
+	case *server != "":
 		if remote, err = dialRemoteModel(*server, *batch); err != nil {
 			return fmt.Errorf("evaluate: %w", err)
 		}
 		defer remote.close()
 		cfg.Recommend = remote.recommend
-	} else {
+	default:
 		b, m, n, sh, err := evaluateModel(*modelPath)
 		if err != nil {
 			return fmt.Errorf("evaluate: %w", err)
@@ -154,38 +180,112 @@ func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("evaluate: %w", err)
 	}
 	read := time.Since(start)
-	rep, err := traces.Evaluate(ctx, series, cfg)
-	if err != nil {
-		return fmt.Errorf("evaluate: %w", err)
+	ev := &traces.Evaluation{Command: "evaluate " + strings.Join(args, " "), Revision: buildRevision()}
+	for _, h := range hists {
+		c := cfg
+		c.Windows.History = int(h / trainer.Step)
+		c.ModelHistory = trainer.DefaultHistorySteps
+		rep, err := traces.Evaluate(ctx, series, c)
+		if errors.Is(err, traces.ErrNoWindows) && len(hists) > 1 {
+			fmt.Fprintf(stdout, "%s history: nothing to score: %v\n\n", days(h), err)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("evaluate: %s history: %w", days(h), err)
+		}
+		if remote != nil {
+			name = remote.versions() + " (server " + *server + ")"
+			short, rep.Model = name, name
+		}
+		fmt.Fprintf(stdout, "%d %s trace files, %d containers (%d held out from training), %s history: %d %s containers scored, %d container-days (%d points skipped for gaps, %d repeated rows dropped); model %s\n\n",
+			len(files), format, rep.Series, rep.HeldOutSeries, days(h), len(rep.ContainerIDs), rep.Containers, rep.ContainerDays, rep.Skipped, rep.Repeats, name)
+		if err := rep.WriteTable(stdout); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout)
+		ev.Reports = append(ev.Reports, rep)
 	}
-	if remote != nil {
-		name = remote.versions() + " (server " + *server + ")"
-		short, rep.Model = name, name
-	}
-	fmt.Fprintf(stdout, "%d %s trace files, %d containers, %d container-days (%d points skipped for gaps, %d repeated rows dropped); model %s\n\n",
-		len(files), format, rep.Series, rep.ContainerDays, rep.Skipped, rep.Repeats, name)
-	if err := rep.WriteTable(stdout); err != nil {
-		return err
+	if len(ev.Reports) == 0 {
+		return fmt.Errorf("evaluate: %w at any of the history lengths %s", traces.ErrNoWindows, *history)
 	}
 	if *out != "" {
-		if err := rep.WriteJSON(*out); err != nil {
+		if err := ev.WriteJSON(*out); err != nil {
 			return fmt.Errorf("evaluate: %w", err)
 		}
-		fmt.Fprintf(stdout, "\nwrote %s\n", *out)
+		fmt.Fprintf(stdout, "wrote %s\n", *out)
 	}
 	if *plotPath != "" {
 		t := *title
 		if t == "" {
-			t = fmt.Sprintf("model %s vs baselines: %d containers, %d container-days of %s traces\ndashed lines through VPA; lower left is better",
-				short, rep.Containers, rep.ContainerDays, format)
+			r := ev.Reports[0]
+			t = fmt.Sprintf("model %s vs baselines: %d %s containers of %d %s traces\nlimits scaled along each curve; markers as recommended; lower is better at equal risk",
+				short, len(r.ContainerIDs), r.Containers, r.Series, format)
 		}
-		if err := rep.WritePNG(*plotPath, t); err != nil {
+		if err := traces.WritePNG(*plotPath, ev.Reports, t); err != nil {
 			return fmt.Errorf("evaluate: %w", err)
 		}
 		fmt.Fprintf(stdout, "wrote %s\n", *plotPath)
 	}
 	fmt.Fprintf(stdout, "elapsed %s (reading traces %s)\n", time.Since(start).Round(time.Millisecond), read.Round(time.Millisecond))
 	return nil
+}
+
+// parseHistories parses a comma-separated list of history lengths: Nd
+// (days) or a Go duration, each a whole number of trainer.Step, at least a
+// day and at most 60 days.
+func parseHistories(v string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		var d time.Duration
+		if n, ok := strings.CutSuffix(f, "d"); ok {
+			k, err := strconv.Atoi(n)
+			if err != nil {
+				return nil, fmt.Errorf("%q; want Nd (days) or a duration such as 48h", f)
+			}
+			d = time.Duration(k) * 24 * time.Hour
+		} else {
+			var err error
+			if d, err = time.ParseDuration(f); err != nil {
+				return nil, fmt.Errorf("%q; want Nd (days) or a duration such as 48h", f)
+			}
+		}
+		if d < 24*time.Hour || d > 60*24*time.Hour || d%trainer.Step != 0 {
+			return nil, fmt.Errorf("%q; want 1d to 60d in whole multiples of %v", f, trainer.Step)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// days formats a history length.
+func days(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
+// buildRevision is the VCS revision the binary was built from, when the
+// build recorded it ("+dirty" if the tree had changes), else "".
+func buildRevision() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	rev, dirty := "", false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev != "" && dirty {
+		rev += "+dirty"
+	}
+	return rev
 }
 
 // evaluateModel reads the model file and its manifest, or the embedded

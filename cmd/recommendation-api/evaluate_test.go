@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -22,7 +23,11 @@ func sharedTraces(t *testing.T, names ...int) []string {
 	t.Helper()
 	var out []string
 	for _, n := range names {
-		p := filepath.Join("..", "..", "..", "shared", "data", "bitbrains-rnd-2013-7", fmt.Sprintf("%d.csv.gz", n))
+		dir := filepath.Join("..", "..", "..", "shared", "data")
+		if d := os.Getenv("RECO_SHARED_DATA"); d != "" {
+			dir = d // a checkout elsewhere
+		}
+		p := filepath.Join(dir, "bitbrains-rnd-2013-7", fmt.Sprintf("%d.csv.gz", n))
 		if _, err := os.Stat(p); err != nil {
 			t.Skipf("shared Bitbrains data not present: %v", err)
 		}
@@ -31,17 +36,19 @@ func sharedTraces(t *testing.T, names ...int) []string {
 	return out
 }
 
-// genericTrace writes a generic CSV of two containers over five days: a
-// diurnal CPU load and a steady memory working set.
+// genericTrace writes a generic CSV of four containers over five days: a
+// diurnal CPU load and a steady memory working set. web-1 and db-0 are
+// held out for evaluation (traces.HeldOut), web-0 and db-1 are training
+// containers.
 func genericTrace(t *testing.T) string {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("container_id,timestamp,cpu_cores,memory_bytes\n")
 	const start = 1709251200 // 2024-03-01T00:00:00Z
 	for i := range 5 * 288 {
-		for c, id := range []string{"web-1", "db-1"} {
-			cpu := 0.5 * float64(c+1) * (1.2 + math.Sin(2*math.Pi*float64(i)/288))
-			mem := float64(int64(c+1)<<30) * (1 + 0.05*math.Sin(float64(i)))
+		for c, id := range []string{"web-1", "db-0", "web-0", "db-1"} {
+			cpu := 0.5 * float64(c%2+1) * (1.2 + math.Sin(2*math.Pi*float64(i)/288))
+			mem := float64(int64(c%2+1)<<30) * (1 + 0.05*math.Sin(float64(i)))
 			fmt.Fprintf(&b, "%s,%d,%.4f,%.0f\n", id, start+300*i, cpu, mem)
 		}
 	}
@@ -54,33 +61,49 @@ func genericTrace(t *testing.T) string {
 
 func TestEvaluateBitbrains(t *testing.T) {
 	needORT(t)
-	files := sharedTraces(t, 1, 2, 3, 41)
+	files := sharedTraces(t, 1, 2, 5, 6, 7) // VM 2 is a training container, the others held out
 	dir := t.TempDir()
 	report, png := filepath.Join(dir, "report.json"), filepath.Join(dir, "slack.png")
 	args := append([]string{"evaluate", "--out", report, "--plot", png, "--trace"}, files...)
 	out := mustRun(t, args...)
 	for _, want := range []string{
-		"4 bitbrains trace files, 4 containers", "model v", "(embedded default)",
-		"vpa:", "krr-simple:", "provisioned:", "memory limit slack (relative)", "container-days with an OOM", "elapsed",
+		"5 bitbrains trace files, 5 containers (4 held out from training), 7d history: 4 held-out containers scored",
+		"2d history: 4 held-out containers scored", "model v", "(embedded default)",
+		"vpa-upper-bound:", "vpa-target:", "krr-simple:", "provisioned:", "memory limit slack (relative)", "container-days with an OOM",
+		"at equal risk", "model at vpa-upper-bound's OOM rate", "elapsed",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
-	var rep traces.Report
+	var ev traces.Evaluation
 	b, err := os.ReadFile(report)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(b, &rep); err != nil {
+	if err := json.Unmarshal(b, &ev); err != nil {
 		t.Fatal(err)
 	}
-	if rep.Containers != 4 || rep.ContainerDays < 80 || len(rep.Recommenders) != 4 || rep.Recommenders[0].Name != traces.NameModel {
-		t.Errorf("report: %d containers, %d container-days, recommenders %+v; want 4, ≥ 80, model first of 4",
-			rep.Containers, rep.ContainerDays, rep.Recommenders)
+	if len(ev.Reports) != 2 || ev.Reports[0].HistoryDays != 7 || ev.Reports[1].HistoryDays != 2 {
+		t.Fatalf("%d reports; want a 7-day and a 2-day one", len(ev.Reports))
+	}
+	for _, rep := range ev.Reports {
+		if slices.Contains(rep.ContainerIDs, "2") || len(rep.ContainerIDs) != 4 || len(rep.Recommenders) != 5 || rep.Recommenders[0].Name != traces.NameModel {
+			t.Errorf("%g-day report: containers %v, recommenders %+v; want 1, 5, 6, 7 (not the training VM 2), model first of 5",
+				rep.HistoryDays, rep.ContainerIDs, rep.Recommenders)
+		}
+	}
+	if a, b := ev.Reports[0].ContainerDays, ev.Reports[1].ContainerDays; a >= b || a < 40 {
+		t.Errorf("container-days: %d at 7 days, %d at 2; want fewer at 7 (5 more days of history needed), at least 40", a, b)
 	}
 	if img, err := os.ReadFile(png); err != nil || len(img) < 1000 || string(img[1:4]) != "PNG" {
 		t.Errorf("plot: %d bytes, %v; want a PNG", len(img), err)
+	}
+
+	// The baselines alone on every container, VM 2 included.
+	out = mustRun(t, append([]string{"evaluate", "--no-model", "--containers", "all", "--history", "2d", "--out", report, "--trace"}, files...)...)
+	if !strings.Contains(out, "5 all containers scored") || strings.Contains(out, "model v") {
+		t.Errorf("--no-model --containers all:\n%s", out)
 	}
 }
 
@@ -93,7 +116,7 @@ func TestEvaluateGenericWithModelFile(t *testing.T) {
 	mustRun(t, "generate-data", "--trace", trace, "--mix-synthetic", "2000", "--output", data)
 	mustRun(t, "train", "--data", data, "--output", dir, "--version", "v1.3.0", "--epochs", "2", "--eval-samples", testEvalSamples)
 	out := mustRun(t, "evaluate", "--format", "generic", "--model", filepath.Join(dir, "predictor.onnx"), "--trace", trace)
-	for _, want := range []string{"2 containers, 6 container-days", "model v1.3.0 (", "vpa:", "krr-simple:"} {
+	for _, want := range []string{"7d history: nothing to score", "2d history: 2 held-out containers scored, 6 container-days", "model v1.3.0 (", "vpa-upper-bound:", "krr-simple:"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -117,8 +140,8 @@ func TestEvaluateServer(t *testing.T) {
 	if !strings.Contains(out, "(server "+ts.grpcAddr+")") {
 		t.Errorf("output does not name the server:\n%s", out)
 	}
-	var a, b traces.Report
-	for p, r := range map[string]*traces.Report{local: &a, remote: &b} {
+	var ea, eb traces.Evaluation
+	for p, r := range map[string]*traces.Evaluation{local: &ea, remote: &eb} {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
@@ -127,6 +150,10 @@ func TestEvaluateServer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if len(ea.Reports) != 1 || len(eb.Reports) != 1 {
+		t.Fatalf("%d and %d reports; want one each (5 days: the 2-day history only)", len(ea.Reports), len(eb.Reports))
+	}
+	a, b := ea.Reports[0], eb.Reports[0]
 	ma, mb := a.Summary(traces.NameModel), b.Summary(traces.NameModel)
 	if ma == nil || mb == nil {
 		t.Fatalf("model missing from a report: %+v / %+v", a.Recommenders, b.Recommenders)
@@ -158,6 +185,12 @@ func TestEvaluateBadInput(t *testing.T) {
 		{"Malformed", []string{"evaluate", "--trace", bad}, false, bad + ":2: malformed trace: column 4 (CPU usage [MHz]) is \"lots\""},
 		{"WrongFormat", []string{"evaluate", "--format", "bitbrains", "--trace", short}, false, short + ":1:"},
 		{"MissingModel", []string{"evaluate", "--model", filepath.Join(dir, "none.onnx"), "--trace", short}, false, "none.onnx"},
+		{"BadHistory", []string{"evaluate", "--history", "7d,3w", "--trace", short}, true, "want Nd (days) or a duration"},
+		{"ShortHistory", []string{"evaluate", "--history", "2h", "--trace", short}, true, "want 1d to 60d"},
+		{"AllWithModel", []string{"evaluate", "--containers", "all", "--trace", short}, true, "a model is scored on held-out containers only"},
+		{"BadContainers", []string{"evaluate", "--no-model", "--containers", "some", "--trace", short}, true, "want held-out or all"},
+		{"NoModelAndModel", []string{"evaluate", "--no-model", "--model", "x.onnx", "--trace", short}, true, "want one"},
+		{"TooShortForAny", []string{"evaluate", "--no-model", "--history", "7d", "--trace", short}, false, "no complete history"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := runCmd(t, c.args...)
@@ -184,9 +217,10 @@ func TestGenerateDataFromTraces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Five days, hourly: 24·(5−3)+1 = 49 samples per container.
-	if d.N != 98 || !strings.Contains(out, "98 from 2 containers") {
-		t.Errorf("%d samples; output:\n%s\nwant 98 from 2 containers", d.N, out)
+	// Five days, hourly: 24·(5−3)+1 = 49 samples per training container
+	// (two of the four; the held-out two give none).
+	if d.N != 98 || !strings.Contains(out, "98 from 4 containers") {
+		t.Errorf("%d samples; output:\n%s\nwant 98 from 4 containers", d.N, out)
 	}
 	mixed := filepath.Join(dir, "mixed.npz")
 	mustRun(t, "generate-data", "--trace", trace, "--mix-synthetic", "500", "--trace-stride", "2h", "--output", mixed)

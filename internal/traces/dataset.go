@@ -20,17 +20,21 @@ const DefaultTrainStride = 12
 // (trainer.SummarizeFuture and trainer.Labels, normalized with
 // model.DefaultOutputs), one sample every w.Stride steps (0 =
 // DefaultTrainStride; History and Future default to the generator's).
+// Only training containers are used: those HeldOut keeps for evaluation
+// never reach training data, so Evaluate scores a model trained on
+// Dataset's output on containers it has not seen.
 // Real rows have no workload type; each is tagged with the synthetic type
 // its features resemble (Resembles). It returns ErrNoWindows when no
 // sample can be cut.
 func Dataset(series []*Series, w Windows) (*trainer.Dataset, error) {
+	train, _ := SplitByContainer(series)
 	if w.Stride <= 0 {
 		w.Stride = DefaultTrainStride
 	}
 	specsIn, specsOut := model.DefaultFeatures(), model.DefaultOutputs()
 	d := &trainer.Dataset{}
 	var scratch features.Scratch
-	for _, s := range series {
+	for _, s := range train {
 		pts, _ := Points(s, w)
 		for _, p := range pts {
 			raw, x, err := FeatureRow(&scratch, p.History, p.AgeDays, specsIn)
@@ -51,7 +55,7 @@ func Dataset(series []*Series, w Windows) (*trainer.Dataset, error) {
 		}
 	}
 	if d.N == 0 {
-		return nil, fmt.Errorf("training data: %w (%d series)", ErrNoWindows, len(series))
+		return nil, fmt.Errorf("training data: %w (%d series, %d of them held out for evaluation)", ErrNoWindows, len(series), len(series)-len(train))
 	}
 	return d, nil
 }

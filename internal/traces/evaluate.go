@@ -1,6 +1,7 @@
 package traces
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -14,15 +15,53 @@ import (
 
 // Recommender names in reports, in report order.
 const (
-	NameModel       = "model"
-	NameVPA         = "vpa"
+	NameModel = "model"
+	// NameVPAUpper is VPA with its upper bound as the limit (request =
+	// target): the safe deployment.
+	NameVPAUpper = "vpa-upper-bound"
+	// NameVPATarget is VPA in RequestsAndLimits mode on pods whose limit
+	// equals their request: request = limit = target.
+	NameVPATarget   = "vpa-target"
 	NameKRR         = "krr-simple"
 	NameProvisioned = "provisioned"
 )
 
+// Containers says which containers Evaluate scores.
+type Containers int
+
+const (
+	// HeldOutContainers scores only the containers HeldOut keeps out of
+	// training data: the only honest test set for a model trained by
+	// Dataset. The default.
+	HeldOutContainers Containers = iota
+	// AllContainers scores every container. Evaluate refuses it with a
+	// model: it is for the baselines alone, which learn nothing.
+	AllContainers
+)
+
+func (c Containers) String() string {
+	if c == AllContainers {
+		return "all"
+	}
+	return "held-out"
+}
+
 // Config configures Evaluate.
 type Config struct {
+	// Windows cut each series into points; History is what VPA and KRR
+	// see (VPA at most trainer.VPAMaxHistory of it).
 	Windows Windows
+	// ModelHistory is how many of the history's last steps the model's
+	// features read: the window its manifest's features assume (0: the
+	// generator's 48 h, trainer.DefaultHistorySteps at trainer.Step). It
+	// may not exceed Windows.History.
+	ModelHistory int
+	// Containers selects the containers scored (default held-out only).
+	Containers Containers
+	// VPASamplesPerRow is trainer.VPAOptions.SamplesPerRow: 0 counts a
+	// history row as the one-minute samples a running recommender takes
+	// over its step, 1 as one sample.
+	VPASamplesPerRow float64
 	// Features and Outputs are the model's manifest specs: features are
 	// normalized with the former, outputs denormalized with the latter.
 	Features, Outputs []model.Spec
@@ -39,37 +78,75 @@ type Config struct {
 	PerDay bool
 }
 
-// Report is the outcome of replaying traces.
+// Report is the outcome of replaying traces with one history length.
 type Report struct {
-	Model         string    `json:"model,omitempty"`
-	StepSeconds   int       `json:"step_seconds"`
-	HistorySteps  int       `json:"history_steps"`
-	FutureSteps   int       `json:"future_steps"`
-	StrideSteps   int       `json:"stride_steps"`
-	Series        int       `json:"series"`         // containers read
-	Containers    int       `json:"containers"`     // containers with at least one container-day
+	Model        string  `json:"model,omitempty"`
+	StepSeconds  int     `json:"step_seconds"`
+	HistorySteps int     `json:"history_steps"`
+	HistoryDays  float64 `json:"history_days"`
+	// ModelHistorySteps is the part of the history the model's features read.
+	ModelHistorySteps int    `json:"model_history_steps,omitempty"`
+	FutureSteps       int    `json:"future_steps"`
+	StrideSteps       int    `json:"stride_steps"`
+	Containers        string `json:"containers_scored"` // "held-out" or "all"
+	// VPASamplesPerRow is Config.VPASamplesPerRow (0: one a minute).
+	VPASamplesPerRow float64 `json:"vpa_samples_per_row"`
+	Series           int     `json:"series"`          // containers read
+	HeldOutSeries    int     `json:"held_out_series"` // of them, held out from training
+	// ContainerIDs are the containers with at least one container-day.
+	ContainerIDs  []string  `json:"container_ids"`
 	ContainerDays int       `json:"container_days"` // evaluation points scored
 	Skipped       int       `json:"skipped_points"` // points whose windows had missing samples
 	Repeats       int       `json:"repeated_rows_dropped"`
 	Recommenders  []Summary `json:"recommenders"`
-	// ModelAtVPAOOM is the model with its memory limits scaled to VPA's OOM
-	// rate: how much slack the model's ranking of containers saves at the
-	// same risk. Nil without a model.
-	ModelAtVPAOOM *Matched `json:"model_at_vpa_oom_rate,omitempty"`
-	Days          []Day    `json:"days,omitempty"`
+	// EqualRisk is every recommender's memory limits scaled to each VPA
+	// deployment's OOM rate, and the slack they then leave.
+	EqualRisk []Matched `json:"equal_risk"`
+	// MemoryCurves and CPUCurves trace each recommender's slack against
+	// its risk as its limits are scaled (see Curve).
+	MemoryCurves []Curve `json:"memory_curves"`
+	CPUCurves    []Curve `json:"cpu_curves"`
+	Days         []Day   `json:"days,omitempty"`
 }
 
 // Matched is a recommender's memory limits multiplied by Factor, the
 // smallest factor at which its share of container-days with an OOM is no
 // higher than OOMRate, and the slack it then leaves.
 type Matched struct {
+	Name          string  `json:"name"`
+	Reference     string  `json:"reference"` // whose OOM rate was matched
 	Factor        float64 `json:"factor"`
 	OOMRate       float64 `json:"oom_rate"`
 	MemLimitSlack Stat    `json:"mem_limit_slack"`
 }
 
+// Curve is one recommender's slack-vs-risk curve: its limits multiplied by
+// each point's Factor. Memory: Risk is the share of container-days with an
+// OOM, the points at the smallest factors reaching each of MemoryRiskLevels
+// plus factor 1; CPU: Risk is the mean share of samples throttled, at each
+// of CPUFactors (KRR, without a CPU limit, has only its factor-1 point).
+// Slack is the mean relative limit slack. Points are in ascending Factor.
+type Curve struct {
+	Name   string       `json:"name"`
+	Points []CurvePoint `json:"points"`
+}
+
+// CurvePoint is one point of a Curve.
+type CurvePoint struct {
+	Factor float64 `json:"factor"`
+	Risk   float64 `json:"risk"`
+	Slack  float64 `json:"slack"`
+}
+
+// MemoryRiskLevels are the OOM rates memory curves are matched at.
+var MemoryRiskLevels = []float64{0, 0.0025, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.10, 0.125, 0.15, 0.20, 0.25, 0.30, 0.40, 0.50}
+
+// CPUFactors are the CPU limit multipliers of CPU curves.
+var CPUFactors = []float64{0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.1, 1.25, 1.5, 1.75, 2, 2.5, 3, 4}
+
 // matchOOM scales limits by the smallest factor that keeps the share of
-// futures whose peak exceeds the scaled limit at or below rate.
+// futures whose peak exceeds the scaled limit at or below rate; nil when
+// no factor does (a limit of 0).
 func matchOOM(limits []float64, futs []Future, rate float64) *Matched {
 	n := len(limits)
 	need := make([]float64, n) // the factor each day needs to avoid its OOM
@@ -83,7 +160,7 @@ func matchOOM(limits []float64, futs []Future, rate float64) *Matched {
 	slices.Sort(sorted)
 	allowed := int(math.Floor(rate*float64(n) + 1e-9))
 	if allowed >= n {
-		return &Matched{OOMRate: 1}
+		allowed = n - 1
 	}
 	// The day needing exactly k must not OOM at l·k: l·(peak/l) can round
 	// below the peak, so k gets a relative nudge far below any measurement.
@@ -91,8 +168,13 @@ func matchOOM(limits []float64, futs []Future, rate float64) *Matched {
 	if math.IsInf(k, 1) {
 		return nil
 	}
+	return scaledMem(limits, futs, k)
+}
+
+// scaledMem scores limits × k against futs.
+func scaledMem(limits []float64, futs []Future, k float64) *Matched {
 	m := &Matched{Factor: k}
-	slack := make([]float64, n)
+	slack := make([]float64, len(limits))
 	ooms := 0
 	for i, l := range limits {
 		slack[i] = trainer.RelativeSlack(l*k, futs[i].MemP95)
@@ -100,9 +182,52 @@ func matchOOM(limits []float64, futs []Future, rate float64) *Matched {
 			ooms++
 		}
 	}
-	m.OOMRate = float64(ooms) / float64(n)
+	m.OOMRate = float64(ooms) / float64(len(limits))
 	m.MemLimitSlack = newStat(slack)
 	return m
+}
+
+// memoryCurve is a recommender's memory curve (see Curve).
+func memoryCurve(name string, limits []float64, futs []Future) Curve {
+	c := Curve{Name: name}
+	seen := map[float64]bool{}
+	add := func(m *Matched) {
+		if m == nil || seen[m.Factor] {
+			return
+		}
+		seen[m.Factor] = true
+		c.Points = append(c.Points, CurvePoint{Factor: m.Factor, Risk: m.OOMRate, Slack: m.MemLimitSlack.Mean})
+	}
+	add(scaledMem(limits, futs, 1))
+	for _, r := range MemoryRiskLevels {
+		add(matchOOM(limits, futs, r))
+	}
+	slices.SortFunc(c.Points, func(a, b CurvePoint) int { return cmp.Compare(a.Factor, b.Factor) })
+	return c
+}
+
+// cpuCurve is a recommender's CPU curve (see Curve).
+func cpuCurve(name string, recs []trainer.Rec, futs []Future) Curve {
+	c := Curve{Name: name}
+	unlimited := len(recs) > 0 && math.IsInf(recs[0].CPULimit, 1)
+	for _, f := range CPUFactors {
+		if unlimited && f != 1 {
+			continue
+		}
+		slack, thr := 0.0, 0.0
+		for i, r := range recs {
+			l := r.CPULimit * f
+			if math.IsInf(r.CPULimit, 1) {
+				l = r.CPURequest // no limit: scored on the request, never throttled
+			} else {
+				thr += above(futs[i].cpuSorted, trainer.LimitOrZero(l))
+			}
+			slack += trainer.RelativeSlack(l, futs[i].CPUP95)
+		}
+		n := float64(len(recs))
+		c.Points = append(c.Points, CurvePoint{Factor: f, Risk: thr / n, Slack: slack / n})
+	}
+	return c
 }
 
 // Day is one container-day of a report with Config.PerDay.
@@ -156,44 +281,75 @@ func FeatureRow(s *features.Scratch, w features.Window, ageDays float64, specs [
 	return raw, x, err
 }
 
-// Evaluate replays series: at every point (see Points) it asks the model
-// (when cfg.Predict or cfg.Recommend is set), VPA (trainer.VPA), KRR simple (KRRSimple) and,
-// when every point has a provisioned capacity, the human-set size, for a
-// recommendation from the history window, and scores each against the
-// following window (ScoreDay). It returns ErrNoWindows if no point exists.
+// Evaluate replays series: at every point (see Points) of the containers
+// cfg.Containers selects, it asks the model (when cfg.Predict or
+// cfg.Recommend is set; its features read the last cfg.ModelHistory steps),
+// VPA (trainer.VPARecommend on the history, at most trainer.VPAMaxHistory
+// of it, deployed with its upper bound and with its target as the limit),
+// KRR simple (KRRSimple) and, when every point has a provisioned capacity,
+// the human-set size, for a recommendation, and scores each against the
+// following window (ScoreDay), with slack-vs-risk curves (Curve). It
+// returns ErrNoWindows if no point exists, and an error for a model with
+// AllContainers or a model history longer than the history.
 func Evaluate(ctx context.Context, series []*Series, cfg Config) (*Report, error) {
 	if len(series) == 0 {
 		return nil, fmt.Errorf("evaluate: %w: no series", ErrNoWindows)
 	}
+	withModel := cfg.Predict != nil || cfg.Recommend != nil
+	if withModel && cfg.Containers == AllContainers {
+		return nil, fmt.Errorf("evaluate: a model is scored on held-out containers only; want the held-out containers, or no model to score the baselines on all")
+	}
 	step := series[0].Step
 	day := int(24 * time.Hour / step)
 	w := cfg.Windows.withDefaults(day)
-	rep := &Report{Model: cfg.Model, StepSeconds: int(step / time.Second), HistorySteps: w.History, FutureSteps: w.Future, StrideSteps: w.Stride, Series: len(series)}
+	modelHist := cfg.ModelHistory
+	if modelHist <= 0 {
+		modelHist = 2 * day
+	}
+	if withModel && modelHist > w.History {
+		return nil, fmt.Errorf("evaluate: the model reads %d steps of history, more than the %d evaluated; want a history of at least %v",
+			modelHist, w.History, time.Duration(modelHist)*step)
+	}
+	vpaHist := min(w.History, int(trainer.VPAMaxHistory/step))
+	rep := &Report{
+		Model: cfg.Model, StepSeconds: int(step / time.Second), HistorySteps: w.History,
+		HistoryDays: float64(w.History) / float64(day), FutureSteps: w.Future, StrideSteps: w.Stride,
+		Containers: cfg.Containers.String(), VPASamplesPerRow: cfg.VPASamplesPerRow, Series: len(series),
+	}
+	if withModel {
+		rep.ModelHistorySteps = modelHist
+	}
 
 	var pts []Point
 	for _, s := range series {
 		if s.Step != step {
 			return nil, fmt.Errorf("evaluate: series %s has step %v, others %v", s.ID, s.Step, step)
 		}
+		held := HeldOut(s.ID)
+		if held {
+			rep.HeldOutSeries++
+		}
+		if !held && cfg.Containers != AllContainers {
+			continue
+		}
 		p, skipped := Points(s, w)
 		rep.Skipped += skipped
 		rep.Repeats += s.Repeats
 		if len(p) > 0 {
-			rep.Containers++
+			rep.ContainerIDs = append(rep.ContainerIDs, s.ID)
 		}
 		pts = append(pts, p...)
 	}
 	if len(pts) == 0 {
-		return nil, fmt.Errorf("evaluate: %w (%d series; want %d steps of %v without a gap longer than %d steps)",
-			ErrNoWindows, len(series), w.History+w.Future, step, MaxFill)
+		return nil, fmt.Errorf("evaluate: %w (%d series, %d held out, scoring %s; want %d steps of %v without a gap longer than %d steps)",
+			ErrNoWindows, len(series), rep.HeldOutSeries, cfg.Containers, w.History+w.Future, step, MaxFill)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	rep.ContainerDays = len(pts)
 
-	names := []string{NameVPA, NameKRR}
-	withModel := cfg.Predict != nil || cfg.Recommend != nil
+	names := []string{NameVPAUpper, NameVPATarget, NameKRR}
 	if withModel {
 		names = slices.Insert(names, 0, NameModel)
 	}
@@ -220,21 +376,24 @@ func Evaluate(ctx context.Context, series []*Series, cfg Config) (*Report, error
 	}
 	var scratch features.Scratch
 	for i, p := range pts {
+		mw := lastSteps(p.History, modelHist)
 		switch {
 		case cfg.Recommend != nil:
-			raw, err := scratch.FromHistory(p.History, p.AgeDays)
+			raw, err := scratch.FromHistory(mw, p.AgeDays)
 			if err != nil {
 				return nil, fmt.Errorf("evaluate: %s at %s: %w", p.Series.ID, p.History.End.Format(time.RFC3339), err)
 			}
 			raws, ids = append(raws, raw), append(ids, p.Series.ID)
 		case cfg.Predict != nil:
-			_, row, err := FeatureRow(&scratch, p.History, p.AgeDays, cfg.Features)
+			_, row, err := FeatureRow(&scratch, mw, p.AgeDays, cfg.Features)
 			if err != nil {
 				return nil, fmt.Errorf("evaluate: %s at %s: %w", p.Series.ID, p.History.End.Format(time.RFC3339), err)
 			}
 			x = append(x, row[:]...)
 		}
-		recs[NameVPA][i] = trainer.VPA(p.History)
+		est := trainer.VPARecommend(lastSteps(p.History, vpaHist), trainer.VPAOptions{SamplesPerRow: cfg.VPASamplesPerRow})
+		recs[NameVPAUpper][i] = est.UpperBoundAsLimit()
+		recs[NameVPATarget][i] = est.TargetAsLimit()
 		recs[NameKRR][i] = KRRSimple(p.History)
 		if provisioned {
 			recs[NameProvisioned][i] = trainer.Rec{CPURequest: p.ProvCPU, CPULimit: p.ProvCPU, MemRequest: p.ProvMem, MemLimit: p.ProvMem}
@@ -284,15 +443,54 @@ func Evaluate(ctx context.Context, series []*Series, cfg Config) (*Report, error
 			}
 		}
 	}
+	limits := make(map[string][]float64, len(names))
 	for _, n := range names {
 		rep.Recommenders = append(rep.Recommenders, Summarize(n, scores[n]))
-	}
-	if withModel {
-		limits := make([]float64, len(pts))
-		for i, r := range recs[NameModel] {
-			limits[i] = r.MemLimit
+		l := make([]float64, len(pts))
+		for i, r := range recs[n] {
+			l[i] = r.MemLimit
 		}
-		rep.ModelAtVPAOOM = matchOOM(limits, futs, rep.Summary(NameVPA).OOMRate)
+		limits[n] = l
+		rep.MemoryCurves = append(rep.MemoryCurves, memoryCurve(n, l, futs))
+		rep.CPUCurves = append(rep.CPUCurves, cpuCurve(n, recs[n], futs))
+	}
+	for _, ref := range []string{NameVPAUpper, NameVPATarget} {
+		rate := rep.Summary(ref).OOMRate
+		for _, n := range names {
+			if n == ref {
+				continue
+			}
+			if m := matchOOM(limits[n], futs, rate); m != nil {
+				m.Name, m.Reference = n, ref
+				rep.EqualRisk = append(rep.EqualRisk, *m)
+			}
+		}
 	}
 	return rep, nil
+}
+
+// lastSteps is w cut to its last n samples (all of it when shorter).
+func lastSteps(w features.Window, n int) features.Window {
+	if k := len(w.CPU) - n; k > 0 {
+		w.CPU, w.Mem = w.CPU[k:], w.Mem[k:]
+	}
+	return w
+}
+
+// SlackAtRisk is the named recommender's mean memory limit slack at an OOM
+// rate of at most rate, read off its memory curve: the least slack among
+// the points that safe (the smallest such factor, returned too); ok is
+// false when no point is.
+func (r *Report) SlackAtRisk(name string, rate float64) (slack, factor float64, ok bool) {
+	for _, c := range r.MemoryCurves {
+		if c.Name != name {
+			continue
+		}
+		for _, p := range c.Points {
+			if p.Risk <= rate+1e-12 && (!ok || p.Slack < slack) {
+				slack, factor, ok = p.Slack, p.Factor, true
+			}
+		}
+	}
+	return slack, factor, ok
 }

@@ -17,49 +17,62 @@ import (
 // recColors gives each recommender a fixed colour across plots.
 var recColors = map[string]color.RGBA{
 	NameModel:       {R: 0xd6, G: 0x27, B: 0x28, A: 0xff}, // red
-	NameVPA:         {R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, // blue
+	NameVPAUpper:    {R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, // blue
+	NameVPATarget:   {R: 0x9e, G: 0xc7, B: 0xe8, A: 0xff}, // light blue
 	NameKRR:         {R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff}, // green
 	NameProvisioned: {R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff}, // grey
 }
 
 var recShapes = map[string]draw.GlyphDrawer{
 	NameModel:       draw.CircleGlyph{},
-	NameVPA:         draw.SquareGlyph{},
+	NameVPAUpper:    draw.SquareGlyph{},
+	NameVPATarget:   draw.BoxGlyph{},
 	NameKRR:         draw.TriangleGlyph{},
 	NameProvisioned: draw.PyramidGlyph{},
 }
 
-// PlotPNG draws the report as a PNG of two panels: memory (mean relative
-// limit slack against the share of container-days with an OOM) and CPU
-// (mean relative limit slack against the share of samples throttled), one
-// marker per recommender, with dashed lines through VPA's point: the lower
-// left quadrant is better than VPA on both axes. title heads the image.
-func (r *Report) PlotPNG(title string) ([]byte, error) {
-	mem := r.panel("Memory: limit slack vs OOM",
-		"mean relative memory limit slack (%)", "container-days with an OOM (%)", "OOM days",
-		func(s Summary) (float64, float64) { return s.MemLimitSlack.Mean, s.OOMRate })
-	cpu := r.panel("CPU: limit slack vs throttling",
-		"mean relative CPU limit slack (%)", "CPU samples above the limit (%)", "throttled",
-		func(s Summary) (float64, float64) { return s.CPULimitSlack.Mean, s.ThrottleRate.Mean })
-	if mem == nil || cpu == nil {
-		return nil, fmt.Errorf("plot: the report has no recommenders")
+// PlotPNG draws reports (one row each, e.g. one per history length) as a
+// PNG with two panels a row: memory (mean relative limit slack against the
+// share of container-days with an OOM) and CPU (mean relative limit slack
+// against the share of samples throttled). Each recommender is a curve of
+// its limits scaled by a factor (Report.MemoryCurves, CPUCurves) with a
+// marker at factor 1, so the slack of every recommender can be read at
+// equal risk anywhere along the x axis: lower is better. title heads the
+// image.
+func PlotPNG(reports []*Report, title string) ([]byte, error) {
+	if len(reports) == 0 {
+		return nil, fmt.Errorf("plot: no reports")
+	}
+	var rows [][]*plot.Plot
+	for _, r := range reports {
+		if len(r.Recommenders) == 0 {
+			return nil, fmt.Errorf("plot: a report has no recommenders")
+		}
+		h := fmt.Sprintf("%g-day history, %d container-days", r.HistoryDays, r.ContainerDays)
+		rows = append(rows, []*plot.Plot{
+			curvePanel("Memory ("+h+")", "container-days with an OOM (%)", "mean relative memory limit slack (%)", r.MemoryCurves, 10),
+			curvePanel("CPU ("+h+")", "CPU samples above the limit (%)", "mean relative CPU limit slack (%)", r.CPUCurves, 5),
+		})
 	}
 
-	const width, height = 12 * vg.Inch, 5.6 * vg.Inch
-	img := vgimg.NewWith(vgimg.UseWH(width, height), vgimg.UseDPI(110))
+	width, rowH := 12*vg.Inch, 5.2*vg.Inch
+	height := rowH * vg.Length(len(rows))
+	img := vgimg.NewWith(vgimg.UseWH(width, height+vg.Points(24+18*float64(strings.Count(title, "\n")))), vgimg.UseDPI(100))
 	dc := draw.New(img)
+	titleH := vg.Points(24 + 18*float64(strings.Count(title, "\n")))
 	head := plot.New()
 	head.Title.Text = title
 	head.Title.TextStyle.Font.Size = vg.Points(15)
 	head.HideAxes()
-	titleH := vg.Points(24 + 18*float64(strings.Count(title, "\n")))
-	head.Draw(draw.Crop(dc, 0, 0, height-titleH, 0))
+	head.Draw(draw.Crop(dc, 0, 0, height, 0))
 	body := draw.Crop(dc, 0, 0, 0, -titleH)
-	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Points(30), PadLeft: vg.Points(8), PadRight: vg.Points(14), PadBottom: vg.Points(6), PadTop: vg.Points(4)}
-	cs := plot.Align([][]*plot.Plot{{mem, cpu}}, tiles, body)
-	mem.Draw(cs[0][0])
-	cpu.Draw(cs[0][1])
-
+	tiles := draw.Tiles{Rows: len(rows), Cols: 2, PadX: vg.Points(30), PadY: vg.Points(24), PadLeft: vg.Points(8), PadRight: vg.Points(14), PadBottom: vg.Points(6), PadTop: vg.Points(4)}
+	cs := plot.Align(rows, tiles, body)
+	for i := range rows {
+		for j := range rows[i] {
+			rows[i][j].Draw(cs[i][j])
+		}
+	}
 	var buf bytes.Buffer
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
 		return nil, fmt.Errorf("plot: %w", err)
@@ -67,73 +80,77 @@ func (r *Report) PlotPNG(title string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// WritePNG writes PlotPNG's image to path.
-func (r *Report) WritePNG(path, title string) error {
-	b, err := r.PlotPNG(title)
+// WritePNG writes PlotPNG's image of reports to path.
+func WritePNG(path string, reports []*Report, title string) error {
+	b, err := PlotPNG(reports, title)
 	if err != nil {
 		return err
 	}
 	return writeFile(path, b)
 }
 
-func (r *Report) panel(title, xlabel, ylabel, yname string, xy func(Summary) (float64, float64)) *plot.Plot {
-	if len(r.Recommenders) == 0 {
-		return nil
-	}
+// curvePanel draws curves with risk (x) against slack (y), in percent; the
+// x axis reaches past every factor-1 point and at least minX percent.
+func curvePanel(title, xlabel, ylabel string, curves []Curve, minX float64) *plot.Plot {
 	p := plot.New()
 	p.Title.Text = title
 	p.Title.TextStyle.Font.Size = vg.Points(13)
 	p.X.Label.Text, p.Y.Label.Text = xlabel, ylabel
-	p.X.Label.TextStyle.Font.Size = vg.Points(12)
-	p.Y.Label.TextStyle.Font.Size = vg.Points(12)
-	p.X.Tick.Label.Font.Size = vg.Points(11)
-	p.Y.Tick.Label.Font.Size = vg.Points(11)
+	p.X.Label.TextStyle.Font.Size = vg.Points(11)
+	p.Y.Label.TextStyle.Font.Size = vg.Points(11)
+	p.X.Tick.Label.Font.Size = vg.Points(10)
+	p.Y.Tick.Label.Font.Size = vg.Points(10)
 	p.Add(plotter.NewGrid())
 
-	maxY := 0.0
-	for _, s := range r.Recommenders {
-		x, y := xy(s)
-		x, y = 100*x, 100*y
-		maxY = max(maxY, y)
-		sc, err := plotter.NewScatter(plotter.XYs{{X: x, Y: y}})
-		if err != nil {
-			continue // NaN: nothing to draw
-		}
-		sc.GlyphStyle.Color = recColors[s.Name]
-		sc.GlyphStyle.Shape = recShapes[s.Name]
-		sc.GlyphStyle.Radius = vg.Points(7)
-		p.Add(sc)
-		p.Legend.Add(fmt.Sprintf("%s: slack %.1f%%, %s %.1f%%", s.Name, x, yname, y), sc)
-	}
-	// Slack is a share: the x axis spans 0-100%; y starts at 0.
-	p.X.Min, p.X.Max = 0, 100
-	p.Y.Min = 0
-	p.Y.Max = math.Min(niceCeil(math.Max(maxY*1.6, 1)), 100)
-
-	if v := r.Summary(NameVPA); v != nil {
-		x, y := xy(*v)
-		x, y = 100*x, 100*y
-		dash := []vg.Length{vg.Points(4), vg.Points(3)}
-		// The vertical line stops below the legend, which sits top left.
-		for _, pts := range []plotter.XYs{{{X: x, Y: 0}, {X: x, Y: 0.72 * p.Y.Max}}, {{X: 0, Y: y}, {X: p.X.Max, Y: y}}} {
-			if l, err := plotter.NewLine(pts); err == nil {
-				l.LineStyle.Color = recColors[NameVPA]
-				l.LineStyle.Dashes = dash
-				l.LineStyle.Width = vg.Points(1)
-				p.Add(l)
+	maxX := minX
+	for _, c := range curves {
+		for _, pt := range c.Points {
+			if pt.Factor == 1 {
+				maxX = max(maxX, 100*pt.Risk*1.15)
 			}
 		}
 	}
+	for _, c := range curves {
+		var xys plotter.XYs
+		var own plotter.XYs
+		for _, pt := range c.Points {
+			xy := plotter.XY{X: 100 * pt.Risk, Y: 100 * pt.Slack}
+			xys = append(xys, xy)
+			if pt.Factor == 1 {
+				own = append(own, xy)
+			}
+		}
+		col := recColors[c.Name]
+		if len(xys) > 1 {
+			if l, err := plotter.NewLine(xys); err == nil {
+				l.LineStyle.Color = col
+				l.LineStyle.Width = vg.Points(1.6)
+				p.Add(l)
+			}
+		}
+		if len(own) > 0 {
+			sc, err := plotter.NewScatter(own)
+			if err != nil {
+				continue // NaN: nothing to draw
+			}
+			sc.GlyphStyle.Color = col
+			sc.GlyphStyle.Shape = recShapes[c.Name]
+			sc.GlyphStyle.Radius = vg.Points(5)
+			p.Add(sc)
+			p.Legend.Add(fmt.Sprintf("%s as recommended: risk %.1f%%, slack %.1f%%", c.Name, own[0].X, own[0].Y), sc)
+		}
+	}
+	p.X.Min, p.X.Max = 0, math.Min(niceCeil(maxX), 100)
+	p.Y.Min, p.Y.Max = 0, 100
 	p.Legend.Top = true
-	p.Legend.Left = true
-	p.Legend.XOffs, p.Legend.YOffs = vg.Points(10), vg.Points(-8)
-	p.Legend.TextStyle.Font.Size = vg.Points(11)
-	p.Legend.ThumbnailWidth = vg.Points(20)
-	p.Legend.Padding = vg.Points(4)
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(-8), vg.Points(-8)
+	p.Legend.TextStyle.Font.Size = vg.Points(10)
+	p.Legend.ThumbnailWidth = vg.Points(16)
+	p.Legend.Padding = vg.Points(3)
 	return p
 }
 
-// niceCeil rounds v up to 1, 2 or 5 times a power of ten.
+// niceCeil rounds v up to 1, 2, 2.5 or 5 times a power of ten.
 func niceCeil(v float64) float64 {
 	if !(v > 0) {
 		return 1

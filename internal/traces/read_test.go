@@ -12,10 +12,17 @@ import (
 	"time"
 
 	"recommendation-api/internal/traces"
+	"recommendation-api/internal/trainer"
 )
 
-// sharedDir holds the 60 Bitbrains VMs the project evaluates on.
-var sharedDir = filepath.Join("..", "..", "..", "shared", "data", "bitbrains-rnd-2013-7")
+// sharedDir holds the 60 Bitbrains VMs the project evaluates on: beside
+// the repository, or under $RECO_SHARED_DATA (a checkout elsewhere).
+var sharedDir = func() string {
+	if d := os.Getenv("RECO_SHARED_DATA"); d != "" {
+		return filepath.Join(d, "bitbrains-rnd-2013-7")
+	}
+	return filepath.Join("..", "..", "..", "shared", "data", "bitbrains-rnd-2013-7")
+}()
 
 // sharedFile returns the path of a shared Bitbrains file, skipping the test
 // when the shared data is not on this machine.
@@ -150,6 +157,31 @@ func TestReadBitbrainsSeparators(t *testing.T) {
 				t.Errorf("got %+v; want 0.5 cores, 512 KiB at 1372629804 s", s)
 			}
 		})
+	}
+}
+
+// TestReadBitbrainsZeroMemoryMissing checks that a running VM's 0 KB of
+// memory, a sampling gap between ordinary values, is a missing memory
+// sample (its CPU is kept), which Resample then fills from its neighbours.
+func TestReadBitbrainsZeroMemoryMissing(t *testing.T) {
+	t.Parallel()
+	in := bbHead +
+		"1372629600;\t2;\t5000;\t1250;\t25;\t1024;\t512\n" +
+		"1372629900;\t2;\t5000;\t1250;\t25;\t1024;\t0.0\n" +
+		"1372630200;\t2;\t5000;\t1250;\t25;\t1024;\t768\n"
+	cs, err := traces.Read(strings.NewReader(in), "vm.csv", traces.Bitbrains)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cs[0].Samples[1]; !math.IsNaN(s.Mem) || s.CPU != 0.5 {
+		t.Fatalf("row with 0 KB: memory %v, CPU %v; want missing memory, 0.5 cores", s.Mem, s.CPU)
+	}
+	ser, err := traces.Resample(cs[0], trainer.Step)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ser.Mem[1]; got != 640*1024 {
+		t.Errorf("resampled memory %v; want 640 KiB interpolated between 512 and 768", got)
 	}
 }
 

@@ -11,7 +11,9 @@ import (
 
 // WriteTable prints the report: one block per recommender with the mean,
 // median and 90th percentile of each score across container-days, then a
-// one-line-per-recommender comparison of the headline numbers.
+// one-line-per-recommender comparison of the headline numbers, each
+// recommender's memory limit slack read off its curve at TableRiskLevels,
+// and the equal-risk matches (Report.EqualRisk).
 func (r *Report) WriteTable(w io.Writer) error {
 	pct := func(v float64) string { return fmt.Sprintf("%.1f%%", 100*v) }
 	cores := func(v float64) string { return fmt.Sprintf("%.3f", v) }
@@ -44,23 +46,52 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(&b, "  %-38s %8s (%d)\n", "container-days with an OOM", pct(s.OOMRate), s.OOMDays)
 		fmt.Fprintf(&b, "  %-38s %8s\n\n", "container-days with throttling", pct(s.ThrottledDays))
 	}
-	fmt.Fprintf(&b, "means over %d container-days of %d containers:\n", r.ContainerDays, r.Containers)
-	fmt.Fprintf(&b, "  %-12s %16s %9s %16s %18s\n", "recommender", "mem limit slack", "OOM days", "CPU limit slack", "throttled samples")
+	fmt.Fprintf(&b, "means over %d container-days of %d %s containers, %g-day history:\n", r.ContainerDays, len(r.ContainerIDs), r.Containers, r.HistoryDays)
+	fmt.Fprintf(&b, "  %-16s %16s %9s %16s %18s\n", "recommender", "mem limit slack", "OOM days", "CPU limit slack", "throttled samples")
 	for _, s := range r.Recommenders {
-		fmt.Fprintf(&b, "  %-12s %16s %9s %16s %18s\n", s.Name, pct(s.MemLimitSlack.Mean), pct(s.OOMRate), pct(s.CPULimitSlack.Mean), pct(s.ThrottleRate.Mean))
+		fmt.Fprintf(&b, "  %-16s %16s %9s %16s %18s\n", s.Name, pct(s.MemLimitSlack.Mean), pct(s.OOMRate), pct(s.CPULimitSlack.Mean), pct(s.ThrottleRate.Mean))
 	}
-	if m, v := r.ModelAtVPAOOM, r.Summary(NameVPA); m != nil && v != nil {
-		fmt.Fprintf(&b, "model at VPA's OOM rate: memory limits × %.2f give %s OOM days and %s memory limit slack (VPA %s)\n",
-			m.Factor, pct(m.OOMRate), pct(m.MemLimitSlack.Mean), pct(v.MemLimitSlack.Mean))
+	fmt.Fprintf(&b, "memory limit slack at equal risk (limits scaled to an OOM rate of at most ...):\n")
+	fmt.Fprintf(&b, "  %-16s", "recommender")
+	for _, rate := range TableRiskLevels {
+		fmt.Fprintf(&b, " %13s", pct(rate))
+	}
+	b.WriteString("\n")
+	for _, s := range r.Recommenders {
+		fmt.Fprintf(&b, "  %-16s", s.Name)
+		for _, rate := range TableRiskLevels {
+			slack, k, ok := r.SlackAtRisk(s.Name, rate)
+			cell := "-"
+			if ok {
+				cell = fmt.Sprintf("%s ×%.2f", pct(slack), k)
+			}
+			fmt.Fprintf(&b, " %13s", cell)
+		}
+		b.WriteString("\n")
+	}
+	for _, m := range r.EqualRisk {
+		fmt.Fprintf(&b, "%s at %s's OOM rate: memory limits × %.2f give %s OOM days and %s memory limit slack (%s %s)\n",
+			m.Name, m.Reference, m.Factor, pct(m.OOMRate), pct(m.MemLimitSlack.Mean), m.Reference, pct(r.Summary(m.Reference).MemLimitSlack.Mean))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// WriteJSON writes the report as indented JSON to path (through a temporary
-// file renamed into place).
-func (r *Report) WriteJSON(path string) error {
-	b, err := json.MarshalIndent(r, "", "  ")
+// TableRiskLevels are the OOM rates WriteTable reads each memory curve at.
+var TableRiskLevels = []float64{0.01, 0.02, 0.05, 0.10}
+
+// Evaluation is what one evaluate run wrote: its reports (one per history
+// length) and how they were made.
+type Evaluation struct {
+	Command  string    `json:"command,omitempty"`
+	Revision string    `json:"revision,omitempty"` // the build's VCS revision, when known
+	Reports  []*Report `json:"reports"`
+}
+
+// WriteJSON writes the evaluation as indented JSON to path (through a
+// temporary file renamed into place).
+func (e *Evaluation) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(e, "", "  ")
 	if err != nil {
 		return fmt.Errorf("write report: %w", err)
 	}

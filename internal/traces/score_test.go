@@ -199,7 +199,8 @@ func TestPoints(t *testing.T) {
 
 func TestDataset(t *testing.T) {
 	t.Parallel()
-	ss := series(t, container("a", 4, 1), container("b", 3, 2))
+	ids := heldOut("c", 2, false) // training containers
+	ss := series(t, container(ids[0], 4, 1), container(ids[1], 3, 2))
 	d, err := traces.Dataset(ss, traces.Windows{})
 	if err != nil {
 		t.Fatal(err)

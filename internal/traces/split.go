@@ -1,0 +1,41 @@
+package traces
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+)
+
+// HoldoutFraction is the share of containers held out from training for
+// evaluation.
+const HoldoutFraction = 0.5
+
+// holdoutSalt fixes the split; changing it reshuffles which containers are
+// held out, so models trained before no longer have an untouched test set.
+const holdoutSalt = "recommendation-api/holdout/v1\x00"
+
+// HeldOut reports whether the container named id belongs to the held-out
+// (test) set: the first 8 bytes of the SHA-256 of a fixed salt and the id,
+// as a fraction of 2^64, are below HoldoutFraction. (A cryptographic hash
+// because IDs differ only in their last characters — "1" … "260",
+// "web-7d9f-abc" — and a fast hash's high bits barely move with those.) It depends on the id alone,
+// so a container is on the same side whichever files, in whichever order,
+// it is read with, and training data (Dataset) and evaluation (Evaluate)
+// agree without sharing state.
+func HeldOut(id string) bool {
+	sum := sha256.Sum256([]byte(holdoutSalt + id))
+	return float64(binary.BigEndian.Uint64(sum[:8])) < HoldoutFraction*(1<<64)
+}
+
+// SplitByContainer partitions series by container into the training set
+// and the held-out set (HeldOut), keeping their order. No container ID is
+// in both, and together they are all of series.
+func SplitByContainer(series []*Series) (train, test []*Series) {
+	for _, s := range series {
+		if HeldOut(s.ID) {
+			test = append(test, s)
+		} else {
+			train = append(train, s)
+		}
+	}
+	return train, test
+}
