@@ -455,8 +455,19 @@ func TestPredictBadInput(t *testing.T) {
 	t.Run("BodyTooLarge", func(t *testing.T) {
 		body := `{"instances":[{"containerId":"` + strings.Repeat("x", transport.DefaultMaxBodyBytes) + `"}]}`
 		got, b := h.postPredict(t, []byte(body))
-		if got != http.StatusBadRequest || !strings.Contains(string(b), "too large") {
-			t.Errorf("got %d %.200s; want 400 naming the size limit", got, b)
+		want := fmt.Sprintf("the limit is %d bytes", transport.DefaultMaxBodyBytes)
+		if got != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), want) {
+			t.Errorf("got %d %.200s; want 413 saying %q", got, b, want)
+		}
+		// Without a Content-Length (chunked), the limit is found while reading.
+		resp, err := http.Post(h.rest.URL+"/v1/predict", "application/json", io.MultiReader(strings.NewReader(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), want) {
+			t.Errorf("chunked: got %d %.200s; want 413 saying %q", resp.StatusCode, b, want)
 		}
 	})
 
