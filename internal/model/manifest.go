@@ -107,7 +107,7 @@ func DefaultQuantization() Quantization {
 	return Quantization{
 		Scheme:      "int8 weight-only (DequantizeLinear + MatMul)",
 		Weights:     "int8, symmetric (zero point 0), one scale per output channel = max|w|/127",
-		Activations: "float32, not quantized: each row's answer is independent of the batch it came in",
+		Activations: "float32, not quantized: each row's answer is independent of the batch it came in (Predict runs a lone row beside a copy of itself, since ONNX Runtime's one-row kernel sums in another order)",
 		Bias:        "float32",
 	}
 }

@@ -57,10 +57,14 @@ const predictMethod = "/recommendation.v1.RecommendationService/Predict"
 // Predict answers one Prediction per instance, in order, all from the same
 // model version, which the response names.
 //
+// Every answer is admissible (model.Admissible: minimum ≤ request ≤ limit)
+// whatever the model computed, and a row's answer does not depend on its
+// batch (runRows).
+//
 // Errors (gRPC codes): InvalidArgument for an empty or oversized batch, an
-// instance without input, a wrong feature count, a non-finite or
-// out-of-range value, or a malformed model_version — the message names the
-// field; NotFound when the pinned version is not loaded; Unavailable while
+// instance without input, a wrong feature count, a missing raw field, a
+// non-finite or out-of-range value, or a malformed model_version — the
+// message names the field, the value sent and what is accepted; NotFound when the pinned version is not loaded; Unavailable while
 // no version is served; Internal (message "internal error", the cause
 // logged) when the model fails.
 func (s *PredictServer) Predict(ctx context.Context, req *recommendationv1.PredictRequest) (*recommendationv1.PredictResponse, error) {
@@ -111,7 +115,7 @@ func (s *PredictServer) Predict(ctx context.Context, req *recommendationv1.Predi
 	if err := ctx.Err(); err != nil {
 		return nil, StatusError(ctx, s.log, predictMethod, err)
 	}
-	y, err := lease.Run(x, n)
+	y, err := runRows(lease, x, n)
 	if err != nil {
 		// The input was validated, so a failure is the server's: %v keeps a
 		// sentinel the runtime may wrap from reaching the client as its fault.
@@ -140,6 +144,26 @@ func (s *PredictServer) Predict(ctx context.Context, req *recommendationv1.Predi
 		resp.Predictions[i] = p
 	}
 	return resp, nil
+}
+
+// runRows runs n rows on lease. A lone row is run beside a copy of itself:
+// ONNX Runtime's CPU provider multiplies a one-row matrix with another
+// kernel than a taller one, whose sums differ by a few float32 ulps, while
+// every batch of two or more rows gives each row the same bits. Padding
+// makes a row's answer independent of its batch for about 1.2 µs per
+// single-row call (5.6 → 6.8 µs per Run, measured with the default model).
+func runRows(lease Lease, x []float32, n int) ([]float32, error) {
+	if n != 1 {
+		return lease.Run(x, n)
+	}
+	pair := make([]float32, 2*model.NumFeatures)
+	copy(pair, x)
+	copy(pair[model.NumFeatures:], x)
+	y, err := lease.Run(pair, 2)
+	if err != nil || len(y) != 2*model.NumOutputs {
+		return y, err
+	}
+	return y[:model.NumOutputs], nil
 }
 
 // predictionMessages are the messages of one Prediction, allocated together.
