@@ -65,8 +65,10 @@ func checkAdmissible(t testing.TB, where string, p *recommendationv1.Prediction,
 		{"mem_request", n.GetMemRequest(), r.GetMemoryRequestBytes(), outs[2], 1},
 		{"mem_limit", n.GetMemLimit(), r.GetMemoryLimitBytes(), outs[3], 1},
 	} {
-		if want := float32(c.spec.Normalize(float64(c.abs) / c.mult)); c.norm != want {
-			t.Errorf("%s: normalized %s = %v; want %v, the normalization of %d", where, c.name, c.norm, want, c.abs)
+		// The normalized value maps back to the absolute one (to within
+		// rounding and float32 precision).
+		if back := c.spec.Denormalize(float64(c.norm)) * c.mult; math.Abs(back-float64(c.abs)) > 0.5+2e-6*float64(c.abs) {
+			t.Errorf("%s: normalized %s = %v maps back to %v; the absolute value is %d", where, c.name, c.norm, back, c.abs)
 		}
 	}
 	if outs[0] == outs[1] && !(n.GetCpuRequest() <= n.GetCpuLimit()) {
@@ -344,10 +346,10 @@ func postJSON(t testing.TB, url string, body []byte) (int, []byte) {
 }
 
 // admissibleOutputs is what Predict answers, normalized, for one model
-// output row y: minimum ≤ request ≤ limit applied to the rounded absolute
-// values (millicores, bytes), then normalized back with outs.
+// output row y: minimum ≤ request ≤ limit applied to the absolute values
+// (millicores, bytes), then normalized back with outs.
 func admissibleOutputs(y []float32, outs []model.Spec) []float32 {
-	abs := func(k int, mult float64) float64 { return math.Round(outs[k].Denormalize(float64(y[k])) * mult) }
+	abs := func(k int, mult float64) float64 { return outs[k].Denormalize(float64(y[k])) * mult }
 	cpuReq := math.Max(abs(0, 1000), model.MinCPUMillicores)
 	cpuLim := math.Max(abs(1, 1000), cpuReq)
 	memReq := math.Max(abs(2, 1), model.MinMemoryBytes)

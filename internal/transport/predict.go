@@ -294,11 +294,17 @@ var rawFieldDescs = func() [model.NumFeatures]protoreflect.FieldDescriptor {
 // features.Raw.Validate refuses (plausible ranges, percentile order),
 // naming the field, the value sent and what is accepted.
 func validateRaw(i int, r *recommendationv1.RawMetrics) error {
+	// Field by field first, so the first wrong field is named whether it
+	// is missing or out of range.
 	m := r.ProtoReflect()
 	for k, fd := range rawFieldDescs {
 		if !m.Has(fd) {
 			return invalid(fmt.Sprintf("instances[%d].raw.%s: missing; every RawMetrics field is required (%s), 0 is sent as 0",
 				i, rawFieldNames[k], features.Ranges[k]))
+		}
+		if v := m.Get(fd).Float(); !features.Ranges[k].Contains(v) {
+			e := &features.RangeError{Index: k, Value: v, Range: features.Ranges[k]}
+			return invalid(fmt.Sprintf("instances[%d].raw.%s: %s; want %s", i, rawFieldNames[k], formatFloat(v), e.Want()))
 		}
 	}
 	err := rawOf(r).Validate()
@@ -369,9 +375,10 @@ const maxResource = 1 << 62
 
 // prediction fills p's Confidence, p.Normalized and p.Resources (which must
 // be non-nil) from one output row with the manifest's plan. The outputs are
-// clipped to [0,1], denormalized, made admissible (model.Admissible:
-// minimum ≤ request ≤ limit) and rounded; the normalized values are the
-// manifest's normalization of the rounded ones, so both views say the same.
+// clipped to [0,1], denormalized and made admissible (model.Admissible:
+// minimum ≤ request ≤ limit); the absolute values are those rounded, the
+// normalized ones those normalized back (equal to the model's output where
+// the rule changed nothing), so both views say the same.
 func prediction(p *recommendationv1.Prediction, plan *manifestPlan, row []float32) error {
 	if plan.err != nil {
 		return plan.err
@@ -400,7 +407,7 @@ func prediction(p *recommendationv1.Prediction, plan *manifestPlan, row []float3
 			return fmt.Errorf("%w: output %s is %g after denormalization", errBadOutput, plan.man.Outputs[k].Name, r)
 		}
 		res[k] = int64(r)
-		out[k] = float32(plan.man.Outputs[k].Normalize(r / plan.mult[k]))
+		out[k] = float32(plan.man.Outputs[k].Normalize(abs[k] / plan.mult[k]))
 	}
 	nv, rv := p.Normalized, p.Resources
 	nv.CpuRequest = out[outCPURequest]

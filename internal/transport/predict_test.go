@@ -508,19 +508,19 @@ func expect(t *testing.T, v *testVersion, x [][]float32) []*recommendationv1.Pre
 		row := y[i*model.NumOutputs : (i+1)*model.NumOutputs]
 		o := v.man.Outputs
 		// What Kubernetes accepts: requests at least the minimums, limits
-		// at least the requests; normalized values follow the rounded ones.
-		cpuReq := math.Max(math.Round(o[0].Denormalize(float64(row[0]))*1000), 25)
-		cpuLim := math.Max(math.Round(o[1].Denormalize(float64(row[1]))*1000), cpuReq)
-		memReq := math.Max(math.Round(o[2].Denormalize(float64(row[2]))), 250<<20)
-		memLim := math.Max(math.Round(o[3].Denormalize(float64(row[3]))), memReq)
+		// at least the requests; normalized values follow the absolute ones.
+		cpuReq := math.Max(o[0].Denormalize(float64(row[0]))*1000, 25)
+		cpuLim := math.Max(o[1].Denormalize(float64(row[1]))*1000, cpuReq)
+		memReq := math.Max(o[2].Denormalize(float64(row[2])), 250<<20)
+		memLim := math.Max(o[3].Denormalize(float64(row[3])), memReq)
 		out[i] = &recommendationv1.Prediction{
 			Normalized: &recommendationv1.NormalizedOutputs{
 				CpuRequest: float32(o[0].Normalize(cpuReq / 1000)), CpuLimit: float32(o[1].Normalize(cpuLim / 1000)),
 				MemRequest: float32(o[2].Normalize(memReq)), MemLimit: float32(o[3].Normalize(memLim)), Confidence: row[4],
 			},
 			Resources: &recommendationv1.Resources{
-				CpuRequestMillicores: int64(cpuReq), CpuLimitMillicores: int64(cpuLim),
-				MemoryRequestBytes: int64(memReq), MemoryLimitBytes: int64(memLim),
+				CpuRequestMillicores: int64(math.Round(cpuReq)), CpuLimitMillicores: int64(math.Round(cpuLim)),
+				MemoryRequestBytes: int64(math.Round(memReq)), MemoryLimitBytes: int64(math.Round(memLim)),
 			},
 			Confidence:   row[4],
 			ModelVersion: v.man.Version.String(),
@@ -623,12 +623,9 @@ func TestPredict(t *testing.T) {
 				if c.norm < 0 || c.norm > 1 {
 					t.Errorf("prediction %d: normalized %s = %v; want in [0,1]", i, c.name, c.norm)
 				}
-				// The normalized value is the manifest's normalization of
-				// the absolute one, and maps back to it within float32 precision.
-				if want := float32(c.spec.Normalize(float64(c.got) / c.mult)); c.norm != want || c.got < 0 {
-					t.Errorf("prediction %d: normalized %s = %v for %d; want %v", i, c.name, c.norm, c.got, want)
-				}
-				if back := c.spec.Denormalize(float64(c.norm)) * c.mult; math.Abs(back-float64(c.got)) > 1e-5*float64(c.got)+1 {
+				// The normalized value maps back to the absolute one within
+				// rounding and float32 precision.
+				if back := c.spec.Denormalize(float64(c.norm)) * c.mult; c.got < 0 || math.Abs(back-float64(c.got)) > 2e-6*float64(c.got)+0.5 {
 					t.Errorf("prediction %d: %s = %d, but its normalized value maps back to %v", i, c.name, c.got, back)
 				}
 			}

@@ -446,8 +446,9 @@ func (x *PredictResponse) GetModelVersion() string {
 // millicores of CPU, 250 MiB = 262144000 bytes of memory). The server
 // enforces it after denormalizing the model's outputs: each request is
 // raised to its minimum, then each limit to max(limit, request, minimum);
-// the absolute values are rounded and the normalized ones are the manifest's
-// normalization of the rounded absolute values, so both views agree.
+// the absolute values are these rounded, and the normalized ones these
+// normalized back with the manifest's output specs (equal to the model's
+// outputs where the rule changed nothing), so both views agree.
 type Prediction struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The Instance's container_id, echoed back.
