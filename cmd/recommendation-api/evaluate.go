@@ -23,6 +23,7 @@ import (
 	"recommendation-api/internal/serving"
 	"recommendation-api/internal/traces"
 	"recommendation-api/internal/trainer"
+	"recommendation-api/internal/transport"
 )
 
 // stringList is a repeatable string flag.
@@ -344,12 +345,7 @@ func (r *remoteModel) recommend(ctx context.Context, ids []string, raws []featur
 			f := raws[i]
 			req.Instances = append(req.Instances, &recommendationv1.Instance{
 				ContainerId: ids[i],
-				Input: &recommendationv1.Instance_Raw{Raw: &recommendationv1.RawMetrics{
-					CpuP50Cores: f.CPUP50, CpuP95Cores: f.CPUP95, CpuP99Cores: f.CPUP99,
-					MemP50Bytes: f.MemP50, MemP95Bytes: f.MemP95, MemP99Bytes: f.MemP99,
-					CpuVariance: f.CPUVariance, MemTrendPerDay: f.MemTrend, ThrottleRatio: f.ThrottleRatio,
-					HourOfDay: f.HourOfDay, DayOfWeek: f.DayOfWeek, WorkloadAgeDays: f.WorkloadAgeDays,
-				}},
+				Input:       &recommendationv1.Instance_Raw{Raw: transport.RawMetricsOf(f)},
 			})
 		}
 		resp, err := r.client.Predict(ctx, req)

@@ -27,9 +27,11 @@ import (
 
 	recommendationv1 "recommendation-api/api/proto/recommendation/v1"
 	"recommendation-api/internal/defaultmodel"
+	"recommendation-api/internal/features"
 	"recommendation-api/internal/model"
 	"recommendation-api/internal/onnxfile"
 	"recommendation-api/internal/trainer"
+	"recommendation-api/internal/transport"
 )
 
 // waitFor bounds the waits for something that must happen soon (a server
@@ -213,12 +215,12 @@ func featuresInstance(id string, v []float32) *recommendationv1.Instance {
 // rawInstance is a plausible container's metrics, varied by i.
 func rawInstance(id string, i int) *recommendationv1.Instance {
 	f := float64(i%7) / 7
-	return &recommendationv1.Instance{ContainerId: id, Input: &recommendationv1.Instance_Raw{Raw: &recommendationv1.RawMetrics{
-		CpuP50Cores: 0.2 + f, CpuP95Cores: 0.45 + f, CpuP99Cores: 0.6 + f,
-		MemP50Bytes: 300 << 20, MemP95Bytes: 380 << 20, MemP99Bytes: 400 << 20,
-		CpuVariance: 0.4, MemTrendPerDay: -0.01, ThrottleRatio: 0.02,
+	return &recommendationv1.Instance{ContainerId: id, Input: &recommendationv1.Instance_Raw{Raw: transport.RawMetricsOf(features.Raw{
+		CPUP50: 0.2 + f, CPUP95: 0.45 + f, CPUP99: 0.6 + f,
+		MemP50: 300 << 20, MemP95: 380 << 20, MemP99: 400 << 20,
+		CPUVariance: 0.4, MemTrend: -0.01, ThrottleRatio: 0.02,
 		HourOfDay: float64(i % 24), DayOfWeek: float64(i % 7), WorkloadAgeDays: 42,
-	}}}
+	})}}
 }
 
 // mixedRequest has n instances, alternately normalized features and raw

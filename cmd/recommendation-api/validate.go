@@ -144,6 +144,12 @@ func validateModel(ctx context.Context, path string, samples int, seed int64, li
 			w.Model.MemLimitSlack, w.Baseline.MemLimitSlack, w.Model.OOMRate, w.Baseline.OOMRate,
 			w.Model.CPULimitSlack, w.Baseline.CPULimitSlack, w.Model.ThrottleRate, w.Baseline.ThrottleRate)
 	}
+	// The model's own answers that Predict has to make admissible
+	// (minimum ≤ request ≤ limit); the scores above are of the corrected ones.
+	bad := trainer.CountInadmissible(pred, ev.N, m.Outputs)
+	gates = append(gates, trainer.Gate{Name: "admissible", Passed: bad.Any == 0, Advisory: true,
+		Detail: fmt.Sprintf("model answers Predict corrects: %d of %d rows (CPU request > limit %d, memory request > limit %d, below %dm / %d bytes %d) (advisory)",
+			bad.Any, bad.Rows, bad.CPUOverLimit, bad.MemOverLimit, model.MinCPUMillicores, model.MinMemoryBytes, bad.BelowMinimums)})
 	for _, g := range trainer.Gates(metrics, floatMAE) {
 		g.Advisory = g.Advisory || !baseline && g.Name != "int8-vs-float"
 		gates = append(gates, g)

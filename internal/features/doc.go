@@ -5,7 +5,8 @@
 //
 // FromHistory turns a usage history (a Window of CPU and memory samples at a
 // fixed step) into Raw features in raw units; Raw.Validate checks raw
-// features a client sent; Normalize maps them onto [0,1] with the specs of a
+// features a client sent against their plausible Ranges (documented
+// constants such as MaxCPUCores and MaxMemTrend) and the percentile order; Normalize maps them onto [0,1] with the specs of a
 // manifest (model.DefaultFeatures for major version 1).
 //
 // Definitions, matching the Description of each model.DefaultFeatures spec:

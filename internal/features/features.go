@@ -50,37 +50,26 @@ const (
 // specs supplies the feature names and units used in error messages.
 var specs = model.DefaultFeatures()
 
-// Validate checks raw features, e.g. ones a client sent. Every value must be
-// finite; every value but mem_trend must be ≥ 0; throttle_ratio must lie in
-// [0,1], hour_of_day in [0,23], day_of_week in [0,6]; the percentiles of each
-// resource must not decrease (p50 ≤ p95 ≤ p99). The error wraps
-// model.ErrInvalidInput and names the first offending feature and what is
-// accepted.
+// Validate checks raw features, e.g. ones a client sent: every value must
+// lie in its plausible range (Ranges: finite, cpu and memory ≥ 0 and at most
+// MaxCPUCores and MaxMemoryBytes, mem_trend within ±MaxMemTrend,
+// throttle_ratio in [0,1], hour_of_day an integer in [0,23], day_of_week an
+// integer in [0,6], …) and the percentiles of each resource must not
+// decrease (p50 ≤ p95 ≤ p99). The error is a *RangeError or an *OrderError
+// for the first offending feature; both wrap model.ErrInvalidInput and say
+// what is accepted.
 func (r Raw) Validate() error {
 	v := r.Values()
-	bad := func(i int, want string) error {
-		return fmt.Errorf("%w: feature %s = %v; want %s", model.ErrInvalidInput, specs[i].Name, v[i], want)
-	}
 	for i, x := range v {
-		switch {
-		case math.IsNaN(x) || math.IsInf(x, 0):
-			return bad(i, "a finite number of "+specs[i].Unit)
-		case i != iMemTrend && x < 0:
-			return bad(i, "a number ≥ 0 of "+specs[i].Unit)
-		case i == iThrottleRatio && x > 1:
-			return bad(i, "a fraction in [0,1]")
-		case i == iHourOfDay && x > 23:
-			return bad(i, "a UTC hour in [0,23]")
-		case i == iDayOfWeek && x > 6:
-			return bad(i, "a UTC weekday in [0,6] (0 = Sunday)")
+		if !Ranges[i].Contains(x) {
+			return &RangeError{Index: i, Value: x, Range: Ranges[i]}
 		}
 	}
 	for _, g := range [2]int{iCPUP50, iMemP50} {
-		if v[g+1] < v[g] {
-			return bad(g+1, fmt.Sprintf("≥ %s = %v (percentiles must not decrease)", specs[g].Name, v[g]))
-		}
-		if v[g+2] < v[g+1] {
-			return bad(g+2, fmt.Sprintf("≥ %s = %v (percentiles must not decrease)", specs[g+1].Name, v[g+1]))
+		for k := g + 1; k < g+3; k++ {
+			if v[k] < v[k-1] {
+				return &OrderError{Index: k, Value: v[k], Prev: v[k-1]}
+			}
 		}
 	}
 	return nil
@@ -189,7 +178,7 @@ func (s *Scratch) FromHistory(w Window, ageDays float64) (Raw, error) {
 			d := c - cpuMean
 			ss += d * d
 		}
-		r.CPUVariance = math.Sqrt(ss/fn) / cpuMean
+		r.CPUVariance = min(math.Sqrt(ss/fn)/cpuMean, MaxCPUVariance)
 	}
 	memMean := memSum / fn
 	if n > 1 && memMean > 0 {
@@ -198,7 +187,10 @@ func (s *Scratch) FromHistory(w Window, ageDays float64) (Raw, error) {
 		iMean := (fn - 1) / 2
 		slopePerStep := (memISum - iMean*memSum) / (fn * (fn*fn - 1) / 12)
 		stepsPerDay := float64(24*time.Hour) / float64(w.Step)
-		r.MemTrend = slopePerStep * stepsPerDay / memMean
+		// Clamped to the plausible range: only a window far shorter than
+		// the default (or a spike in its last sample) goes beyond, and the
+		// normalization clips at ±0.5 anyway.
+		r.MemTrend = min(max(slopePerStep*stepsPerDay/memMean, -MaxMemTrend), MaxMemTrend)
 	}
 	if w.CPULimit > 0 {
 		r.ThrottleRatio = float64(throttled) / fn

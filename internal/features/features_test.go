@@ -123,11 +123,17 @@ func TestFromHistoryMemTrend(t *testing.T) {
 	if r, _ = features.FromHistory(window([]float64{1}, []float64{5}, 0), 1); r.MemTrend != 0 {
 		t.Errorf("mem_trend of one sample = %v; want 0", r.MemTrend)
 	}
-	// The step matters: the same ramp at 1-minute steps grows 5× faster per day.
+	// The step matters: the same ramp at 2-minute steps grows 2.5× faster per day.
 	w := window(constant(n, 1), mem, 0)
+	w.Step = 2 * time.Minute
+	if r, _ = features.FromHistory(w, 1); !near(r.MemTrend, -2.5*2880.0/2435) {
+		t.Errorf("mem_trend at 2m steps = %v; want %v", r.MemTrend, -2.5*2880.0/2435)
+	}
+	// At 1-minute steps it would be −5.9/day, beyond the plausible range:
+	// clamped to it, so the features always pass Validate.
 	w.Step = time.Minute
-	if r, _ = features.FromHistory(w, 1); !near(r.MemTrend, -5*2880.0/2435) {
-		t.Errorf("mem_trend at 1m steps = %v; want %v", r.MemTrend, -5*2880.0/2435)
+	if r, _ = features.FromHistory(w, 1); r.MemTrend != -features.MaxMemTrend || r.Validate() != nil {
+		t.Errorf("mem_trend at 1m steps = %v (Validate: %v); want -%v, valid", r.MemTrend, r.Validate(), features.MaxMemTrend)
 	}
 }
 
@@ -232,23 +238,30 @@ func TestRawValidate(t *testing.T) {
 		field string
 		want  string
 	}{
-		{"NegativeCPUP50", func(r *features.Raw) { r.CPUP50 = -0.1 }, "cpu_p50", "≥ 0"},
+		{"NegativeCPUP50", func(r *features.Raw) { r.CPUP50 = -0.1 }, "cpu_p50", "in [0,"},
 		{"NaNCPUP95", func(r *features.Raw) { r.CPUP95 = nan }, "cpu_p95", "finite"},
 		{"InfCPUP99", func(r *features.Raw) { r.CPUP99 = inf }, "cpu_p99", "finite"},
-		{"NegativeMemP50", func(r *features.Raw) { r.MemP50 = -1 }, "mem_p50", "≥ 0"},
+		{"NegativeMemP50", func(r *features.Raw) { r.MemP50 = -1 }, "mem_p50", "in [0,"},
 		{"InfMemP95", func(r *features.Raw) { r.MemP95 = -inf }, "mem_p95", "finite"},
 		{"NaNMemP99", func(r *features.Raw) { r.MemP99 = nan }, "mem_p99", "finite"},
-		{"NegativeVariance", func(r *features.Raw) { r.CPUVariance = -1 }, "cpu_variance", "≥ 0"},
+		{"NegativeVariance", func(r *features.Raw) { r.CPUVariance = -1 }, "cpu_variance", "in [0,"},
 		{"NaNTrend", func(r *features.Raw) { r.MemTrend = nan }, "mem_trend", "finite"},
 		{"ThrottleAboveOne", func(r *features.Raw) { r.ThrottleRatio = 1.5 }, "throttle_ratio", "[0,1]"},
-		{"NegativeThrottle", func(r *features.Raw) { r.ThrottleRatio = -0.5 }, "throttle_ratio", "≥ 0"},
+		{"NegativeThrottle", func(r *features.Raw) { r.ThrottleRatio = -0.5 }, "throttle_ratio", "in [0,"},
 		{"Hour24", func(r *features.Raw) { r.HourOfDay = 24 }, "hour_of_day", "[0,23]"},
-		{"NegativeHour", func(r *features.Raw) { r.HourOfDay = -1 }, "hour_of_day", "≥ 0"},
+		{"NegativeHour", func(r *features.Raw) { r.HourOfDay = -1 }, "hour_of_day", "in [0,"},
 		{"Day7", func(r *features.Raw) { r.DayOfWeek = 7 }, "day_of_week", "[0,6]"},
-		{"NegativeAge", func(r *features.Raw) { r.WorkloadAgeDays = -2 }, "workload_age", "≥ 0"},
+		{"NegativeAge", func(r *features.Raw) { r.WorkloadAgeDays = -2 }, "workload_age", "in [0,"},
 		{"InfAge", func(r *features.Raw) { r.WorkloadAgeDays = inf }, "workload_age", "finite"},
 		{"CPUP95BelowP50", func(r *features.Raw) { r.CPUP95 = 0.1 }, "cpu_p95", "≥ cpu_p50"},
 		{"MemP99BelowP95", func(r *features.Raw) { r.MemP99 = 1 << 28 }, "mem_p99", "≥ mem_p95"},
+		{"AbsurdCPU", func(r *features.Raw) { r.CPUP50, r.CPUP95, r.CPUP99 = 1e300, 1e300, 1e300 }, "cpu_p50", "= 1e+300; want a finite number in [0,1024] (cores)"},
+		{"AbsurdMemory", func(r *features.Raw) { r.MemP99 = 1e20 }, "mem_p99", "in [0,17592186044416] (bytes)"},
+		{"AbsurdTrend", func(r *features.Raw) { r.MemTrend = -5 }, "mem_trend", "= -5; want a finite number in [-3,3] (1/day)"},
+		{"AbsurdVariance", func(r *features.Raw) { r.CPUVariance = 1e9 }, "cpu_variance", "in [0,100]"},
+		{"FractionalHour", func(r *features.Raw) { r.HourOfDay = 13.5 }, "hour_of_day", "= 13.5; want an integer in [0,23]"},
+		{"FractionalDay", func(r *features.Raw) { r.DayOfWeek = 2.25 }, "day_of_week", "want an integer in [0,6]"},
+		{"AbsurdAge", func(r *features.Raw) { r.WorkloadAgeDays = 1e6 }, "workload_age", "in [0,3650] (days)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -266,11 +279,11 @@ func TestRawValidate(t *testing.T) {
 			}
 		})
 	}
-	// A negative trend is fine: memory shrinks.
+	// A negative trend is fine: memory shrinks. The range's ends are in it.
 	r := validRaw()
-	r.MemTrend = -3
+	r.MemTrend, r.CPUP99, r.HourOfDay = -features.MaxMemTrend, features.MaxCPUCores, 0
 	if err := r.Validate(); err != nil {
-		t.Errorf("negative mem_trend: %v; want accepted", err)
+		t.Errorf("negative mem_trend, largest CPU: %v; want accepted", err)
 	}
 }
 

@@ -22,7 +22,8 @@ func TestTraceJob(t *testing.T) {
 	f := open(t, "")
 	m := f.manager(t, jobs.Options{TraceDir: sharedTraces}, true)
 	req := small(jobs.PolicyNever)
-	req.Samples, req.Traces, req.TraceFormat = 1000, []string{"1.csv.gz", "2.csv.gz"}, "bitbrains"
+	// Held-out containers never train (traces.HeldOut), so take several VMs.
+	req.Samples, req.Traces, req.TraceFormat = 1000, []string{"1*.csv.gz"}, "bitbrains"
 	j, err := m.Start(req)
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +40,7 @@ func TestTraceJob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Two 30-day VMs give hundreds of hourly windows on top of the 1,000 simulated rows.
+	// The training VMs among them give hundreds of hourly windows on top of the 1,000 simulated rows.
 	if man.Training.Samples <= 1000+100 {
 		t.Fatalf("manifest records %d training samples; want the 1,000 simulated plus the trace windows", man.Training.Samples)
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -106,7 +107,7 @@ func DefaultQuantization() Quantization {
 	return Quantization{
 		Scheme:      "int8 weight-only (DequantizeLinear + MatMul)",
 		Weights:     "int8, symmetric (zero point 0), one scale per output channel = max|w|/127",
-		Activations: "float32, not quantized: each row's answer is independent of the batch it came in",
+		Activations: "float32, not quantized: each row's answer is independent of the batch it came in (Predict runs a lone row beside a copy of itself, since ONNX Runtime's one-row kernel sums in another order)",
 		Bias:        "float32",
 	}
 }
@@ -197,7 +198,7 @@ func (m *Manifest) Validate() error {
 		return fmt.Errorf("%w: manifest schema %d; want %d", ErrInvalidModel, m.Schema, ManifestSchema)
 	}
 	if m.Version.IsZero() {
-		return fmt.Errorf("%w: manifest has no version", ErrInvalidModel)
+		return fmt.Errorf("%w: manifest field \"version\" is missing or v0.0.0; want v{major}.{minor}.{patch}, e.g. v1.0.0", ErrInvalidModel)
 	}
 	if len(m.Model.SHA256) != 64 {
 		return fmt.Errorf("%w: manifest sha256 %q is not 64 hex digits", ErrInvalidModel, m.Model.SHA256)
@@ -292,6 +293,9 @@ func (m *Manifest) GoldenInput() []float32 {
 func ParseManifest(b []byte) (*Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
+		if errors.Is(err, ErrInvalidVersion) { // the JSON was fine; Version.UnmarshalText refused the value
+			return nil, fmt.Errorf("%w: manifest field \"version\": %v", ErrInvalidModel, err)
+		}
 		return nil, fmt.Errorf("%w: manifest is not valid JSON: %v", ErrInvalidModel, err)
 	}
 	if err := m.Validate(); err != nil {

@@ -27,7 +27,13 @@ func TestParseVersion(t *testing.T) {
 		{"v1..0", Version{}, "empty number"},
 		{"v1.x.0", Version{}, "non-digit"},
 		{"v1.-1.0", Version{}, "pre-release"},
-		{"v99999999.0.0", Version{}, "too large"},
+		{"v99999999.0.0", Version{}, "number 99999999 exceeds 1000000"},
+		{"v1.0.0 ", Version{}, "leading or trailing white space"},
+		{" v1.0.0", Version{}, "leading or trailing white space"},
+		{"v1.0.0x", Version{}, "non-digit 'x'"},
+		{"v1.0.0\t", Version{}, "white space"},
+		{"v1.00.0", Version{}, "leading zero"},
+		{"v1.0a.0", Version{}, "non-digit 'a'"},
 		{"", Version{}, "missing leading 'v'"},
 	} {
 		got, err := ParseVersion(tt.in)
@@ -139,6 +145,16 @@ func TestManifestChecks(t *testing.T) {
 		if err := bad.Validate(); !errors.Is(err, ErrInvalidModel) {
 			t.Errorf("Validate with bad %s = %v; want ErrInvalidModel", name, err)
 		}
+	}
+	// Valid JSON with a bad version value: the error names the field and is
+	// not about JSON.
+	if _, err := ParseManifest([]byte(`{"schema":1,"version":"v1.0.0 "}`)); !errors.Is(err, ErrInvalidModel) ||
+		!strings.Contains(err.Error(), `manifest field "version"`) || strings.Contains(err.Error(), "JSON") ||
+		!strings.Contains(err.Error(), "white space") {
+		t.Errorf("ParseManifest(bad version) = %v; want ErrInvalidModel naming the version field and what is wrong", err)
+	}
+	if _, err := ParseManifest([]byte(`{"schema":1}`)); !errors.Is(err, ErrInvalidModel) || !strings.Contains(err.Error(), `manifest field "version"`) {
+		t.Errorf("ParseManifest(no version) = %v; want ErrInvalidModel naming the version field", err)
 	}
 	if _, err := ParseManifest([]byte("{not json")); !errors.Is(err, ErrInvalidModel) {
 		t.Errorf("ParseManifest(garbage) = %v", err)

@@ -136,3 +136,31 @@ func DefaultOutputs() []Spec {
 		{Name: "confidence", Unit: "ratio", Description: "how far the recommendation can be trusted: 1 when the following window looked like the history, falling as they differ", Transform: Linear, Min: 0, Max: 1},
 	}
 }
+
+// The smallest recommendation served: the Kubernetes VPA recommender's
+// minimums (kubernetes/autoscaler, vertical-pod-autoscaler/pkg/recommender).
+// Every Predict answer is at least these, whatever the model computed.
+const (
+	// MinCPUMillicores is the smallest CPU request or limit, 25 millicores.
+	MinCPUMillicores = 25
+	// MinMemoryBytes is the smallest memory request or limit, 250 MiB.
+	MinMemoryBytes = 250 * mib
+)
+
+// Admissible returns a recommendation Kubernetes accepts, from one a model
+// computed (CPU in millicores, memory in bytes): each request is raised to
+// its minimum (MinCPUMillicores, MinMemoryBytes), then each limit to at
+// least its request, so that minimum ≤ request ≤ limit. A NaN value counts
+// as 0. The serving edge applies it to every answer, and training scores
+// what it gives, since that is what is served.
+func Admissible(cpuReq, cpuLim, memReq, memLim float64) (float64, float64, float64, float64) {
+	atLeast := func(v, lo float64) float64 {
+		if !(v >= lo) { // NaN too
+			return lo
+		}
+		return v
+	}
+	cpuReq = atLeast(cpuReq, MinCPUMillicores)
+	memReq = atLeast(memReq, MinMemoryBytes)
+	return cpuReq, atLeast(cpuLim, cpuReq), memReq, atLeast(memLim, memReq)
+}

@@ -13,12 +13,19 @@ type Version struct {
 	Major, Minor, Patch int
 }
 
+// maxVersionNumber is the largest major, minor or patch number accepted.
+const maxVersionNumber = 1_000_000
+
 // ParseVersion parses "v1.2.3". A missing "v", pre-release or build suffixes,
-// leading zeros, negative or missing numbers give an error wrapping
-// ErrInvalidVersion that says what is accepted.
+// white space, non-digits, leading zeros, missing numbers or numbers above
+// 1000000 give an error wrapping ErrInvalidVersion that says what was wrong
+// and what is accepted.
 func ParseVersion(s string) (Version, error) {
 	bad := func(why string) (Version, error) {
 		return Version{}, fmt.Errorf("%w %q: %s; want v{major}.{minor}.{patch}, e.g. v1.0.0", ErrInvalidVersion, s, why)
+	}
+	if t := strings.TrimSpace(s); t != s {
+		return bad("leading or trailing white space")
 	}
 	if !strings.HasPrefix(s, "v") {
 		return bad("missing leading 'v'")
@@ -28,24 +35,24 @@ func ParseVersion(s string) (Version, error) {
 	}
 	parts := strings.Split(s[1:], ".")
 	if len(parts) != 3 {
-		return bad("need exactly three dot-separated numbers")
+		return bad(fmt.Sprintf("%d dot-separated numbers; need exactly three", len(parts)))
 	}
 	var n [3]int
 	for i, p := range parts {
 		if p == "" {
 			return bad("empty number")
 		}
-		if len(p) > 1 && p[0] == '0' {
-			return bad("leading zero")
-		}
 		for _, c := range p {
 			if c < '0' || c > '9' {
 				return bad("non-digit " + strconv.QuoteRune(c))
 			}
 		}
+		if len(p) > 1 && p[0] == '0' {
+			return bad("leading zero")
+		}
 		v, err := strconv.Atoi(p)
-		if err != nil || v > 1_000_000 {
-			return bad("number too large")
+		if err != nil || v > maxVersionNumber {
+			return bad(fmt.Sprintf("number %s exceeds %d", p, maxVersionNumber))
 		}
 		n[i] = v
 	}

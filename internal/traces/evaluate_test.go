@@ -140,12 +140,7 @@ func TestFeaturesMatchServingRawPath(t *testing.T) {
 			}
 			req.Instances = append(req.Instances, &recommendationv1.Instance{
 				ContainerId: s.ID,
-				Input: &recommendationv1.Instance_Raw{Raw: &recommendationv1.RawMetrics{
-					CpuP50Cores: r.CPUP50, CpuP95Cores: r.CPUP95, CpuP99Cores: r.CPUP99,
-					MemP50Bytes: r.MemP50, MemP95Bytes: r.MemP95, MemP99Bytes: r.MemP99,
-					CpuVariance: r.CPUVariance, MemTrendPerDay: r.MemTrend, ThrottleRatio: r.ThrottleRatio,
-					HourOfDay: r.HourOfDay, DayOfWeek: r.DayOfWeek, WorkloadAgeDays: r.WorkloadAgeDays,
-				}},
+				Input:       &recommendationv1.Instance_Raw{Raw: transport.RawMetricsOf(r)},
 			})
 		}
 	}

@@ -12,9 +12,12 @@ var LabelHeadroom = [model.NumOutputs]float64{1, 1.05, 1, 1.05, 1}
 // Calibrate shifts the last layer's bias of each output with a positive
 // target so that at most that share of the n validation rows fall below what
 // their label promises, choosing the smallest such shift (least slack). It
-// edits q in place and returns the shifts. The output activation is
-// monotone, so a bias shift moves every prediction the same way; the search
-// is a bisection on it.
+// edits q in place and returns the shifts. Coverage is counted on what
+// Predict serves (model.Admissible: minimum ≤ request ≤ limit, with the
+// requests' own shifts), so the target holds for the answers clients get
+// and a limit is never counted below its request. The output activation
+// is monotone, so a bias shift moves every prediction the same way; the
+// search is a bisection on it.
 func Calibrate(q *model.QuantizedMLP, x, y []float32, n int, target [model.NumOutputs]float64) [model.NumOutputs]float64 {
 	last := &q.Layers[len(q.Layers)-1]
 	logits := logitsOf(q, x, n)
@@ -29,11 +32,25 @@ func Calibrate(q *model.QuantizedMLP, x, y []float32, n int, target [model.NumOu
 		for r := 0; r < n; r++ {
 			need[r] = outs[o].Denormalize(float64(y[r*model.NumOutputs+o])) / LabelHeadroom[o]
 		}
+		// What Predict serves for row r at shift s: the output made
+		// admissible (model.Admissible) with the requests as calibrated so
+		// far. A limit is then never below its request, and coverage is
+		// counted on the served value.
+		served := func(r int, s float64) float64 {
+			v := outs[o].Denormalize(last.Activation.Apply(float64(logits[r*model.NumOutputs+o]) + s))
+			switch o {
+			case outCPULimit, outMemLimit:
+				req := outs[o-1].Denormalize(last.Activation.Apply(float64(logits[r*model.NumOutputs+o-1]) + shift[o-1]))
+				v = max(v, req, minimumOf(o))
+			case outCPURequest, outMemRequest:
+				v = max(v, minimumOf(o))
+			}
+			return v
+		}
 		under := func(s float64) float64 {
 			c := 0
 			for r := 0; r < n; r++ {
-				p := last.Activation.Apply(float64(logits[r*model.NumOutputs+o]) + s)
-				if outs[o].Denormalize(p) < need[r] {
+				if served(r, s) < need[r] {
 					c++
 				}
 			}
@@ -55,6 +72,23 @@ func Calibrate(q *model.QuantizedMLP, x, y []float32, n int, target [model.NumOu
 		last.Bias[o] += float32(hi)
 	}
 	return shift
+}
+
+// Output indexes in model order (model.DefaultOutputs).
+const (
+	outCPURequest = iota
+	outCPULimit
+	outMemRequest
+	outMemLimit
+)
+
+// minimumOf is the served minimum of a resource output in its unit (cores
+// or bytes).
+func minimumOf(o int) float64 {
+	if o == outCPURequest || o == outCPULimit {
+		return model.MinCPUMillicores / 1000.0
+	}
+	return model.MinMemoryBytes
 }
 
 // logitsOf runs q with its last activation removed.

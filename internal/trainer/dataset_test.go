@@ -139,10 +139,12 @@ func TestGenerateLabelsCoverFutureUsage(t *testing.T) {
 			t.Fatalf("sample %d: cpu_limit label %v below future p99 %v × 1.05", i, r.CPULimit, cpuP99)
 		case r.CPURequest < cpuP90*0.999:
 			t.Fatalf("sample %d: cpu_request label %v below future p90 %v", i, r.CPURequest, cpuP90)
-		case r.CPULimit < r.CPURequest || r.MemLimit < r.MemRequest:
-			t.Fatalf("sample %d: label limit below request: %+v", i, r)
-		case r.CPURequest < 0.0099 || r.MemRequest < 16<<20*0.999:
-			t.Fatalf("sample %d: label below the floors: %+v", i, r)
+		// The labels themselves, before RecFromOutputs makes anything
+		// admissible: request ≤ limit, and the label floors.
+		case y[1] < y[0] || y[3] < y[2]:
+			t.Fatalf("sample %d: label limit below request: %v", i, y)
+		case outs[0].Denormalize(float64(y[0])) < 0.0099 || outs[2].Denormalize(float64(y[2])) < 16<<20*0.999:
+			t.Fatalf("sample %d: label below the floors: %v", i, y)
 		}
 	}
 	s := trainer.Score(recs, ev.Future)

@@ -41,7 +41,7 @@ func SummarizeFuture(s *features.Scratch, cpu, mem []float64) FutureUsage {
 // in model.DefaultOutputs order, as docs/data.md defines them: from the
 // following window f, CPU request = p90, CPU limit = p99 × 1.05, memory
 // request = p90, memory limit = max × 1.05 (each at least 10 millicores or
-// 16 MiB), and a confidence exp(−(|ln(future CPU p95 / history CPU p95)| +
+// 16 MiB, and each limit at least its request), and a confidence exp(−(|ln(future CPU p95 / history CPU p95)| +
 // |ln(future memory max / history memory max)|)) that is 1 when the
 // following window looks like the history. hist holds the history window's
 // features and histMemMax its largest memory sample. The synthetic generator
@@ -50,11 +50,17 @@ func SummarizeFuture(s *features.Scratch, cpu, mem []float64) FutureUsage {
 func Labels(hist features.Raw, histMemMax float64, f FutureUsage) [model.NumOutputs]float64 {
 	conf := math.Exp(-(math.Abs(math.Log(max(f.CPUP95, genConfCPUFloor)/max(hist.CPUP95, genConfCPUFloor))) +
 		math.Abs(math.Log(max(f.MemMax, genConfMemFloor)/max(histMemMax, genConfMemFloor)))))
+	// Each limit at least its request, as in every served answer (p99 ≥ p90
+	// and max ≥ p90 already; the max keeps it so for any FutureUsage). The
+	// floors stay below the served minimums (model.MinCPUMillicores,
+	// model.MinMemoryBytes), which Predict applies to any model's answer.
+	cpuReq := max(f.CPUP90, genMinCPU)
+	memReq := max(f.MemP90, genMinMemLabel)
 	return [model.NumOutputs]float64{
-		max(f.CPUP90, genMinCPU),
-		max(f.CPUP99*genLimitHeadroom, genMinCPU),
-		max(f.MemP90, genMinMemLabel),
-		max(f.MemMax*genLimitHeadroom, genMinMemLabel),
+		cpuReq,
+		max(f.CPUP99*genLimitHeadroom, cpuReq),
+		memReq,
+		max(f.MemMax*genLimitHeadroom, memReq),
 		conf,
 	}
 }

@@ -86,13 +86,56 @@ func scoreThrottled(sorted []float32, limit float64) float64 {
 	return float64(above) / float64(len(sorted))
 }
 
-// RecFromOutputs denormalizes the first four values of one model output row
-// (cpu_request, cpu_limit, mem_request, mem_limit) with outputs[i].Denormalize.
-// A row or spec list shorter than four gives the zero Rec.
+// RecFromOutputs is what Predict serves for one model output row
+// (cpu_request, cpu_limit, mem_request, mem_limit, …): the first four values
+// denormalized with outputs[i].Denormalize and made admissible with
+// model.Admissible (minimum ≤ request ≤ limit), so that scores measure the
+// served answer. A row or spec list shorter than four gives the zero Rec.
 func RecFromOutputs(y []float32, outputs []model.Spec) Rec {
 	if len(y) < 4 || len(outputs) < 4 {
 		return Rec{}
 	}
 	d := func(i int) float64 { return outputs[i].Denormalize(float64(y[i])) }
-	return Rec{CPURequest: d(0), CPULimit: d(1), MemRequest: d(2), MemLimit: d(3)}
+	cr, cl, mr, ml := model.Admissible(d(0)*1000, d(1)*1000, d(2), d(3))
+	return Rec{CPURequest: cr / 1000, CPULimit: cl / 1000, MemRequest: mr, MemLimit: ml}
+}
+
+// Inadmissible counts the rows of a model's own output (before
+// model.Admissible) that Kubernetes would refuse or that fall below the
+// minimums.
+type Inadmissible struct {
+	Rows          int // rows looked at
+	CPUOverLimit  int // CPU request above the CPU limit
+	MemOverLimit  int // memory request above the memory limit
+	BelowMinimums int // some value below model.MinCPUMillicores or model.MinMemoryBytes
+	Any           int // rows with at least one of the above
+}
+
+// CountInadmissible counts, over the n rows of pred (n×5), the model
+// answers that Predict has to correct.
+func CountInadmissible(pred []float32, n int, outputs []model.Spec) Inadmissible {
+	c := Inadmissible{Rows: n}
+	if len(outputs) < 4 {
+		return c
+	}
+	for r := 0; r < n && (r+1)*model.NumOutputs <= len(pred); r++ {
+		y := pred[r*model.NumOutputs:]
+		d := func(i int) float64 { return outputs[i].Denormalize(float64(y[i])) }
+		cr, cl, mr, ml := d(0)*1000, d(1)*1000, d(2), d(3)
+		cpu, mem := cr > cl, mr > ml
+		low := min(cr, cl) < model.MinCPUMillicores || min(mr, ml) < model.MinMemoryBytes
+		if cpu {
+			c.CPUOverLimit++
+		}
+		if mem {
+			c.MemOverLimit++
+		}
+		if low {
+			c.BelowMinimums++
+		}
+		if cpu || mem || low {
+			c.Any++
+		}
+	}
+	return c
 }

@@ -103,3 +103,26 @@ func TestRecFromOutputs(t *testing.T) {
 		t.Errorf("short row: %+v; want zero", r)
 	}
 }
+
+// TestRecFromOutputsAdmissible: scores measure what Predict serves, so a
+// model row with a request above its limit, or below the minimums, is
+// scored as minimum ≤ request ≤ limit.
+func TestRecFromOutputsAdmissible(t *testing.T) {
+	t.Parallel()
+	outs := model.DefaultOutputs()
+	var y [model.NumOutputs]float32
+	for i, v := range []float64{2, 0.5, 1 << 20, 1 << 19, 0.5} { // CPU request 2 > limit 0.5; memory below 250 MiB
+		y[i] = float32(outs[i].Normalize(v))
+	}
+	got := trainer.RecFromOutputs(y[:], outs)
+	if !(got.CPULimit >= got.CPURequest && got.CPURequest > 1.99) {
+		t.Errorf("CPU request %v, limit %v; want the limit raised to the request", got.CPURequest, got.CPULimit)
+	}
+	if got.MemRequest != model.MinMemoryBytes || got.MemLimit != model.MinMemoryBytes {
+		t.Errorf("memory request %v, limit %v; want both at the minimum %d", got.MemRequest, got.MemLimit, model.MinMemoryBytes)
+	}
+	c := trainer.CountInadmissible(y[:], 1, outs)
+	if c != (trainer.Inadmissible{Rows: 1, CPUOverLimit: 1, MemOverLimit: 1, BelowMinimums: 1, Any: 1}) {
+		t.Errorf("CountInadmissible = %+v; want every kind counted once", c)
+	}
+}

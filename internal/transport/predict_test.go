@@ -170,7 +170,7 @@ type harnessOptions struct {
 	registry recommendationv1.ModelRegistryServiceServer // registered when non-nil
 }
 
-func newHarness(t *testing.T, opts harnessOptions) *harness {
+func newHarness(t testing.TB, opts harnessOptions) *harness {
 	t.Helper()
 	h := &harness{models: newTestModels(!opts.noActive), health: transport.NewHealth(), logs: &syncBuffer{}}
 	log := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -246,7 +246,7 @@ type restError struct {
 }
 
 // postPredict sends body to POST /v1/predict and returns the HTTP status and body.
-func (h *harness) postPredict(t *testing.T, body []byte) (int, []byte) {
+func (h *harness) postPredict(t testing.TB, body []byte) (int, []byte) {
 	t.Helper()
 	resp, err := http.Post(h.rest.URL+"/v1/predict", "application/json", bytes.NewReader(body))
 	if err != nil {
@@ -278,11 +278,12 @@ func featuresInstance(id string, v []float32) *recommendationv1.Instance {
 }
 
 func goodRaw() *recommendationv1.RawMetrics {
+	f := proto.Float64
 	return &recommendationv1.RawMetrics{
-		CpuP50Cores: 0.2, CpuP95Cores: 0.45, CpuP99Cores: 0.6,
-		MemP50Bytes: 300 << 20, MemP95Bytes: 380 << 20, MemP99Bytes: 400 << 20,
-		CpuVariance: 0.4, MemTrendPerDay: -0.01, ThrottleRatio: 0.02,
-		HourOfDay: 14, DayOfWeek: 3, WorkloadAgeDays: 42,
+		CpuP50Cores: f(0.2), CpuP95Cores: f(0.45), CpuP99Cores: f(0.6),
+		MemP50Bytes: f(300 << 20), MemP95Bytes: f(380 << 20), MemP99Bytes: f(400 << 20),
+		CpuVariance: f(0.4), MemTrendPerDay: f(-0.01), ThrottleRatio: f(0.02),
+		HourOfDay: f(14), DayOfWeek: f(3), WorkloadAgeDays: f(42),
 	}
 }
 
@@ -348,20 +349,37 @@ func TestPredictBadInput(t *testing.T) {
 			codes.NotFound, 404, []string{`model_version "v9.9.9"`, "not found"}, false},
 		{"MalformedVersion", request(1, func(r *recommendationv1.PredictRequest) { r.ModelVersion = "1.0" }),
 			codes.InvalidArgument, 400, []string{"model_version:", `"1.0"`, "want v{major}.{minor}.{patch}"}, false},
-		{"NegativeRawMetric", request(1, editRaw(func(r *recommendationv1.RawMetrics) { r.CpuP95Cores = -1 })),
-			codes.InvalidArgument, 400, []string{"instances[0].raw.cpu_p95_cores: -1; want ≥ 0"}, false},
-		{"NaNRawMetric", request(1, editRaw(func(r *recommendationv1.RawMetrics) { r.MemP50Bytes = math.NaN() })),
-			codes.InvalidArgument, 400, []string{"instances[0].raw.mem_p50_bytes: NaN; want a finite number ≥ 0"}, false},
-		{"HourOutOfRange", request(1, editRaw(func(r *recommendationv1.RawMetrics) { r.HourOfDay = 24 })),
-			codes.InvalidArgument, 400, []string{"instances[0].raw.hour_of_day: 24; want in [0,23]"}, false},
-		{"DayOutOfRange", request(1, editRaw(func(r *recommendationv1.RawMetrics) { r.DayOfWeek = 7 })),
-			codes.InvalidArgument, 400, []string{"instances[0].raw.day_of_week: 7; want in [0,6]"}, false},
-		{"RatioOutOfRange", request(1, editRaw(func(r *recommendationv1.RawMetrics) { r.ThrottleRatio = 1.5 })),
-			codes.InvalidArgument, 400, []string{"instances[0].raw.throttle_ratio: 1.5; want in [0,1]"}, false},
-		{"InfiniteTrend", request(1, editRaw(func(r *recommendationv1.RawMetrics) { r.MemTrendPerDay = math.Inf(-1) })),
-			codes.InvalidArgument, 400, []string{"instances[0].raw.mem_trend_per_day: -Inf; want a finite number"}, false},
-		{"DecreasingPercentiles", request(1, editRaw(func(r *recommendationv1.RawMetrics) { r.CpuP99Cores = 0.3 })),
+		{"NegativeRawMetric", request(1, editRaw(func(r *recommendationv1.RawMetrics) { r.CpuP95Cores = proto.Float64(-1) })),
+			codes.InvalidArgument, 400, []string{"instances[0].raw.cpu_p95_cores: -1; want a finite number in [0,1024] (cores)"}, false},
+		{"NaNRawMetric", request(1, editRaw(func(r *recommendationv1.RawMetrics) { r.MemP50Bytes = proto.Float64(math.NaN()) })),
+			codes.InvalidArgument, 400, []string{"instances[0].raw.mem_p50_bytes: NaN; want a finite number in [0,17592186044416] (bytes)"}, false},
+		{"HourOutOfRange", request(1, editRaw(func(r *recommendationv1.RawMetrics) { r.HourOfDay = proto.Float64(24) })),
+			codes.InvalidArgument, 400, []string{"instances[0].raw.hour_of_day: 24; want an integer in [0,23]"}, false},
+		{"DayOutOfRange", request(1, editRaw(func(r *recommendationv1.RawMetrics) { r.DayOfWeek = proto.Float64(7) })),
+			codes.InvalidArgument, 400, []string{"instances[0].raw.day_of_week: 7; want an integer in [0,6]"}, false},
+		{"RatioOutOfRange", request(1, editRaw(func(r *recommendationv1.RawMetrics) { r.ThrottleRatio = proto.Float64(1.5) })),
+			codes.InvalidArgument, 400, []string{"instances[0].raw.throttle_ratio: 1.5; want a finite number in [0,1]"}, false},
+		{"InfiniteTrend", request(1, editRaw(func(r *recommendationv1.RawMetrics) { r.MemTrendPerDay = proto.Float64(math.Inf(-1)) })),
+			codes.InvalidArgument, 400, []string{"instances[0].raw.mem_trend_per_day: -Inf; want a finite number in [-3,3] (1/day)"}, false},
+		{"DecreasingPercentiles", request(1, editRaw(func(r *recommendationv1.RawMetrics) { r.CpuP99Cores = proto.Float64(0.3) })),
 			codes.InvalidArgument, 400, []string{"instances[0].raw.cpu_p99_cores: 0.3; want ≥ cpu_p95_cores (0.45)"}, false},
+		{"AbsurdCPU", request(1, editRaw(func(r *recommendationv1.RawMetrics) {
+			r.CpuP50Cores, r.CpuP95Cores, r.CpuP99Cores = proto.Float64(1e300), proto.Float64(1e300), proto.Float64(1e300)
+		})), codes.InvalidArgument, 400, []string{"instances[0].raw.cpu_p50_cores: 1e+300; want a finite number in [0,1024] (cores)"}, false},
+		{"AbsurdTrend", request(1, editRaw(func(r *recommendationv1.RawMetrics) { r.MemTrendPerDay = proto.Float64(-5) })),
+			codes.InvalidArgument, 400, []string{"instances[0].raw.mem_trend_per_day: -5; want a finite number in [-3,3] (1/day)"}, false},
+		{"FractionalHour", request(1, editRaw(func(r *recommendationv1.RawMetrics) { r.HourOfDay = proto.Float64(13.5) })),
+			codes.InvalidArgument, 400, []string{"instances[0].raw.hour_of_day: 13.5; want an integer in [0,23]"}, false},
+		{"AbsurdAge", request(1, editRaw(func(r *recommendationv1.RawMetrics) { r.WorkloadAgeDays = proto.Float64(1e9) })),
+			codes.InvalidArgument, 400, []string{"instances[0].raw.workload_age_days: 1e+09; want a finite number in [0,3650] (days)"}, false},
+		{"MissingField", request(2, func(r *recommendationv1.PredictRequest) {
+			raw := goodRaw()
+			raw.CpuVariance = nil
+			r.Instances[1] = rawInstance("raw", raw)
+		}), codes.InvalidArgument, 400, []string{"instances[1].raw.cpu_variance: missing; every RawMetrics field is required", "[0,100]"}, false},
+		{"EmptyRaw", request(1, func(r *recommendationv1.PredictRequest) {
+			r.Instances[0] = rawInstance("raw", &recommendationv1.RawMetrics{})
+		}), codes.InvalidArgument, 400, []string{"instances[0].raw.cpu_p50_cores: missing"}, false},
 		{"NoInput", request(2, func(r *recommendationv1.PredictRequest) { r.Instances[1].Input = nil }),
 			codes.InvalidArgument, 400, []string{"instances[1]: no input; want features", "or raw"}, false},
 	}
@@ -437,8 +455,19 @@ func TestPredictBadInput(t *testing.T) {
 	t.Run("BodyTooLarge", func(t *testing.T) {
 		body := `{"instances":[{"containerId":"` + strings.Repeat("x", transport.DefaultMaxBodyBytes) + `"}]}`
 		got, b := h.postPredict(t, []byte(body))
-		if got != http.StatusBadRequest || !strings.Contains(string(b), "too large") {
-			t.Errorf("got %d %.200s; want 400 naming the size limit", got, b)
+		want := fmt.Sprintf("the limit is %d bytes", transport.DefaultMaxBodyBytes)
+		if got != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), want) {
+			t.Errorf("got %d %.200s; want 413 saying %q", got, b, want)
+		}
+		// Without a Content-Length (chunked), the limit is found while reading.
+		resp, err := http.Post(h.rest.URL+"/v1/predict", "application/json", io.MultiReader(strings.NewReader(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), want) {
+			t.Errorf("chunked: got %d %.200s; want 413 saying %q", resp.StatusCode, b, want)
 		}
 	})
 
@@ -478,15 +507,20 @@ func expect(t *testing.T, v *testVersion, x [][]float32) []*recommendationv1.Pre
 	for i := range x {
 		row := y[i*model.NumOutputs : (i+1)*model.NumOutputs]
 		o := v.man.Outputs
-		cores := func(k int) int64 { return int64(math.Round(o[k].Denormalize(float64(row[k])) * 1000)) }
-		bytes := func(k int) int64 { return int64(math.Round(o[k].Denormalize(float64(row[k])))) }
+		// What Kubernetes accepts: requests at least the minimums, limits
+		// at least the requests; normalized values follow the absolute ones.
+		cpuReq := math.Max(o[0].Denormalize(float64(row[0]))*1000, 25)
+		cpuLim := math.Max(o[1].Denormalize(float64(row[1]))*1000, cpuReq)
+		memReq := math.Max(o[2].Denormalize(float64(row[2])), 250<<20)
+		memLim := math.Max(o[3].Denormalize(float64(row[3])), memReq)
 		out[i] = &recommendationv1.Prediction{
 			Normalized: &recommendationv1.NormalizedOutputs{
-				CpuRequest: row[0], CpuLimit: row[1], MemRequest: row[2], MemLimit: row[3], Confidence: row[4],
+				CpuRequest: float32(o[0].Normalize(cpuReq / 1000)), CpuLimit: float32(o[1].Normalize(cpuLim / 1000)),
+				MemRequest: float32(o[2].Normalize(memReq)), MemLimit: float32(o[3].Normalize(memLim)), Confidence: row[4],
 			},
 			Resources: &recommendationv1.Resources{
-				CpuRequestMillicores: cores(0), CpuLimitMillicores: cores(1),
-				MemoryRequestBytes: bytes(2), MemoryLimitBytes: bytes(3),
+				CpuRequestMillicores: int64(math.Round(cpuReq)), CpuLimitMillicores: int64(math.Round(cpuLim)),
+				MemoryRequestBytes: int64(math.Round(memReq)), MemoryLimitBytes: int64(math.Round(memLim)),
 			},
 			Confidence:   row[4],
 			ModelVersion: v.man.Version.String(),
@@ -498,10 +532,10 @@ func expect(t *testing.T, v *testVersion, x [][]float32) []*recommendationv1.Pre
 func normalizeRaw(t *testing.T, v *testVersion, r *recommendationv1.RawMetrics) []float32 {
 	t.Helper()
 	row, err := features.Normalize(features.Raw{
-		CPUP50: r.CpuP50Cores, CPUP95: r.CpuP95Cores, CPUP99: r.CpuP99Cores,
-		MemP50: r.MemP50Bytes, MemP95: r.MemP95Bytes, MemP99: r.MemP99Bytes,
-		CPUVariance: r.CpuVariance, MemTrend: r.MemTrendPerDay, ThrottleRatio: r.ThrottleRatio,
-		HourOfDay: r.HourOfDay, DayOfWeek: r.DayOfWeek, WorkloadAgeDays: r.WorkloadAgeDays,
+		CPUP50: r.GetCpuP50Cores(), CPUP95: r.GetCpuP95Cores(), CPUP99: r.GetCpuP99Cores(),
+		MemP50: r.GetMemP50Bytes(), MemP95: r.GetMemP95Bytes(), MemP99: r.GetMemP99Bytes(),
+		CPUVariance: r.GetCpuVariance(), MemTrend: r.GetMemTrendPerDay(), ThrottleRatio: r.GetThrottleRatio(),
+		HourOfDay: r.GetHourOfDay(), DayOfWeek: r.GetDayOfWeek(), WorkloadAgeDays: r.GetWorkloadAgeDays(),
 	}, v.man.Features)
 	if err != nil {
 		t.Fatal(err)
@@ -589,9 +623,10 @@ func TestPredict(t *testing.T) {
 				if c.norm < 0 || c.norm > 1 {
 					t.Errorf("prediction %d: normalized %s = %v; want in [0,1]", i, c.name, c.norm)
 				}
-				want := int64(math.Round(c.spec.Denormalize(float64(c.norm)) * c.mult))
-				if c.got != want || c.got < 0 {
-					t.Errorf("prediction %d: %s = %d; want %d", i, c.name, c.got, want)
+				// The normalized value maps back to the absolute one within
+				// rounding and float32 precision.
+				if back := c.spec.Denormalize(float64(c.norm)) * c.mult; c.got < 0 || math.Abs(back-float64(c.got)) > 2e-6*float64(c.got)+0.5 {
+					t.Errorf("prediction %d: %s = %d, but its normalized value maps back to %v", i, c.name, c.got, back)
 				}
 			}
 			if p.GetConfidence() != n.GetConfidence() || p.GetConfidence() < 0 || p.GetConfidence() > 1 {
@@ -627,7 +662,8 @@ func TestPredict(t *testing.T) {
 	t.Run("OKRESTSnakeCaseBody", func(t *testing.T) {
 		t.Parallel()
 		body := `{"model_version":"v1.0.0","instances":[{"container_id":"x","raw":{"cpu_p50_cores":0.1,"cpu_p95_cores":0.2,"cpu_p99_cores":0.3,` +
-			`"mem_p50_bytes":1e8,"mem_p95_bytes":2e8,"mem_p99_bytes":3e8,"hour_of_day":23,"day_of_week":6}}]}`
+			`"mem_p50_bytes":1e8,"mem_p95_bytes":2e8,"mem_p99_bytes":3e8,"cpu_variance":0,"mem_trend_per_day":0,"throttle_ratio":0,` +
+			`"hour_of_day":23,"day_of_week":6,"workload_age_days":0}}]}`
 		code, b := h.postPredict(t, []byte(body))
 		if code != http.StatusOK || !strings.Contains(string(b), `"modelVersion":"v1.0.0"`) {
 			t.Errorf("HTTP %d %s; want 200 naming v1.0.0", code, b)

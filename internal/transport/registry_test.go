@@ -195,7 +195,7 @@ func (e *regEnv) checkServes(t *testing.T, version string, mlp *model.QuantizedM
 		if mlp == nil {
 			continue
 		}
-		want := mlp.Forward(predictRow, 1)
+		want := admissibleOutputs(mlp.Forward(predictRow, 1), model.DefaultOutputs())
 		n := resp.GetPredictions()[0].GetNormalized()
 		got := []float32{n.GetCpuRequest(), n.GetCpuLimit(), n.GetMemRequest(), n.GetMemLimit(), n.GetConfidence()}
 		for k := range want {

@@ -1,12 +1,17 @@
 package transport
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -56,7 +61,9 @@ func (h *Health) Shutdown() { h.srv.Shutdown() }
 
 // NewGRPCServer returns a gRPC server with server reflection (answering
 // from descriptors that keep the .proto comments, for grpcurl describe), the
-// grpc.health.v1 service backed by h, and interceptors that log each call on
+// grpc.health.v1 service backed by h, a codec under which a request that
+// cannot be decoded (e.g. invalid UTF-8 in a string) is INVALID_ARGUMENT
+// rather than grpc's INTERNAL, and interceptors that log each call on
 // log (Debug when it succeeds, Info for client errors, Error for server
 // errors) and turn a handler panic into codes.Internal with the panic and
 // stack logged. opts are passed to grpc.NewServer after those interceptors.
@@ -70,6 +77,7 @@ func NewGRPCServer(log *slog.Logger, h *Health, opts ...grpc.ServerOption) *grpc
 		log = slog.New(slog.DiscardHandler)
 	}
 	all := append([]grpc.ServerOption{
+		grpc.ForceServerCodecV2(newRequestCodec()),
 		grpc.ChainUnaryInterceptor(unaryInterceptor(log)),
 		grpc.ChainStreamInterceptor(streamInterceptor(log)),
 	}, opts...)
@@ -91,6 +99,9 @@ func unaryInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 			}
 			logCall(ctx, log, info.FullMethod, start, err)
 		}()
+		if err := decodeFailure(req); err != nil {
+			return nil, err
+		}
 		return handler(ctx, req)
 	}
 }
@@ -105,8 +116,18 @@ func streamInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
 			}
 			logCall(ss.Context(), log, info.FullMethod, start, err)
 		}()
-		return handler(srv, ss)
+		return handler(srv, checkedStream{ss})
 	}
+}
+
+// checkedStream refuses received messages requestCodec could not decode.
+type checkedStream struct{ grpc.ServerStream }
+
+func (s checkedStream) RecvMsg(m any) error {
+	if err := s.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	return decodeFailure(m)
 }
 
 func logCall(ctx context.Context, log *slog.Logger, method string, start time.Time, err error) {
@@ -138,7 +159,7 @@ type GatewayOptions struct {
 	// MuxOptions are applied to the grpc-gateway ServeMux after the defaults.
 	MuxOptions []runtime.ServeMuxOption
 	// MaxBodyBytes caps REST request bodies; 0 means DefaultMaxBodyBytes.
-	// A larger body is refused with 400.
+	// A larger body is refused with 413 naming the limit.
 	MaxBodyBytes int64
 }
 
@@ -157,8 +178,10 @@ const DefaultMaxBodyBytes = 4 << 20
 //	GET /openapi.json  the OpenAPI (Swagger 2.0) description of the routes
 //
 // Errors are JSON {"code", "message", "details"} with the HTTP status
-// grpc-gateway maps from the gRPC code (400, 404, 409, 501, 503, …). The
-// connection to grpcAddr is closed when ctx ends.
+// grpc-gateway maps from the gRPC code (400, 404, 409, 501, 503, …), except
+// that a body above opts.MaxBodyBytes is 413 (code RESOURCE_EXHAUSTED, the
+// limit in the message) and a known path with another method is 405 with an
+// Allow header. The connection to grpcAddr is closed when ctx ends.
 func NewGateway(ctx context.Context, grpcAddr string, opts GatewayOptions) (http.Handler, error) {
 	if opts.Models == nil {
 		return nil, fmt.Errorf("transport: NewGateway needs Models")
@@ -188,6 +211,9 @@ func NewGateway(ctx context.Context, grpcAddr string, opts GatewayOptions) (http
 				UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 			},
 		}),
+		// A form POST to a GET route is not run as the GET.
+		runtime.WithDisablePathLengthFallback(),
+		runtime.WithRoutingErrorHandler(routingError(newRouteProbe())),
 	}, opts.MuxOptions...)
 	gw := runtime.NewServeMux(muxOpts...)
 	if err := recommendationv1.RegisterRecommendationServiceHandlerClient(ctx, gw, recommendationv1.NewRecommendationServiceClient(conn)); err != nil {
@@ -215,7 +241,23 @@ func NewGateway(ctx context.Context, grpcAddr string, opts GatewayOptions) (http
 		limit = DefaultMaxBodyBytes
 	}
 	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		if r.ContentLength > limit {
+			bodyTooLarge(w, limit)
+			return
+		}
+		// Read here rather than in the gateway, which would report the
+		// limit as a 400 decoding error.
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+		if err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				bodyTooLarge(w, limit)
+			} else {
+				writeError(w, http.StatusBadRequest, codes.InvalidArgument, "reading the request body: "+err.Error())
+			}
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		gw.ServeHTTP(w, r)
 	}))
 	return mux, nil
@@ -240,6 +282,109 @@ type statusOverride struct {
 }
 
 func (s statusOverride) WriteHeader(int) { s.ResponseWriter.WriteHeader(s.code) }
+
+// restRoutes are the gateway's routes, as api/proto/recommendation/v1/http.yaml
+// maps them (a test keeps the two equal). They answer which methods a path
+// allows.
+var restRoutes = []struct{ method, pattern string }{
+	{"POST", "/v1/predict"},
+	{"GET", "/v1/models"},
+	{"GET", "/v1/models/{version}"},
+	{"GET", "/v1/models:active"},
+	{"GET", "/v1/models/history"},
+	{"POST", "/v1/models"},
+	{"POST", "/v1/models/{version}:activate"},
+	{"POST", "/v1/models:rollback"},
+	{"GET", "/v1/models/{version}:download"},
+	{"POST", "/v1/training-jobs"},
+	{"GET", "/v1/training-jobs"},
+	{"GET", "/v1/training-jobs/{id}"},
+	{"POST", "/v1/training-jobs/{id}:cancel"},
+	{"GET", "/v1/training-jobs/{id}:watch"},
+}
+
+// probeMatched is the status the probe's handlers write.
+const probeMatched = 299
+
+// routeProbe matches a request against restRoutes with grpc-gateway's own
+// pattern matching, without running anything.
+type routeProbe struct {
+	mux     *runtime.ServeMux
+	methods []string
+}
+
+func newRouteProbe() *routeProbe {
+	p := &routeProbe{mux: runtime.NewServeMux(runtime.WithDisablePathLengthFallback())}
+	for _, r := range restRoutes {
+		if err := p.mux.HandlePath(r.method, r.pattern, func(w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+			w.WriteHeader(probeMatched)
+		}); err != nil {
+			panic(fmt.Sprintf("transport: route %s %s: %v", r.method, r.pattern, err))
+		}
+		if !slices.Contains(p.methods, r.method) {
+			p.methods = append(p.methods, r.method)
+		}
+	}
+	slices.Sort(p.methods)
+	return p
+}
+
+// allowed returns the methods whose routes match r's path.
+func (p *routeProbe) allowed(r *http.Request) []string {
+	var out []string
+	for _, m := range p.methods {
+		probe := r.Clone(r.Context())
+		probe.Method, probe.Body = m, http.NoBody
+		rec := &statusRecorder{header: http.Header{}}
+		p.mux.ServeHTTP(rec, probe)
+		if rec.status == probeMatched {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// statusRecorder keeps the status a handler writes and discards the rest.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (s *statusRecorder) Header() http.Header         { return s.header }
+func (s *statusRecorder) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusRecorder) WriteHeader(code int)        { s.status = code }
+
+// routingError answers a known path with the wrong method 405 with Allow
+// (grpc-gateway would say 501), and leaves the rest to grpc-gateway.
+func routingError(p *routeProbe) runtime.RoutingErrorHandlerFunc {
+	return func(ctx context.Context, mux *runtime.ServeMux, m runtime.Marshaler, w http.ResponseWriter, r *http.Request, code int) {
+		if code == http.StatusMethodNotAllowed {
+			if allow := p.allowed(r); len(allow) > 0 {
+				w.Header().Set("Allow", strings.Join(allow, ", "))
+				writeError(w, http.StatusMethodNotAllowed, codes.Unimplemented,
+					fmt.Sprintf("method %s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+				return
+			}
+		}
+		runtime.DefaultRoutingErrorHandler(ctx, mux, m, w, r, code)
+	}
+}
+
+func bodyTooLarge(w http.ResponseWriter, limit int64) {
+	writeError(w, http.StatusRequestEntityTooLarge, codes.ResourceExhausted,
+		fmt.Sprintf("request body too large: the limit is %d bytes", limit))
+}
+
+// writeError writes an error in grpc-gateway's JSON shape.
+func writeError(w http.ResponseWriter, httpStatus int, code codes.Code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(httpStatus)
+	_ = json.NewEncoder(w).Encode(struct {
+		Code    codes.Code `json:"code"`
+		Message string     `json:"message"`
+		Details []any      `json:"details"`
+	}{code, msg, []any{}})
+}
 
 // readiness is the /readyz body.
 type readiness struct {

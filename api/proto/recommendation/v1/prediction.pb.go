@@ -232,35 +232,41 @@ func (x *NormalizedFeatures) GetValues() []float32 {
 
 // RawMetrics are a container's usage statistics over its history window in
 // natural units. The server normalizes them to [0,1] with the feature ranges
-// of the model version that serves the request; values beyond a range's
-// maximum are clipped to 1. All fields must be finite numbers.
+// of the model version that serves the request. Every field is required
+// (an absent field is refused by name: 0 is a value, not a default) and must
+// lie in its documented plausible range; a value outside it is refused with
+// INVALID_ARGUMENT naming the field, the value sent and the accepted range.
+// Within the range, values beyond the model's normalization range are
+// clipped to 1. The percentiles of each resource must not decrease
+// (p50 ≤ p95 ≤ p99).
 type RawMetrics struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Median CPU usage, in cores (0.25 = 250 millicores). ≥ 0.
-	CpuP50Cores float64 `protobuf:"fixed64,1,opt,name=cpu_p50_cores,json=cpuP50Cores,proto3" json:"cpu_p50_cores,omitempty"`
-	// 95th percentile CPU usage, in cores. ≥ 0.
-	CpuP95Cores float64 `protobuf:"fixed64,2,opt,name=cpu_p95_cores,json=cpuP95Cores,proto3" json:"cpu_p95_cores,omitempty"`
-	// 99th percentile CPU usage, in cores. ≥ 0.
-	CpuP99Cores float64 `protobuf:"fixed64,3,opt,name=cpu_p99_cores,json=cpuP99Cores,proto3" json:"cpu_p99_cores,omitempty"`
-	// Median memory working set, in bytes. ≥ 0.
-	MemP50Bytes float64 `protobuf:"fixed64,4,opt,name=mem_p50_bytes,json=memP50Bytes,proto3" json:"mem_p50_bytes,omitempty"`
-	// 95th percentile memory working set, in bytes. ≥ 0.
-	MemP95Bytes float64 `protobuf:"fixed64,5,opt,name=mem_p95_bytes,json=memP95Bytes,proto3" json:"mem_p95_bytes,omitempty"`
-	// 99th percentile memory working set, in bytes. ≥ 0.
-	MemP99Bytes float64 `protobuf:"fixed64,6,opt,name=mem_p99_bytes,json=memP99Bytes,proto3" json:"mem_p99_bytes,omitempty"`
-	// Coefficient of variation of CPU usage (stddev/mean), a ratio ≥ 0.
-	CpuVariance float64 `protobuf:"fixed64,7,opt,name=cpu_variance,json=cpuVariance,proto3" json:"cpu_variance,omitempty"`
+	// Median CPU usage, in cores (0.25 = 250 millicores). In [0,1024].
+	CpuP50Cores *float64 `protobuf:"fixed64,1,opt,name=cpu_p50_cores,json=cpuP50Cores,proto3,oneof" json:"cpu_p50_cores,omitempty"`
+	// 95th percentile CPU usage, in cores. In [0,1024].
+	CpuP95Cores *float64 `protobuf:"fixed64,2,opt,name=cpu_p95_cores,json=cpuP95Cores,proto3,oneof" json:"cpu_p95_cores,omitempty"`
+	// 99th percentile CPU usage, in cores. In [0,1024].
+	CpuP99Cores *float64 `protobuf:"fixed64,3,opt,name=cpu_p99_cores,json=cpuP99Cores,proto3,oneof" json:"cpu_p99_cores,omitempty"`
+	// Median memory working set, in bytes. In [0,17592186044416] (16 TiB).
+	MemP50Bytes *float64 `protobuf:"fixed64,4,opt,name=mem_p50_bytes,json=memP50Bytes,proto3,oneof" json:"mem_p50_bytes,omitempty"`
+	// 95th percentile memory working set, in bytes. In [0,17592186044416].
+	MemP95Bytes *float64 `protobuf:"fixed64,5,opt,name=mem_p95_bytes,json=memP95Bytes,proto3,oneof" json:"mem_p95_bytes,omitempty"`
+	// 99th percentile memory working set, in bytes. In [0,17592186044416].
+	MemP99Bytes *float64 `protobuf:"fixed64,6,opt,name=mem_p99_bytes,json=memP99Bytes,proto3,oneof" json:"mem_p99_bytes,omitempty"`
+	// Coefficient of variation of CPU usage (stddev/mean), a ratio in [0,100].
+	CpuVariance *float64 `protobuf:"fixed64,7,opt,name=cpu_variance,json=cpuVariance,proto3,oneof" json:"cpu_variance,omitempty"`
 	// Memory growth per day relative to the window's mean memory (least-squares
-	// slope / mean), a signed ratio per day; e.g. 0.05 = +5 %/day.
-	MemTrendPerDay float64 `protobuf:"fixed64,8,opt,name=mem_trend_per_day,json=memTrendPerDay,proto3" json:"mem_trend_per_day,omitempty"`
+	// slope / mean), a signed ratio per day in [-3,3]; e.g. 0.05 = +5 %/day.
+	MemTrendPerDay *float64 `protobuf:"fixed64,8,opt,name=mem_trend_per_day,json=memTrendPerDay,proto3,oneof" json:"mem_trend_per_day,omitempty"`
 	// Fraction of history samples at or above the CPU limit, in [0,1].
-	ThrottleRatio float64 `protobuf:"fixed64,9,opt,name=throttle_ratio,json=throttleRatio,proto3" json:"throttle_ratio,omitempty"`
-	// UTC hour at the end of the history window, in [0,23].
-	HourOfDay float64 `protobuf:"fixed64,10,opt,name=hour_of_day,json=hourOfDay,proto3" json:"hour_of_day,omitempty"`
-	// UTC day of week at the end of the history window, in [0,6] (0 = Sunday).
-	DayOfWeek float64 `protobuf:"fixed64,11,opt,name=day_of_week,json=dayOfWeek,proto3" json:"day_of_week,omitempty"`
-	// Days since the workload first appeared. ≥ 0.
-	WorkloadAgeDays float64 `protobuf:"fixed64,12,opt,name=workload_age_days,json=workloadAgeDays,proto3" json:"workload_age_days,omitempty"`
+	ThrottleRatio *float64 `protobuf:"fixed64,9,opt,name=throttle_ratio,json=throttleRatio,proto3,oneof" json:"throttle_ratio,omitempty"`
+	// UTC hour at the end of the history window, an integer in [0,23].
+	HourOfDay *float64 `protobuf:"fixed64,10,opt,name=hour_of_day,json=hourOfDay,proto3,oneof" json:"hour_of_day,omitempty"`
+	// UTC day of week at the end of the history window, an integer in [0,6]
+	// (0 = Sunday).
+	DayOfWeek *float64 `protobuf:"fixed64,11,opt,name=day_of_week,json=dayOfWeek,proto3,oneof" json:"day_of_week,omitempty"`
+	// Days since the workload first appeared, in [0,3650].
+	WorkloadAgeDays *float64 `protobuf:"fixed64,12,opt,name=workload_age_days,json=workloadAgeDays,proto3,oneof" json:"workload_age_days,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -296,85 +302,85 @@ func (*RawMetrics) Descriptor() ([]byte, []int) {
 }
 
 func (x *RawMetrics) GetCpuP50Cores() float64 {
-	if x != nil {
-		return x.CpuP50Cores
+	if x != nil && x.CpuP50Cores != nil {
+		return *x.CpuP50Cores
 	}
 	return 0
 }
 
 func (x *RawMetrics) GetCpuP95Cores() float64 {
-	if x != nil {
-		return x.CpuP95Cores
+	if x != nil && x.CpuP95Cores != nil {
+		return *x.CpuP95Cores
 	}
 	return 0
 }
 
 func (x *RawMetrics) GetCpuP99Cores() float64 {
-	if x != nil {
-		return x.CpuP99Cores
+	if x != nil && x.CpuP99Cores != nil {
+		return *x.CpuP99Cores
 	}
 	return 0
 }
 
 func (x *RawMetrics) GetMemP50Bytes() float64 {
-	if x != nil {
-		return x.MemP50Bytes
+	if x != nil && x.MemP50Bytes != nil {
+		return *x.MemP50Bytes
 	}
 	return 0
 }
 
 func (x *RawMetrics) GetMemP95Bytes() float64 {
-	if x != nil {
-		return x.MemP95Bytes
+	if x != nil && x.MemP95Bytes != nil {
+		return *x.MemP95Bytes
 	}
 	return 0
 }
 
 func (x *RawMetrics) GetMemP99Bytes() float64 {
-	if x != nil {
-		return x.MemP99Bytes
+	if x != nil && x.MemP99Bytes != nil {
+		return *x.MemP99Bytes
 	}
 	return 0
 }
 
 func (x *RawMetrics) GetCpuVariance() float64 {
-	if x != nil {
-		return x.CpuVariance
+	if x != nil && x.CpuVariance != nil {
+		return *x.CpuVariance
 	}
 	return 0
 }
 
 func (x *RawMetrics) GetMemTrendPerDay() float64 {
-	if x != nil {
-		return x.MemTrendPerDay
+	if x != nil && x.MemTrendPerDay != nil {
+		return *x.MemTrendPerDay
 	}
 	return 0
 }
 
 func (x *RawMetrics) GetThrottleRatio() float64 {
-	if x != nil {
-		return x.ThrottleRatio
+	if x != nil && x.ThrottleRatio != nil {
+		return *x.ThrottleRatio
 	}
 	return 0
 }
 
 func (x *RawMetrics) GetHourOfDay() float64 {
-	if x != nil {
-		return x.HourOfDay
+	if x != nil && x.HourOfDay != nil {
+		return *x.HourOfDay
 	}
 	return 0
 }
 
 func (x *RawMetrics) GetDayOfWeek() float64 {
-	if x != nil {
-		return x.DayOfWeek
+	if x != nil && x.DayOfWeek != nil {
+		return *x.DayOfWeek
 	}
 	return 0
 }
 
 func (x *RawMetrics) GetWorkloadAgeDays() float64 {
-	if x != nil {
-		return x.WorkloadAgeDays
+	if x != nil && x.WorkloadAgeDays != nil {
+		return *x.WorkloadAgeDays
 	}
 	return 0
 }
@@ -434,14 +440,23 @@ func (x *PredictResponse) GetModelVersion() string {
 	return ""
 }
 
-// Prediction is the recommendation for one container.
+// Prediction is the recommendation for one container. Every Prediction is
+// one Kubernetes accepts, whatever the model answered: request ≤ limit for
+// CPU and for memory, and no value below the minimums (VPA's: 25
+// millicores of CPU, 250 MiB = 262144000 bytes of memory). The server
+// enforces it after denormalizing the model's outputs: each request is
+// raised to its minimum, then each limit to max(limit, request, minimum);
+// the absolute values are these rounded, and the normalized ones these
+// normalized back with the manifest's output specs (equal to the model's
+// outputs where the rule changed nothing), so both views agree.
 type Prediction struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The Instance's container_id, echoed back.
 	ContainerId string `protobuf:"bytes,1,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
-	// The model's raw outputs, each in [0,1].
+	// The recommendation normalized to [0,1] with the manifest's output specs
+	// (after the request/limit and minimum rule above).
 	Normalized *NormalizedOutputs `protobuf:"bytes,2,opt,name=normalized,proto3" json:"normalized,omitempty"`
-	// The outputs converted to absolute units with the manifest's output specs.
+	// The recommendation in absolute units.
 	Resources *Resources `protobuf:"bytes,3,opt,name=resources,proto3" json:"resources,omitempty"`
 	// How far the recommendation can be trusted, in [0,1] (1 = the history
 	// looked like the future in training). Same value as normalized.confidence.
@@ -517,17 +532,21 @@ func (x *Prediction) GetModelVersion() string {
 	return ""
 }
 
-// NormalizedOutputs are the model's output row; each value is in [0,1].
-// The mapping back to cores and bytes is in the manifest's "outputs" specs.
+// NormalizedOutputs are the recommendation on the model's output scale; each
+// value is in [0,1]. The mapping back to cores and bytes is in the
+// manifest's "outputs" specs: Denormalize(normalized) equals the matching
+// Resources value to within float32 precision.
 type NormalizedOutputs struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// CPU request, normalized to [0,1].
 	CpuRequest float32 `protobuf:"fixed32,1,opt,name=cpu_request,json=cpuRequest,proto3" json:"cpu_request,omitempty"`
-	// CPU limit, normalized to [0,1].
+	// CPU limit, normalized to [0,1]; never below cpu_request when both use the
+	// same output spec.
 	CpuLimit float32 `protobuf:"fixed32,2,opt,name=cpu_limit,json=cpuLimit,proto3" json:"cpu_limit,omitempty"`
 	// Memory request, normalized to [0,1].
 	MemRequest float32 `protobuf:"fixed32,3,opt,name=mem_request,json=memRequest,proto3" json:"mem_request,omitempty"`
-	// Memory limit, normalized to [0,1].
+	// Memory limit, normalized to [0,1]; never below mem_request when both use
+	// the same output spec.
 	MemLimit float32 `protobuf:"fixed32,4,opt,name=mem_limit,json=memLimit,proto3" json:"mem_limit,omitempty"`
 	// Confidence in [0,1].
 	Confidence    float32 `protobuf:"fixed32,5,opt,name=confidence,proto3" json:"confidence,omitempty"`
@@ -600,16 +619,18 @@ func (x *NormalizedOutputs) GetConfidence() float32 {
 	return 0
 }
 
-// Resources are the recommendation in Kubernetes units.
+// Resources are the recommendation in Kubernetes units. Always
+// 25 ≤ cpu_request_millicores ≤ cpu_limit_millicores and
+// 262144000 ≤ memory_request_bytes ≤ memory_limit_bytes.
 type Resources struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// CPU request in millicores (1000 = one core), rounded to the nearest. ≥ 0.
+	// CPU request in millicores (1000 = one core), rounded to the nearest. ≥ 25.
 	CpuRequestMillicores int64 `protobuf:"varint,1,opt,name=cpu_request_millicores,json=cpuRequestMillicores,proto3" json:"cpu_request_millicores,omitempty"`
-	// CPU limit in millicores, rounded to the nearest. ≥ 0.
+	// CPU limit in millicores, rounded to the nearest. ≥ cpu_request_millicores.
 	CpuLimitMillicores int64 `protobuf:"varint,2,opt,name=cpu_limit_millicores,json=cpuLimitMillicores,proto3" json:"cpu_limit_millicores,omitempty"`
-	// Memory request in bytes, rounded to the nearest. ≥ 0.
+	// Memory request in bytes, rounded to the nearest. ≥ 262144000 (250 MiB).
 	MemoryRequestBytes int64 `protobuf:"varint,3,opt,name=memory_request_bytes,json=memoryRequestBytes,proto3" json:"memory_request_bytes,omitempty"`
-	// Memory limit in bytes, rounded to the nearest. ≥ 0.
+	// Memory limit in bytes, rounded to the nearest. ≥ memory_request_bytes.
 	MemoryLimitBytes int64 `protobuf:"varint,4,opt,name=memory_limit_bytes,json=memoryLimitBytes,proto3" json:"memory_limit_bytes,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
@@ -687,22 +708,35 @@ const file_recommendation_v1_prediction_proto_rawDesc = "" +
 	"\x03raw\x18\x03 \x01(\v2\x1d.recommendation.v1.RawMetricsH\x00R\x03rawB\a\n" +
 	"\x05input\",\n" +
 	"\x12NormalizedFeatures\x12\x16\n" +
-	"\x06values\x18\x01 \x03(\x02R\x06values\"\xc5\x03\n" +
+	"\x06values\x18\x01 \x03(\x02R\x06values\"\xdd\x05\n" +
 	"\n" +
-	"RawMetrics\x12\"\n" +
-	"\rcpu_p50_cores\x18\x01 \x01(\x01R\vcpuP50Cores\x12\"\n" +
-	"\rcpu_p95_cores\x18\x02 \x01(\x01R\vcpuP95Cores\x12\"\n" +
-	"\rcpu_p99_cores\x18\x03 \x01(\x01R\vcpuP99Cores\x12\"\n" +
-	"\rmem_p50_bytes\x18\x04 \x01(\x01R\vmemP50Bytes\x12\"\n" +
-	"\rmem_p95_bytes\x18\x05 \x01(\x01R\vmemP95Bytes\x12\"\n" +
-	"\rmem_p99_bytes\x18\x06 \x01(\x01R\vmemP99Bytes\x12!\n" +
-	"\fcpu_variance\x18\a \x01(\x01R\vcpuVariance\x12)\n" +
-	"\x11mem_trend_per_day\x18\b \x01(\x01R\x0ememTrendPerDay\x12%\n" +
-	"\x0ethrottle_ratio\x18\t \x01(\x01R\rthrottleRatio\x12\x1e\n" +
+	"RawMetrics\x12'\n" +
+	"\rcpu_p50_cores\x18\x01 \x01(\x01H\x00R\vcpuP50Cores\x88\x01\x01\x12'\n" +
+	"\rcpu_p95_cores\x18\x02 \x01(\x01H\x01R\vcpuP95Cores\x88\x01\x01\x12'\n" +
+	"\rcpu_p99_cores\x18\x03 \x01(\x01H\x02R\vcpuP99Cores\x88\x01\x01\x12'\n" +
+	"\rmem_p50_bytes\x18\x04 \x01(\x01H\x03R\vmemP50Bytes\x88\x01\x01\x12'\n" +
+	"\rmem_p95_bytes\x18\x05 \x01(\x01H\x04R\vmemP95Bytes\x88\x01\x01\x12'\n" +
+	"\rmem_p99_bytes\x18\x06 \x01(\x01H\x05R\vmemP99Bytes\x88\x01\x01\x12&\n" +
+	"\fcpu_variance\x18\a \x01(\x01H\x06R\vcpuVariance\x88\x01\x01\x12.\n" +
+	"\x11mem_trend_per_day\x18\b \x01(\x01H\aR\x0ememTrendPerDay\x88\x01\x01\x12*\n" +
+	"\x0ethrottle_ratio\x18\t \x01(\x01H\bR\rthrottleRatio\x88\x01\x01\x12#\n" +
 	"\vhour_of_day\x18\n" +
-	" \x01(\x01R\thourOfDay\x12\x1e\n" +
-	"\vday_of_week\x18\v \x01(\x01R\tdayOfWeek\x12*\n" +
-	"\x11workload_age_days\x18\f \x01(\x01R\x0fworkloadAgeDays\"w\n" +
+	" \x01(\x01H\tR\thourOfDay\x88\x01\x01\x12#\n" +
+	"\vday_of_week\x18\v \x01(\x01H\n" +
+	"R\tdayOfWeek\x88\x01\x01\x12/\n" +
+	"\x11workload_age_days\x18\f \x01(\x01H\vR\x0fworkloadAgeDays\x88\x01\x01B\x10\n" +
+	"\x0e_cpu_p50_coresB\x10\n" +
+	"\x0e_cpu_p95_coresB\x10\n" +
+	"\x0e_cpu_p99_coresB\x10\n" +
+	"\x0e_mem_p50_bytesB\x10\n" +
+	"\x0e_mem_p95_bytesB\x10\n" +
+	"\x0e_mem_p99_bytesB\x0f\n" +
+	"\r_cpu_varianceB\x14\n" +
+	"\x12_mem_trend_per_dayB\x11\n" +
+	"\x0f_throttle_ratioB\x0e\n" +
+	"\f_hour_of_dayB\x0e\n" +
+	"\f_day_of_weekB\x14\n" +
+	"\x12_workload_age_days\"w\n" +
 	"\x0fPredictResponse\x12?\n" +
 	"\vpredictions\x18\x01 \x03(\v2\x1d.recommendation.v1.PredictionR\vpredictions\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\"\xf6\x01\n" +
@@ -783,6 +817,7 @@ func file_recommendation_v1_prediction_proto_init() {
 		(*Instance_Features)(nil),
 		(*Instance_Raw)(nil),
 	}
+	file_recommendation_v1_prediction_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

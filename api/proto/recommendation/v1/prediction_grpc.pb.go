@@ -35,10 +35,14 @@ const (
 // POST /v1/predict with the same JSON body.
 type RecommendationServiceClient interface {
 	// Predict returns one Prediction per Instance, in the order given, from the
-	// active model version (or the pinned, loaded model_version).
+	// active model version (or the pinned, loaded model_version). A row's
+	// answer does not depend on the other rows of its batch, nor on the batch
+	// size. Every answer satisfies minimum ≤ request ≤ limit (see Prediction).
 	//
 	// Errors: INVALID_ARGUMENT when the batch, an instance or model_version is
-	// malformed (the message names the field, e.g. "instances[3].features.values[7]");
+	// malformed, a raw field is missing or outside its range, or the request
+	// cannot be decoded (e.g. invalid UTF-8); the message names the field, e.g.
+	// "instances[3].features.values[7]", and what is accepted;
 	// NOT_FOUND when the pinned version is not loaded; UNAVAILABLE while no
 	// model version is being served.
 	Predict(ctx context.Context, in *PredictRequest, opts ...grpc.CallOption) (*PredictResponse, error)
@@ -71,10 +75,14 @@ func (c *recommendationServiceClient) Predict(ctx context.Context, in *PredictRe
 // POST /v1/predict with the same JSON body.
 type RecommendationServiceServer interface {
 	// Predict returns one Prediction per Instance, in the order given, from the
-	// active model version (or the pinned, loaded model_version).
+	// active model version (or the pinned, loaded model_version). A row's
+	// answer does not depend on the other rows of its batch, nor on the batch
+	// size. Every answer satisfies minimum ≤ request ≤ limit (see Prediction).
 	//
 	// Errors: INVALID_ARGUMENT when the batch, an instance or model_version is
-	// malformed (the message names the field, e.g. "instances[3].features.values[7]");
+	// malformed, a raw field is missing or outside its range, or the request
+	// cannot be decoded (e.g. invalid UTF-8); the message names the field, e.g.
+	// "instances[3].features.values[7]", and what is accepted;
 	// NOT_FOUND when the pinned version is not loaded; UNAVAILABLE while no
 	// model version is being served.
 	Predict(context.Context, *PredictRequest) (*PredictResponse, error)
