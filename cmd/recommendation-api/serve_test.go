@@ -673,8 +673,8 @@ func TestRunServeStops(t *testing.T) {
 		done <- run(ctx, []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, &stdout, &stderr)
 	}()
 
-	// The log names the bound addresses once the server is up.
-	listening := regexp.MustCompile(`msg=listening grpc=(\S+) http=(\S+)`)
+	// The log (JSON, the default) names the bound addresses once the server is up.
+	listening := regexp.MustCompile(`"msg":"listening","grpc":"([^"]+)","http":"([^"]+)"`)
 	var m []string
 	for deadline := time.Now().Add(waitFor); m == nil; time.Sleep(time.Millisecond) {
 		select {
@@ -732,13 +732,14 @@ func TestServeFlags(t *testing.T) {
 		"RECO_INTRA_OP_THREADS": "2",
 		"RECO_SHUTDOWN_TIMEOUT": "3s",
 		"RECO_LOG_LEVEL":        "debug",
+		"RECO_LOG_FORMAT":       "text",
 	}
 	t.Run("Env", func(t *testing.T) {
 		cfg, _, err := parseServeFlags(nil, env(all), io.Discard)
 		want := DefaultConfig()
 		want.GRPCAddr, want.HTTPAddr, want.DataDir = "127.0.0.1:9000", "127.0.0.1:9001", "/var/lib/reco"
 		want.MaxBatch, want.ORTLib, want.IntraOpThreads = 50, "/opt/ort/libonnxruntime.so.1", 2
-		want.ShutdownTimeout, want.LogLevel = 3*time.Second, "debug"
+		want.ShutdownTimeout, want.LogLevel, want.LogFormat = 3*time.Second, "debug", "text"
 		if err != nil || cfg != want {
 			t.Errorf("parseServeFlags with RECO_* set = %+v, %v; want %+v", cfg, err, want)
 		}
@@ -770,6 +771,12 @@ func TestServeFlags(t *testing.T) {
 		{"ShutdownTimeoutEnvMalformed", nil, map[string]string{"RECO_SHUTDOWN_TIMEOUT": "soon"}, "RECO_SHUTDOWN_TIMEOUT"},
 		{"ProbationEnvMalformed", nil, map[string]string{"RECO_PROBATION": "10"}, "RECO_PROBATION"},
 		{"FailureThresholdTooHigh", []string{"--failure-threshold", "2"}, nil, "--failure-threshold 2"},
+		// Enum-like flags name the accepted values; nothing means a default silently.
+		{"LogLevelUnknown", []string{"--log-level", "nonsense"}, nil, `--log-level (RECO_LOG_LEVEL) "nonsense"; want one of debug, info, warn, error`},
+		{"LogLevelEnvUnknown", nil, map[string]string{"RECO_LOG_LEVEL": "verbose"}, `"verbose"; want one of debug, info, warn, error`},
+		{"LogLevelCase", []string{"--log-level", "INFO"}, nil, `"INFO"; want one of`},
+		{"LogFormatUnknown", []string{"--log-format", "xml"}, nil, `--log-format (RECO_LOG_FORMAT) "xml"; want one of json, text`},
+		{"LogFormatEnvUnknown", nil, map[string]string{"RECO_LOG_FORMAT": "logfmt"}, `"logfmt"; want one of json, text`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -797,4 +804,75 @@ func TestServeFlags(t *testing.T) {
 			t.Errorf("run serve -h = %v (exit code %d); want flag.ErrHelp, exit code 2", err, exitCode(err))
 		}
 	})
+}
+
+// TestRequestLogHasNoFeatureValues: at debug level every call is logged,
+// but never the values a client sent, valid or refused.
+func TestRequestLogHasNoFeatureValues(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "debug"}, &stdout, &stderr)
+	}()
+	listening := regexp.MustCompile(`"msg":"listening","grpc":"([^"]+)","http":"([^"]+)"`)
+	var m []string
+	for deadline := time.Now().Add(waitFor); m == nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no listening line in the log; stderr:\n%s", stderr.String())
+		}
+		m = listening.FindStringSubmatch(stderr.String())
+	}
+	conn, err := grpc.NewClient(m[1], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := recommendationv1.NewRecommendationServiceClient(conn)
+	// Distinctive values, valid and out of range.
+	const good, bad = 0.3141592, 1.7182818
+	values := func(v float32) []float32 {
+		x := make([]float32, model.NumFeatures)
+		for i := range x {
+			x[i] = 0.5
+		}
+		x[3] = v
+		return x
+	}
+	if _, err := client.Predict(ctx, &recommendationv1.PredictRequest{Instances: []*recommendationv1.Instance{featuresInstance("ok", values(good))}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Predict(ctx, &recommendationv1.PredictRequest{Instances: []*recommendationv1.Instance{featuresInstance("bad", values(bad))}}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("Predict out of range = %v; want InvalidArgument", err)
+	}
+	for _, body := range []string{
+		fmt.Sprintf(`{"instances":[{"features":{"values":%s}}]}`, jsonFloats(values(good))),
+		fmt.Sprintf(`{"instances":[{"features":{"values":%s}}]}`, jsonFloats(values(bad))),
+	} {
+		resp, err := http.Post("http://"+m[2]+"/v1/predict", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	logs := stderr.String()
+	if !strings.Contains(logs, `"msg":"grpc call"`) {
+		t.Fatalf("no call was logged at debug level:\n%s", logs)
+	}
+	for _, v := range []string{"0.314159", "1.718281", "1.718282"} {
+		if strings.Contains(logs, v) {
+			t.Errorf("the log holds the feature value %s a client sent:\n%s", v, logs)
+		}
+	}
+}
+
+func jsonFloats(x []float32) string {
+	b, _ := json.Marshal(x)
+	return string(b)
 }

@@ -123,7 +123,10 @@ func logCall(ctx context.Context, log *slog.Logger, method string, start time.Ti
 		return
 	}
 	attrs := []any{"method", method, "code", code.String(), "duration", time.Since(start)}
-	if err != nil {
+	// A client error's message may quote the values it refused (a feature
+	// out of range), which stay out of the log; a server error's is the
+	// operator's to read.
+	if err != nil && level == slog.LevelError {
 		attrs = append(attrs, "message", status.Convert(err).Message())
 	}
 	log.Log(ctx, level, "grpc call", attrs...)
