@@ -1,11 +1,13 @@
 package main
 
-// Start-up failures of the real binary: each exits non-zero with one line on
-// stderr naming the cause, and no panic.
+// The real binary's process life: start-up failures (each exits non-zero
+// with one line on stderr naming the cause, and no panic) and a shutdown
+// bounded by --shutdown-timeout.
 
 import (
 	"bytes"
 	"errors"
+	"net/http"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	recommendationv1 "recommendation-api/api/proto/recommendation/v1"
 	"recommendation-api/internal/registry"
 	"recommendation-api/internal/serving"
 )
@@ -197,4 +200,102 @@ func TestServeStartFailures(t *testing.T) {
 		out := startFailure(t, cmd)
 		wantIn(t, out, "serve: registry "+path+" cannot be opened for reading and writing by this process", "the file is owned by uid")
 	})
+}
+
+// serveProcess is the binary's serve running in a child process.
+type serveProcess struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	http   string        // REST address
+	exited chan struct{} // closed when it has exited; err is then set
+	err    error
+}
+
+// startServe runs serve on dataDir with extra flags (text logs) and waits
+// until it listens. It is killed at the end of the test if still running.
+func startServe(t *testing.T, dataDir string, extra ...string) *serveProcess {
+	t.Helper()
+	args := []string{"serve", "--data-dir", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "text"}
+	p := &serveProcess{cmd: exec.Command(binPath, append(args, extra...)...), stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() { _ = p.cmd.Process.Kill(); <-p.exited })
+	for deadline := time.Now().Add(waitFor); ; time.Sleep(10 * time.Millisecond) {
+		if m := listening.FindStringSubmatch(p.stderr.String()); m != nil {
+			p.http = m[2]
+			return p
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("serve exited before listening: %v; stderr:\n%s", p.err, p.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not report its addresses; stderr:\n%s", p.stderr.String())
+		}
+	}
+}
+
+// TestShutdownDeadlineWithStuckJob: SIGTERM while a training job is blocked
+// in a read that does not heed its context (a trace file that never
+// delivers data: a FIFO nobody writes, as a hung network mount would be).
+// The process still exits once --shutdown-timeout has passed, saying why,
+// and after a restart the job reads FAILED "interrupted".
+func TestShutdownDeadlineWithStuckJob(t *testing.T) {
+	needORT(t)
+	t.Parallel()
+	dataDir, traceDir := t.TempDir(), t.TempDir()
+	if err := syscall.Mkfifo(filepath.Join(traceDir, "stuck.csv"), 0o600); err != nil {
+		t.Skipf("cannot make a FIFO: %v", err)
+	}
+	const timeout = 2 * time.Second
+	p := startServe(t, dataDir, "--trace-dir", traceDir, "--shutdown-timeout", timeout.String())
+	base := "http://" + p.http
+	c := &http.Client{Timeout: 10 * time.Second}
+	var started recommendationv1.StartTrainingResponse
+	if code := restJSON(t, c, http.MethodPost, base+"/v1/training-jobs",
+		`{"traces":["stuck.csv"],"trace_format":"generic","epochs":2,"bump":"patch"}`, &started); code != http.StatusOK {
+		t.Fatalf("start = %d", code)
+	}
+	id := started.GetJob().GetId()
+	for deadline := time.Now().Add(waitFor); ; time.Sleep(20 * time.Millisecond) {
+		var got recommendationv1.GetJobResponse
+		restJSON(t, c, http.MethodGet, base+"/v1/training-jobs/"+id, "", &got)
+		if got.GetJob().GetState() == recommendationv1.JobState_JOB_STATE_RUNNING {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job never ran: %v", got.GetJob())
+		}
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// A hang guard: without the deadline the process never exits.
+	select {
+	case <-p.exited:
+	case <-time.After(timeout + waitFor):
+		t.Fatalf("the server did not exit after SIGTERM with a stuck job (--shutdown-timeout %v); stderr:\n%s", timeout, p.stderr.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(p.err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("exit = %v; want exit code 1 (the shutdown was incomplete)", p.err)
+	}
+	lines := strings.Split(strings.TrimSpace(p.stderr.String()), "\n")
+	if last := lines[len(lines)-1]; !strings.Contains(last, "did not stop within --shutdown-timeout "+timeout.String()) {
+		t.Errorf("last stderr line %q; want it to say the job worker did not stop within the timeout", last)
+	}
+
+	q := startServe(t, dataDir, "--trace-dir", traceDir)
+	var got recommendationv1.GetJobResponse
+	if code := restJSON(t, c, http.MethodGet, "http://"+q.http+"/v1/training-jobs/"+id, "", &got); code != http.StatusOK {
+		t.Fatalf("GET job after restart = %d", code)
+	}
+	if j := got.GetJob(); j.GetState() != recommendationv1.JobState_JOB_STATE_FAILED || !strings.HasPrefix(j.GetError(), "interrupted") || j.GetRegistered() {
+		t.Fatalf("job after restart = %v; want FAILED, interrupted, nothing registered", j)
+	}
 }
