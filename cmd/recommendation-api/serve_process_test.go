@@ -7,8 +7,8 @@ package main
 import (
 	"bytes"
 	"errors"
-	"net/http"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
