@@ -312,9 +312,14 @@ func (s *server) close() {
 	}
 }
 
-// loopback turns a listener address such as [::]:50051 into one the gateway
-// can dial (127.0.0.1:50051).
+// loopback turns the gRPC listener's address into one the gateway can
+// dial: a wildcard ([::]:50051, 0.0.0.0:50051) becomes 127.0.0.1:50051; a
+// listener on one address (--grpc-addr 127.0.0.1:50051, [::1]:50051) is
+// dialed there.
 func loopback(a net.Addr) string {
-	_, port, _ := net.SplitHostPort(a.String())
-	return net.JoinHostPort("127.0.0.1", port)
+	host, port, _ := net.SplitHostPort(a.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -876,3 +876,35 @@ func jsonFloats(x []float32) string {
 	b, _ := json.Marshal(x)
 	return string(b)
 }
+
+// TestGatewayDialsTheGRPCAddress: with gRPC bound to one address (not a
+// wildcard), REST calls still reach it.
+func TestGatewayDialsTheGRPCAddress(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("127.0.0.2 is not a loopback address here: %v", err)
+	}
+	l.Close()
+	cfg := DefaultConfig()
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.DataDir = "127.0.0.2:0", "127.0.0.1:0", t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	srv, err := newServer(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.serve(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	ts := &testServer{httpAddr: srv.httpLis.Addr().String(), http: &http.Client{}}
+	req := mixedRequest(1, 2)
+	if code, resp, e, err := ts.postPredict(ctx, req); err != nil || code != http.StatusOK || checkResponse(req, resp) != nil {
+		t.Errorf("POST /v1/predict with gRPC on %s = %d %+v %v; want 200 and an answer", srv.grpcLis.Addr(), code, e, err)
+	}
+}
