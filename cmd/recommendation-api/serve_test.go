@@ -192,6 +192,7 @@ func TestServeEndToEnd(t *testing.T) {
 		defer resp.Body.Close()
 		var doc struct {
 			Swagger string         `json:"swagger"`
+			Info    struct{ Title string }
 			Paths   map[string]any `json:"paths"`
 		}
 		if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
@@ -200,8 +201,10 @@ func TestServeEndToEnd(t *testing.T) {
 		if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || !strings.HasPrefix(ct, "application/json") {
 			t.Errorf("/openapi.json = %d %q; want 200 application/json", resp.StatusCode, ct)
 		}
-		if _, ok := doc.Paths["/v1/predict"]; !ok || doc.Swagger == "" {
-			t.Errorf("/openapi.json has swagger %q and paths %v; want /v1/predict", doc.Swagger, doc.Paths)
+		_, predict := doc.Paths["/v1/predict"]
+		_, readyz := doc.Paths["/readyz"]
+		if !predict || !readyz || doc.Swagger == "" || doc.Info.Title != "recommendation-api" {
+			t.Errorf("/openapi.json has swagger %q, title %q and paths %v; want /v1/predict, /readyz, title recommendation-api", doc.Swagger, doc.Info.Title, doc.Paths)
 		}
 	})
 
