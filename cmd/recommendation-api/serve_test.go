@@ -191,7 +191,7 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		var doc struct {
-			Swagger string         `json:"swagger"`
+			Swagger string `json:"swagger"`
 			Info    struct{ Title string }
 			Paths   map[string]any `json:"paths"`
 		}
