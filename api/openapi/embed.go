@@ -11,3 +11,11 @@ import _ "embed"
 //
 //go:embed recommendation.swagger.json
 var JSON []byte
+
+// Overlay is overlay.json, written by hand: the document's title and
+// version, and the routes the gateway serves itself (/healthz, /readyz,
+// /openapi.json), which have no .proto to be generated from. The served
+// document is JSON with Overlay merged in (transport.NewGateway).
+//
+//go:embed overlay.json
+var Overlay []byte

@@ -4,7 +4,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"recommendation-api/internal/transport"
@@ -26,6 +28,7 @@ type Config struct {
 	TrainWorkers     int           // goroutines a training job uses (1 leaves a core to Predict)
 	TraceDir         string        // directory training jobs may read usage traces from ("" = none)
 	LogLevel         string        // debug, info, warn, error
+	LogFormat        string        // json, text
 }
 
 // DefaultConfig returns the defaults.
@@ -42,6 +45,7 @@ func DefaultConfig() Config {
 		JobQueue:         4,
 		TrainWorkers:     1,
 		LogLevel:         "info",
+		LogFormat:        "json",
 	}
 }
 
@@ -93,17 +97,18 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 		}
 		fs.Float64Var(p, name, *p, usage+" (env "+env+")")
 	}
-	str(&c.GRPCAddr, "grpc-addr", "RECO_GRPC_ADDR", "gRPC listen address")
-	str(&c.HTTPAddr, "http-addr", "RECO_HTTP_ADDR", "REST listen address")
+	str(&c.GRPCAddr, "grpc-addr", "RECO_GRPC_ADDR", "gRPC listen address; the default listens on every interface, 127.0.0.1:50051 on loopback only")
+	str(&c.HTTPAddr, "http-addr", "RECO_HTTP_ADDR", "REST listen address; the default listens on every interface, 127.0.0.1:8080 on loopback only")
 	str(&c.DataDir, "data-dir", "RECO_DATA_DIR", "directory of the model registry (bbolt file)")
 	integer(&c.MaxBatch, "max-batch", "RECO_MAX_BATCH", "largest number of instances in one Predict call")
-	str(&c.ORTLib, "onnxruntime-lib", "ONNXRUNTIME_LIB", "path to libonnxruntime.so.1")
+	str(&c.ORTLib, "onnxruntime-lib", "ONNXRUNTIME_LIB", "path to libonnxruntime.so.1; empty looks for .tools/lib/libonnxruntime.so.1 in the working directory and its parents, then the system library path")
 	integer(&c.IntraOpThreads, "intra-op-threads", "RECO_INTRA_OP_THREADS", "ONNX Runtime intra-op threads per session")
 	integer(&c.JobQueue, "job-queue", "RECO_JOB_QUEUE", "training jobs that may wait behind the running one")
 	integer(&c.TrainWorkers, "train-workers", "RECO_TRAIN_WORKERS", "goroutines one training job uses (1 leaves a core to Predict on 2 cores)")
 	str(&c.TraceDir, "trace-dir", "RECO_TRACE_DIR", "directory training jobs may read usage traces from; empty refuses trace sources")
-	duration(&c.ShutdownTimeout, "shutdown-timeout", "RECO_SHUTDOWN_TIMEOUT", "graceful shutdown budget")
-	str(&c.LogLevel, "log-level", "RECO_LOG_LEVEL", "debug, info, warn or error")
+	duration(&c.ShutdownTimeout, "shutdown-timeout", "RECO_SHUTDOWN_TIMEOUT", "shutdown budget: stopping the training job and draining REST and gRPC calls; past it calls are cut and the process exits")
+	str(&c.LogLevel, "log-level", "RECO_LOG_LEVEL", "log level: "+strings.Join(logLevels, ", "))
+	str(&c.LogFormat, "log-format", "RECO_LOG_FORMAT", "log format: "+strings.Join(logFormats, ", ")+" (slog JSON or key=value lines)")
 	duration(&c.Probation, "probation", "RECO_PROBATION", "how long a newly activated version is watched for automatic rollback")
 	number(&c.FailureThreshold, "failure-threshold", "RECO_FAILURE_THRESHOLD", "share of failed calls during probation that triggers an automatic rollback")
 	if err := parseFlags(fs, args); err != nil {
@@ -115,8 +120,18 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	return c, fs, c.validate()
 }
 
+// The values the enum-like flags accept.
+var (
+	logLevels  = []string{"debug", "info", "warn", "error"}
+	logFormats = []string{"json", "text"}
+)
+
 func (c Config) validate() error {
 	switch {
+	case !slices.Contains(logLevels, c.LogLevel):
+		return usageError{fmt.Errorf("serve: --log-level (RECO_LOG_LEVEL) %q; want one of %s", c.LogLevel, strings.Join(logLevels, ", "))}
+	case !slices.Contains(logFormats, c.LogFormat):
+		return usageError{fmt.Errorf("serve: --log-format (RECO_LOG_FORMAT) %q; want one of %s", c.LogFormat, strings.Join(logFormats, ", "))}
 	case c.MaxBatch < 1 || c.MaxBatch > 100000:
 		return usageError{fmt.Errorf("serve: --max-batch %d; want 1..100000", c.MaxBatch)}
 	case c.IntraOpThreads < 1 || c.IntraOpThreads > 64:

@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -45,7 +46,8 @@ func main() {
 	stop()
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "recommendation-api:", err)
+			// One line, whatever the error: a log collector keeps it whole.
+			fmt.Fprintln(os.Stderr, "recommendation-api:", strings.Join(strings.Fields(err.Error()), " "))
 		}
 		os.Exit(exitCode(err))
 	}

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -25,13 +27,15 @@ import (
 )
 
 // runServe runs the server until ctx ends (SIGINT/SIGTERM), then stops
-// gracefully: in-flight calls finish, and the process exits 0.
+// gracefully: in-flight calls finish, and the process exits 0. A start-up
+// failure is one error naming its cause (a port in use, a registry locked by
+// another server, no ONNX Runtime, a data directory it cannot write).
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, _, err := parseServeFlags(args, os.Getenv, stderr)
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, cfg.LogLevel)
+	log := newLogger(stderr, cfg.LogFormat, cfg.LogLevel)
 	srv, err := newServer(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -39,12 +43,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return srv.serve(ctx)
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
+// newLogger returns a logger writing format ("json" or "text", as
+// Config.validate accepts) at level (debug, info, warn or error) to w.
+func newLogger(w io.Writer, format, level string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
-		l = slog.LevelInfo
+		l = slog.LevelInfo // unreachable after Config.validate
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
 // server is the running process: listeners, gRPC server, gateway, models.
@@ -55,8 +65,6 @@ type server struct {
 	store    *registry.Store
 	releases *rollback.Controller
 	jobs     *jobs.Manager
-	stopJobs context.CancelFunc
-	jobsDone chan struct{} // closed when the training worker has returned
 	health   *transport.Health
 	grpc     *grpc.Server
 	grpcLis  net.Listener
@@ -65,23 +73,33 @@ type server struct {
 	stopGate context.CancelFunc
 }
 
-// newServer listens on both addresses first (so a port clash fails fast and
-// tests can use ":0"), loads the model to serve, and wires the handlers.
-func newServer(ctx context.Context, cfg Config, log *slog.Logger) (s *server, err error) {
-	s = &server{cfg: cfg, log: log}
-	defer func() {
-		if err != nil {
-			s.close()
-		}
-	}()
-	if err := serving.InitRuntime(cfg.ORTLib); err != nil {
+// newServer loads ONNX Runtime, listens on both addresses (so a port clash
+// fails fast and tests can use ":0"), opens the registry, loads the model to
+// serve and wires the handlers. On error everything opened so far is closed
+// and the error is one line naming the cause.
+func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, error) {
+	s := &server{cfg: cfg, log: log}
+	if err := s.open(ctx); err != nil {
+		s.close()
 		return nil, err
 	}
-	if s.grpcLis, err = net.Listen("tcp", cfg.GRPCAddr); err != nil {
-		return nil, fmt.Errorf("serve: gRPC listener: %w", err)
+	return s, nil
+}
+
+func (s *server) open(ctx context.Context) error {
+	cfg, log := s.cfg, s.log
+	if err := serving.InitRuntime(cfg.ORTLib); err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
-	if s.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
-		return nil, fmt.Errorf("serve: REST listener: %w", err)
+	var err error
+	if s.grpcLis, err = listen("gRPC", "--grpc-addr", cfg.GRPCAddr); err != nil {
+		return err
+	}
+	if s.httpLis, err = listen("REST", "--http-addr", cfg.HTTPAddr); err != nil {
+		return err
+	}
+	if s.store, err = openRegistry(cfg.DataDir); err != nil {
+		return err
 	}
 	s.models = serving.NewManager(serving.Options{Session: serving.SessionOptions{IntraOpThreads: cfg.IntraOpThreads, InterOpThreads: 1}})
 	s.health = transport.NewHealth()
@@ -89,17 +107,11 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (s *server, er
 	models := transport.ModelsOf(s.models.Acquire, s.models.Ready)
 	recommendationv1.RegisterRecommendationServiceServer(s.grpc, transport.NewPredictServer(models, transport.PredictOptions{MaxBatch: cfg.MaxBatch}, log))
 
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("serve: data directory: %w", err)
-	}
-	if s.store, err = registry.Open(filepath.Join(cfg.DataDir, "registry.db"), registry.Options{}); err != nil {
-		return nil, fmt.Errorf("serve: %w", err)
-	}
 	s.releases = rollback.New(s.store, s.models, rollback.Options{
 		Probation: cfg.Probation, FailureThreshold: cfg.FailureThreshold, Log: log})
 	recommendationv1.RegisterModelRegistryServiceServer(s.grpc, transport.NewRegistryServer(s.releases, log))
 	if s.jobs, err = jobs.New(s.store, s.releases, jobs.Options{QueueSize: cfg.JobQueue, Workers: cfg.TrainWorkers, TraceDir: cfg.TraceDir, Log: log}); err != nil {
-		return nil, fmt.Errorf("serve: %w", err)
+		return fmt.Errorf("serve: %w", err)
 	}
 	recommendationv1.RegisterTrainingServiceServer(s.grpc, transport.NewTrainingServer(s.jobs, log))
 
@@ -107,64 +119,164 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (s *server, er
 	s.stopGate = cancel
 	gw, err := transport.NewGateway(gwCtx, loopback(s.grpcLis.Addr()), transport.GatewayOptions{Models: models, Log: log})
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("serve: %w", err)
 	}
 	s.http = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
 
 	// Serve the registry's active version; on first start (empty registry)
 	// register and activate the embedded default model.
 	if err := s.releases.Start(gwCtx, defaultmodel.Load); err != nil {
-		return nil, err
+		return fmt.Errorf("serve: %w", err)
 	}
 	s.health.SetServing(true)
-	return s, nil
+	return nil
 }
 
-// serve runs until ctx ends, then shuts down gracefully within
-// cfg.ShutdownTimeout, forcing the stop after that.
+// listen listens on addr for what ("gRPC", "REST"), set by flag; a port in
+// use says so and how to choose another.
+func listen(what, flag, addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	switch {
+	case err == nil:
+		return l, nil
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("serve: %s listener %s: address already in use; stop what listens there or choose another address with %s", what, addr, flag)
+	case errors.Is(err, syscall.EACCES):
+		return nil, fmt.Errorf("serve: %s listener %s: permission denied (ports below 1024 need privileges); choose another address with %s", what, addr, flag)
+	}
+	return nil, fmt.Errorf("serve: %s listener %s: %w; set it with %s", what, addr, unwrapOp(err), flag)
+}
+
+// unwrapOp drops net.OpError's "listen tcp <addr>:" prefix, which the
+// caller's message already says.
+func unwrapOp(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
+}
+
+// openRegistry opens the registry file in dir, creating both if needed. A
+// failure says which of the usual causes it is: another process holds the
+// file's lock, the directory or the file is not writable by this process.
+func openRegistry(dir string) (*registry.Store, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("serve: data directory %s cannot be created: %v; choose another with --data-dir", dir, unwrapPath(err))
+	}
+	path := filepath.Join(dir, "registry.db")
+	store, err := registry.Open(path, registry.Options{})
+	if err == nil {
+		return store, nil
+	}
+	if pid, locked := lockHolder(path); locked {
+		return nil, fmt.Errorf("serve: registry %s is locked by another process (pid %s); is another server running on this data directory?", path, pid)
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		if fi, serr := os.Stat(path); serr == nil {
+			return nil, fmt.Errorf("serve: registry %s cannot be opened for reading and writing by this process (%s): the file is %s; fix its owner or mode, or choose another --data-dir",
+				path, whoAmI(), describeFile(fi))
+		}
+		return nil, fmt.Errorf("serve: data directory %s is not writable by this process (%s), so the registry file cannot be created there; fix its permissions or choose another --data-dir",
+			dir, whoAmI())
+	}
+	return nil, fmt.Errorf("serve: %w", err)
+}
+
+// unwrapPath drops fs.PathError's operation and path, which the caller's
+// message already says.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// serve runs until ctx ends, then shuts down within cfg.ShutdownTimeout.
+//
+// Every long-lived actor is an execute/interrupt pair in one errgroup: the
+// gRPC server (Serve / GracefulStop), the REST server (Serve / Shutdown),
+// the training-job worker (jobs.Run / cancelling its context) and the
+// probation watcher (rollback.Run / the group's context). When ctx ends, or
+// any actor fails, the interrupts run in this order, all within one
+// deadline of cfg.ShutdownTimeout:
+//
+//  1. health reports NOT_SERVING, so load balancers stop sending calls;
+//  2. the job worker stops: Start refuses new jobs ("shutting down"), the
+//     running job stops within an epoch (or finishes the registration it
+//     has begun), queued jobs end FAILED "interrupted". This comes before
+//     the drains because a WatchJob stream (gRPC) or a :watch response
+//     (REST) stays open until its job ends, and would hold either drain
+//     until the deadline;
+//  3. REST drains: its calls go through gRPC, which still serves them;
+//  4. gRPC drains (GracefulStop), forced with Stop at the deadline;
+//  5. the worker is awaited, since it writes to the registry that close
+//     then closes.
+//
+// A worker still busy at the deadline (a job blocked in a read that does not
+// heed its context, such as a trace on a hung mount) is not waited for:
+// serve returns an error without closing the registry, and the process
+// exits; bbolt needs no close to stay consistent, and the job reads FAILED
+// "interrupted" after a restart.
 func (s *server) serve(ctx context.Context) error {
 	s.log.Info("listening", "grpc", s.grpcLis.Addr().String(), "http", s.httpLis.Addr().String())
-	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
-	s.stopJobs, s.jobsDone = stopJobs, make(chan struct{})
-	go func() { defer close(s.jobsDone); s.jobs.Run(jobsCtx) }()
 	g, gctx := errgroup.WithContext(ctx)
+	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopJobs()
+	jobsDone := make(chan struct{})
+	g.Go(func() error { defer close(jobsDone); s.jobs.Run(jobsCtx); return nil })
 	g.Go(func() error { return s.releases.Run(gctx) }) // probation watcher
 	g.Go(func() error {
 		// ErrServerStopped: the context ended before Serve started, and
 		// shutdown already stopped the server; that is a clean stop too.
-		if err := s.grpc.Serve(s.grpcLis); !errors.Is(err, grpc.ErrServerStopped) {
-			return err
+		if err := s.grpc.Serve(s.grpcLis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("serve: gRPC: %w", err)
 		}
 		return nil
 	})
 	g.Go(func() error {
-		if err := s.http.Serve(s.httpLis); !errors.Is(err, http.ErrServerClosed) {
-			return err
+		if err := s.http.Serve(s.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: REST: %w", err)
 		}
 		return nil
 	})
+	abandoned := make(chan error, 1) // the worker outlived the deadline
 	g.Go(func() error {
 		<-gctx.Done()
-		s.shutdown()
+		if err := s.shutdown(stopJobs, jobsDone); err != nil {
+			abandoned <- err
+		}
 		return nil
 	})
-	err := g.Wait()
+	all := make(chan error, 1)
+	go func() { all <- g.Wait() }() // returns once every actor has; see above for the exception
+	var err error
+	select {
+	case err = <-all:
+	case err = <-abandoned:
+		s.log.Error("shutdown incomplete", "err", err)
+		return err
+	}
+	s.close()
 	if ctx.Err() != nil && err == nil {
 		s.log.Info("stopped")
 	}
 	return err
 }
 
-func (s *server) shutdown() {
-	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
-	s.health.Shutdown()
-	if s.stopJobs != nil {
-		s.stopJobs() // running and queued jobs end FAILED "interrupted"; WatchJob streams close
-		<-s.jobsDone // the worker writes to the store that close() closes
-	}
+// shutdown runs the interrupts in serve's order within cfg.ShutdownTimeout.
+// It returns an error only when the job worker has not returned by then.
+func (s *server) shutdown(stopJobs context.CancelFunc, jobsDone <-chan struct{}) error {
+	s.log.Info("shutting down", "timeout", s.cfg.ShutdownTimeout.String())
 	deadline, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	_ = s.http.Shutdown(deadline) // REST first: its calls go through gRPC
+	s.health.Shutdown()
+	stopJobs() // running and queued jobs end FAILED "interrupted"; WatchJob streams close
+	if err := s.http.Shutdown(deadline); err != nil {
+		s.log.Warn("REST drain timed out; closing its connections", "err", err)
+		_ = s.http.Close()
+	}
 	done := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(done) }()
 	select {
@@ -172,8 +284,14 @@ func (s *server) shutdown() {
 	case <-deadline.Done():
 		s.log.Warn("graceful stop timed out; forcing")
 		s.grpc.Stop()
+		<-done
 	}
-	s.close()
+	select {
+	case <-jobsDone:
+		return nil
+	case <-deadline.Done():
+		return fmt.Errorf("serve: shutdown: the training job worker did not stop within --shutdown-timeout %s; exiting without waiting for it (its job reads FAILED \"interrupted\" after a restart)", s.cfg.ShutdownTimeout)
+	}
 }
 
 func (s *server) close() {
@@ -194,9 +312,14 @@ func (s *server) close() {
 	}
 }
 
-// loopback turns a listener address such as [::]:50051 into one the gateway
-// can dial (127.0.0.1:50051).
+// loopback turns the gRPC listener's address into one the gateway can
+// dial: a wildcard ([::]:50051, 0.0.0.0:50051) becomes 127.0.0.1:50051; a
+// listener on one address (--grpc-addr 127.0.0.1:50051, [::1]:50051) is
+// dialed there.
 func loopback(a net.Addr) string {
-	_, port, _ := net.SplitHostPort(a.String())
-	return net.JoinHostPort("127.0.0.1", port)
+	host, port, _ := net.SplitHostPort(a.String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -191,7 +191,8 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		var doc struct {
-			Swagger string         `json:"swagger"`
+			Swagger string `json:"swagger"`
+			Info    struct{ Title string }
 			Paths   map[string]any `json:"paths"`
 		}
 		if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
@@ -200,8 +201,10 @@ func TestServeEndToEnd(t *testing.T) {
 		if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || !strings.HasPrefix(ct, "application/json") {
 			t.Errorf("/openapi.json = %d %q; want 200 application/json", resp.StatusCode, ct)
 		}
-		if _, ok := doc.Paths["/v1/predict"]; !ok || doc.Swagger == "" {
-			t.Errorf("/openapi.json has swagger %q and paths %v; want /v1/predict", doc.Swagger, doc.Paths)
+		_, predict := doc.Paths["/v1/predict"]
+		_, readyz := doc.Paths["/readyz"]
+		if !predict || !readyz || doc.Swagger == "" || doc.Info.Title != "recommendation-api" {
+			t.Errorf("/openapi.json has swagger %q, title %q and paths %v; want /v1/predict, /readyz, title recommendation-api", doc.Swagger, doc.Info.Title, doc.Paths)
 		}
 	})
 
@@ -682,8 +685,8 @@ func TestRunServeStops(t *testing.T) {
 		done <- run(ctx, []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, &stdout, &stderr)
 	}()
 
-	// The log names the bound addresses once the server is up.
-	listening := regexp.MustCompile(`msg=listening grpc=(\S+) http=(\S+)`)
+	// The log (JSON, the default) names the bound addresses once the server is up.
+	listening := regexp.MustCompile(`"msg":"listening","grpc":"([^"]+)","http":"([^"]+)"`)
 	var m []string
 	for deadline := time.Now().Add(waitFor); m == nil; time.Sleep(time.Millisecond) {
 		select {
@@ -741,13 +744,14 @@ func TestServeFlags(t *testing.T) {
 		"RECO_INTRA_OP_THREADS": "2",
 		"RECO_SHUTDOWN_TIMEOUT": "3s",
 		"RECO_LOG_LEVEL":        "debug",
+		"RECO_LOG_FORMAT":       "text",
 	}
 	t.Run("Env", func(t *testing.T) {
 		cfg, _, err := parseServeFlags(nil, env(all), io.Discard)
 		want := DefaultConfig()
 		want.GRPCAddr, want.HTTPAddr, want.DataDir = "127.0.0.1:9000", "127.0.0.1:9001", "/var/lib/reco"
 		want.MaxBatch, want.ORTLib, want.IntraOpThreads = 50, "/opt/ort/libonnxruntime.so.1", 2
-		want.ShutdownTimeout, want.LogLevel = 3*time.Second, "debug"
+		want.ShutdownTimeout, want.LogLevel, want.LogFormat = 3*time.Second, "debug", "text"
 		if err != nil || cfg != want {
 			t.Errorf("parseServeFlags with RECO_* set = %+v, %v; want %+v", cfg, err, want)
 		}
@@ -779,6 +783,12 @@ func TestServeFlags(t *testing.T) {
 		{"ShutdownTimeoutEnvMalformed", nil, map[string]string{"RECO_SHUTDOWN_TIMEOUT": "soon"}, "RECO_SHUTDOWN_TIMEOUT"},
 		{"ProbationEnvMalformed", nil, map[string]string{"RECO_PROBATION": "10"}, "RECO_PROBATION"},
 		{"FailureThresholdTooHigh", []string{"--failure-threshold", "2"}, nil, "--failure-threshold 2"},
+		// Enum-like flags name the accepted values; nothing means a default silently.
+		{"LogLevelUnknown", []string{"--log-level", "nonsense"}, nil, `--log-level (RECO_LOG_LEVEL) "nonsense"; want one of debug, info, warn, error`},
+		{"LogLevelEnvUnknown", nil, map[string]string{"RECO_LOG_LEVEL": "verbose"}, `"verbose"; want one of debug, info, warn, error`},
+		{"LogLevelCase", []string{"--log-level", "INFO"}, nil, `"INFO"; want one of`},
+		{"LogFormatUnknown", []string{"--log-format", "xml"}, nil, `--log-format (RECO_LOG_FORMAT) "xml"; want one of json, text`},
+		{"LogFormatEnvUnknown", nil, map[string]string{"RECO_LOG_FORMAT": "logfmt"}, `"logfmt"; want one of json, text`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -806,4 +816,107 @@ func TestServeFlags(t *testing.T) {
 			t.Errorf("run serve -h = %v (exit code %d); want flag.ErrHelp, exit code 2", err, exitCode(err))
 		}
 	})
+}
+
+// TestRequestLogHasNoFeatureValues: at debug level every call is logged,
+// but never the values a client sent, valid or refused.
+func TestRequestLogHasNoFeatureValues(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "debug"}, &stdout, &stderr)
+	}()
+	listening := regexp.MustCompile(`"msg":"listening","grpc":"([^"]+)","http":"([^"]+)"`)
+	var m []string
+	for deadline := time.Now().Add(waitFor); m == nil; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no listening line in the log; stderr:\n%s", stderr.String())
+		}
+		m = listening.FindStringSubmatch(stderr.String())
+	}
+	conn, err := grpc.NewClient(m[1], grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := recommendationv1.NewRecommendationServiceClient(conn)
+	// Distinctive values, valid and out of range.
+	const good, bad = 0.3141592, 1.7182818
+	values := func(v float32) []float32 {
+		x := make([]float32, model.NumFeatures)
+		for i := range x {
+			x[i] = 0.5
+		}
+		x[3] = v
+		return x
+	}
+	if _, err := client.Predict(ctx, &recommendationv1.PredictRequest{Instances: []*recommendationv1.Instance{featuresInstance("ok", values(good))}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Predict(ctx, &recommendationv1.PredictRequest{Instances: []*recommendationv1.Instance{featuresInstance("bad", values(bad))}}); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("Predict out of range = %v; want InvalidArgument", err)
+	}
+	for _, body := range []string{
+		fmt.Sprintf(`{"instances":[{"features":{"values":%s}}]}`, jsonFloats(values(good))),
+		fmt.Sprintf(`{"instances":[{"features":{"values":%s}}]}`, jsonFloats(values(bad))),
+	} {
+		resp, err := http.Post("http://"+m[2]+"/v1/predict", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	logs := stderr.String()
+	if !strings.Contains(logs, `"msg":"grpc call"`) {
+		t.Fatalf("no call was logged at debug level:\n%s", logs)
+	}
+	for _, v := range []string{"0.314159", "1.718281", "1.718282"} {
+		if strings.Contains(logs, v) {
+			t.Errorf("the log holds the feature value %s a client sent:\n%s", v, logs)
+		}
+	}
+}
+
+func jsonFloats(x []float32) string {
+	b, _ := json.Marshal(x)
+	return string(b)
+}
+
+// TestGatewayDialsTheGRPCAddress: with gRPC bound to one address (not a
+// wildcard), REST calls still reach it.
+func TestGatewayDialsTheGRPCAddress(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Skipf("127.0.0.2 is not a loopback address here: %v", err)
+	}
+	l.Close()
+	cfg := DefaultConfig()
+	cfg.GRPCAddr, cfg.HTTPAddr, cfg.DataDir = "127.0.0.2:0", "127.0.0.1:0", t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	srv, err := newServer(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.serve(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	ts := &testServer{httpAddr: srv.httpLis.Addr().String(), http: &http.Client{}}
+	req := mixedRequest(1, 2)
+	if code, resp, e, err := ts.postPredict(ctx, req); err != nil || code != http.StatusOK || checkResponse(req, resp) != nil {
+		t.Errorf("POST /v1/predict with gRPC on %s = %d %+v %v; want 200 and an answer", srv.grpcLis.Addr(), code, e, err)
+	}
 }

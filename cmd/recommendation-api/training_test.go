@@ -153,9 +153,11 @@ func TestTrainingJobEndToEnd(t *testing.T) {
 var listening = regexp.MustCompile(`msg=listening grpc=(\S+) http=(\S+)`)
 
 // startBinary runs the real binary on dataDir and returns its REST address.
-func startBinary(t *testing.T, dataDir string) (*exec.Cmd, string) {
+// extra flags follow the defaults.
+func startBinary(t *testing.T, dataDir string, extra ...string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(binPath, "serve", "--data-dir", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	args := []string{"serve", "--data-dir", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "text"}
+	cmd := exec.Command(binPath, append(args, extra...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

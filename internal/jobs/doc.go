@@ -55,9 +55,13 @@
 // "interrupted:"; New does the same to jobs the file holds as QUEUED or
 // RUNNING, which a process that died left behind. Registration is one registry transaction,
 // so a crash never leaves a half-registered version: the version is there
-// with its manifest, or not at all. A crash between registration and
-// activation leaves the version registered and not active, and the job
-// FAILED (interrupted).
+// with its manifest, or not at all. A crash after registration began is
+// resolved against the registry when New reads the job back, since the
+// process may have died after a registry commit and before the job's record
+// said so: a version registered and not active leaves the job FAILED with
+// "interrupted after registering vX.Y.Z; not activated", Registered true and
+// Activation.Activated false; a version also activated says so
+// (InterruptedAfterActivating, Activation.Activated true).
 //
 // # Cancellation and CPU
 //

@@ -36,6 +36,16 @@ const (
 	InterruptedRunning = "interrupted: the server stopped while the job was running"
 	// InterruptedQueued is the error of a job that was still queued then.
 	InterruptedQueued = "interrupted: the server stopped before the job started"
+	// InterruptedAfterRegistering (a format taking the version) is the
+	// error of a job whose server stopped after the job registered its
+	// version and before it activated it: Registered is true and
+	// Activation.Activated false.
+	InterruptedAfterRegistering = "interrupted after registering %s; not activated"
+	// InterruptedAfterActivating (a format taking the version) is the
+	// error of a job whose server stopped after the version was registered
+	// and activated, before the job's record was finished: Registered and
+	// Activation.Activated are true.
+	InterruptedAfterActivating = "interrupted after registering and activating %s; the job's record was not finished"
 )
 
 // cancelWait bounds how long Cancel waits for a running job to stop.
@@ -133,8 +143,10 @@ var errCancelled = errors.New("cancelled by request")
 // New returns a Manager keeping its jobs in store and releasing through
 // releases. It reads the jobs store holds; those recorded as QUEUED or
 // RUNNING belonged to a process that stopped, and become FAILED with the
-// error InterruptedQueued or InterruptedRunning (written back before New
-// returns). Records that do not decode are logged and skipped.
+// error InterruptedQueued or InterruptedRunning, or, for a job that had
+// registered its version, InterruptedAfterRegistering or
+// InterruptedAfterActivating (written back before New returns). Records
+// that do not decode are logged and skipped.
 func New(store *registry.Store, releases *rollback.Controller, opts Options) (*Manager, error) {
 	if store == nil || releases == nil {
 		return nil, errors.New("jobs: New needs a registry store and a release controller")
@@ -159,20 +171,65 @@ func New(store *registry.Store, releases *rollback.Controller, opts Options) (*M
 			m.seq = max(m.seq, seq)
 		}
 		if !j.State.Final() {
-			msg := InterruptedRunning
-			if j.State == StateQueued {
-				msg = InterruptedQueued
+			if err := m.markInterrupted(&j, now); err != nil {
+				return nil, err
 			}
-			j.State, j.Error, j.FinishedAt = StateFailed, msg, now
-			j.Progress.Phase, j.Progress.Remaining = PhaseDone, 0
 			if err := m.put(&j); err != nil {
 				return nil, err
 			}
-			m.log.Warn("training job interrupted by a restart", "job", j.ID, "version", j.Version)
+			m.log.Warn("training job interrupted by a restart", "job", j.ID, "version", j.Version,
+				"registered", j.Registered, "activated", j.Activation != nil && j.Activation.Activated, "err", j.Error)
 		}
 		m.jobs[j.ID] = newEntry(j, now)
 	}
 	return m, nil
+}
+
+// markInterrupted makes j, recorded as pending by a process that stopped,
+// FAILED with an error saying how far it got. A job that had begun
+// registering is checked against the registry, which is the truth: the
+// process may have died after the registry committed the version (or its
+// activation) and before the job's record said so. Such a job gets
+// Registered from the registry, an Activation saying whether the version is
+// active, and the error InterruptedAfterRegistering or
+// InterruptedAfterActivating naming the version.
+func (m *Manager) markInterrupted(j *Job, now time.Time) error {
+	msg := InterruptedRunning
+	if j.State == StateQueued {
+		msg = InterruptedQueued
+	}
+	committed := j.Registered || j.Progress.Phase == PhaseRegistering || j.Progress.Phase == PhaseActivating
+	if j.State == StateRunning && committed {
+		registered, err := m.registered(j.Version)
+		if err != nil {
+			return err
+		}
+		j.Registered = registered
+		if registered {
+			active, err := m.store.Active(j.Version.Major)
+			if err != nil && !errors.Is(err, model.ErrNoActiveVersion) {
+				return fmt.Errorf("jobs: %w", err)
+			}
+			act := &Activation{Policy: j.Params.Policy, Activated: err == nil && active == j.Version}
+			if j.Activation != nil {
+				act.Better = j.Activation.Better
+			} else if j.Evaluation != nil {
+				parent, _ := model.ParseVersion(j.ParentVersion)
+				act.Better, _ = compare(j.Evaluation, parent)
+			}
+			if act.Activated {
+				msg = fmt.Sprintf(InterruptedAfterActivating, j.Version)
+				act.Reason = "activated; the server stopped before the job's record was finished"
+			} else {
+				msg = fmt.Sprintf(InterruptedAfterRegistering, j.Version)
+				act.Reason = fmt.Sprintf("not activated: the server stopped after registering %s; activate it by hand if wanted", j.Version)
+			}
+			j.Activation = act
+		}
+	}
+	j.State, j.Error, j.FinishedAt = StateFailed, msg, now
+	j.Progress.Phase, j.Progress.Remaining = PhaseDone, 0
+	return nil
 }
 
 // idPrefix and idDigits shape job ids: "job-00000012" sorts in start order.

@@ -513,3 +513,73 @@ func TestModelIndependentOfWorkers(t *testing.T) {
 		t.Errorf("Workers=1 gives sha256 %s, Workers=4 gives %s; want the same bytes", sums[0], sums[1])
 	}
 }
+
+// TestRestartAfterRegistering: a server killed while a job was registering
+// or activating leaves a version in the registry that the job's record may
+// not mention yet. After a restart the job says what was done.
+func TestRestartAfterRegistering(t *testing.T) {
+	t.Parallel()
+	f := open(t, "")
+	ctx := context.Background()
+	// activating: registered and recorded so, killed before Activate.
+	f.register(t, "v1.0.5")
+	// registering: the registry committed, the process died before the
+	// job's record said Registered.
+	f.register(t, "v1.0.6")
+	// activating: Activate committed, the record was not finished.
+	f.register(t, "v1.0.7")
+	if _, err := f.ctl.Activate(ctx, model.MustParseVersion("v1.0.7"), model.Change{Reason: "test", Actor: "tester"}); err != nil {
+		t.Fatal(err)
+	}
+	records := []jobs.Job{
+		{ID: "job-00000001", Version: model.MustParseVersion("v1.0.5"), Registered: true, Progress: jobs.Progress{Phase: jobs.PhaseActivating}},
+		{ID: "job-00000002", Version: model.MustParseVersion("v1.0.6"), Progress: jobs.Progress{Phase: jobs.PhaseRegistering}},
+		{ID: "job-00000003", Version: model.MustParseVersion("v1.0.7"), Registered: true, Progress: jobs.Progress{Phase: jobs.PhaseActivating}},
+		// registering, killed before the registry committed.
+		{ID: "job-00000004", Version: model.MustParseVersion("v1.0.8"), Progress: jobs.Progress{Phase: jobs.PhaseRegistering}},
+	}
+	for _, j := range records {
+		j.State, j.Params = jobs.StateRunning, small(jobs.PolicyAlways)
+		b, err := json.Marshal(j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.store.PutRecord(jobs.Bucket, j.ID, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	m := f.manager(t, jobs.Options{}, false)
+	for _, tt := range []struct {
+		id                    string
+		registered, activated bool
+		err                   string
+	}{
+		{"job-00000001", true, false, "interrupted after registering v1.0.5; not activated"},
+		{"job-00000002", true, false, "interrupted after registering v1.0.6; not activated"},
+		{"job-00000003", true, true, "interrupted after registering and activating v1.0.7; the job's record was not finished"},
+		{"job-00000004", false, false, jobs.InterruptedRunning},
+	} {
+		j, err := m.Get(tt.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		activated := j.Activation != nil && j.Activation.Activated
+		if j.State != jobs.StateFailed || j.Error != tt.err || j.Registered != tt.registered || activated != tt.activated {
+			t.Errorf("%s after restart: %s %q registered %v activated %v; want FAILED %q registered %v activated %v",
+				tt.id, j.State, j.Error, j.Registered, activated, tt.err, tt.registered, tt.activated)
+		}
+		if tt.registered && (j.Activation == nil || j.Activation.Policy != jobs.PolicyAlways || j.Activation.Reason == "") {
+			t.Errorf("%s: activation %+v; want the policy and a reason", tt.id, j.Activation)
+		}
+		// What the restart concluded is written back.
+		rec, err := f.store.GetRecord(jobs.Bucket, tt.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stored jobs.Job
+		if err := json.Unmarshal(rec, &stored); err != nil || stored.Error != tt.err || stored.Registered != tt.registered {
+			t.Errorf("%s stored as %s %q registered %v (%v)", tt.id, stored.State, stored.Error, stored.Registered, err)
+		}
+	}
+}

@@ -144,7 +144,10 @@ func logCall(ctx context.Context, log *slog.Logger, method string, start time.Ti
 		return
 	}
 	attrs := []any{"method", method, "code", code.String(), "duration", time.Since(start)}
-	if err != nil {
+	// A client error's message may quote the values it refused (a feature
+	// out of range), which stay out of the log; a server error's is the
+	// operator's to read.
+	if err != nil && level == slog.LevelError {
 		attrs = append(attrs, "message", status.Convert(err).Message())
 	}
 	log.Log(ctx, level, "grpc call", attrs...)
@@ -175,7 +178,8 @@ const DefaultMaxBodyBytes = 4 << 20
 //
 //	GET /healthz       200 "ok" while the process runs
 //	GET /readyz        200 when opts.Models is serving a version, else 503, both JSON
-//	GET /openapi.json  the OpenAPI (Swagger 2.0) description of the routes
+//	GET /openapi.json  the OpenAPI (Swagger 2.0) description of the routes,
+//	                   these three included (api/openapi's overlay)
 //
 // Errors are JSON {"code", "message", "details"} with the HTTP status
 // grpc-gateway maps from the gRPC code (400, 404, 409, 501, 503, …), except
@@ -232,9 +236,13 @@ func NewGateway(ctx context.Context, grpcAddr string, opts GatewayOptions) (http
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", readyz(opts.Models))
+	doc, err := mergeOpenAPI(openapi.JSON, openapi.Overlay)
+	if err != nil {
+		return nil, err
+	}
 	mux.HandleFunc("GET /openapi.json", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(openapi.JSON)
+		_, _ = w.Write(doc)
 	})
 	limit := opts.MaxBodyBytes
 	if limit <= 0 {

@@ -165,16 +165,31 @@ func TestOpenAPI(t *testing.T) {
 		t.Fatalf("/openapi.json = %d %s", code, hdr.Get("Content-Type"))
 	}
 	var doc struct {
-		Swagger string                     `json:"swagger"`
-		Paths   map[string]json.RawMessage `json:"paths"`
+		Swagger string `json:"swagger"`
+		Info    struct {
+			Title, Version, Description string
+		} `json:"info"`
+		Paths       map[string]json.RawMessage `json:"paths"`
+		Definitions map[string]json.RawMessage `json:"definitions"`
 	}
 	if err := json.Unmarshal(b, &doc); err != nil {
 		t.Fatalf("/openapi.json is not JSON: %v", err)
 	}
-	for _, p := range []string{"/v1/predict", "/v1/models", "/v1/models/{version}", "/v1/models/history", "/v1/models:rollback"} {
+	// The generated routes, and those the gateway serves itself (overlay).
+	for _, p := range []string{"/v1/predict", "/v1/models", "/v1/models/{version}", "/v1/models/history", "/v1/models:rollback",
+		"/healthz", "/readyz", "/openapi.json"} {
 		if _, ok := doc.Paths[p]; !ok {
 			t.Errorf("/openapi.json has no path %s", p)
 		}
+	}
+	if doc.Info.Title != "recommendation-api" || doc.Info.Version != "v1" || doc.Info.Description == "" {
+		t.Errorf("/openapi.json info = %+v; want title recommendation-api, version v1, the generated description", doc.Info)
+	}
+	if _, ok := doc.Definitions["Readiness"]; !ok {
+		t.Errorf("/openapi.json has no Readiness definition for /readyz")
+	}
+	if _, ok := doc.Definitions["v1PredictRequest"]; !ok {
+		t.Errorf("/openapi.json lost the generated definitions (v1PredictRequest)")
 	}
 }
 
