@@ -148,10 +148,22 @@ func (e *Elector) term(ctx context.Context) error {
 	if err != nil || string(resp.Kvs[0].Key) != el.Key() || resp.Kvs[0].CreateRevision != el.Rev() {
 		return fmt.Errorf("etcdstore: elector: leadership lost before it began: %v", err)
 	}
+	// The session notices a revoked or expired lease only at its next
+	// renewal (TTL/3 away); the key's deletion is seen at once.
+	wch := e.client.Watch(clientv3.WithRequireLeader(cctx), el.Key(), clientv3.WithRev(el.Rev()), clientv3.WithFilterPut())
 	e.set(true)
 	select {
 	case <-sess.Done():
 		return errors.New("etcdstore: elector: lease lost")
+	case wr := <-wch:
+		if ctx.Err() == nil {
+			// Deleted, or the watch broke: stop leading rather than guess.
+			return fmt.Errorf("etcdstore: elector: leader key deleted or unwatchable (%v)", wr.Err())
+		}
+		e.set(false)
+		rctx, cancel := context.WithTimeout(context.Background(), e.timeout)
+		defer cancel()
+		return el.Resign(rctx)
 	case <-ctx.Done():
 		e.set(false)
 		rctx, cancel := context.WithTimeout(context.Background(), e.timeout)
