@@ -29,13 +29,15 @@ ort:
 	@scripts/install-onnxruntime.sh $(ONNXRUNTIME_LIB) >/dev/null
 
 # Debian packages used by tests: python3-onnx (onnx.checker on exported
-# files), docker-compose (validates docker-compose.yml; no engine needed) and
+# files), docker-compose (validates docker-compose.yml; no engine needed),
+# etcd-server (a real etcd the etcd registry's tests start on loopback) and
 # prometheus (its promtool checks deploy/prometheus.yml). promtool is optional:
 # where apt-get cannot install it, compose-check says so and skips that check.
 deps-system:
 	@need=""; opt=""; \
 	/usr/bin/python3 -c 'import onnx' 2>/dev/null || need="$$need python3-onnx"; \
 	command -v docker-compose >/dev/null || need="$$need docker-compose"; \
+	command -v etcd >/dev/null || need="$$need etcd-server"; \
 	command -v promtool >/dev/null || opt="prometheus"; \
 	if [ -n "$$need$$opt" ]; then \
 	  echo "installing$$need $$opt with apt-get"; \

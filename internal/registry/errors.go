@@ -1,8 +1,8 @@
 package registry
 
-import "errors"
+import "recommendation-api/internal/model"
 
 // ErrRecordNotFound is returned (wrapped, naming the bucket and key) by
 // GetRecord when no record has that key. The version operations return the
 // sentinels of package model instead (model.ErrVersionNotFound, ...).
-var ErrRecordNotFound = errors.New("record not found")
+var ErrRecordNotFound = model.ErrRecordNotFound

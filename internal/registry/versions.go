@@ -16,14 +16,11 @@ import (
 type Entry = model.Entry
 
 // RegisterOptions are who registers, why, and which versions the caller
-// still serves from memory (retention keeps them).
-type RegisterOptions struct {
-	Actor, Reason string
-	// Protect lists versions retention must not delete in addition to the
-	// ones the store protects itself: typically those a loaded session
-	// serves.
-	Protect []model.Version
-}
+// still serves from memory (model.RegisterOptions).
+type RegisterOptions = model.RegisterOptions
+
+// Store is the single-replica model.Registry.
+var _ model.Registry = (*Store)(nil)
 
 // Register is RegisterWith with only an actor.
 func (s *Store) Register(b []byte, m *model.Manifest, actor string) ([]model.Version, error) {
