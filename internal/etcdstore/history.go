@@ -100,7 +100,8 @@ func (s *Store) SetActiveIf(to model.Version, ev model.Event, expected *model.Ve
 			cur, has = v, true
 		}
 		if expected != nil && (cur != *expected || has == expected.IsZero()) {
-			return nil, fmt.Errorf("%w: expected %s, active is %s", model.ErrActiveMismatch, orNone(*expected), activeName(cur, has))
+			msg := fmt.Sprintf("expected_active %s, but the active version of major %d is %s; nothing changed", orNone(*expected), to.Major, activeName(cur, has))
+			return nil, model.Public(fmt.Errorf("%w: %s", model.ErrActiveMismatch, msg), msg)
 		}
 		if has && cur == to {
 			return nil, fmt.Errorf("%w: %s is already the active version of major %d", model.ErrAlreadyActive, to, to.Major)

@@ -71,8 +71,9 @@ func (s *Store) RegisterWith(b []byte, m *model.Manifest, opts model.RegisterOpt
 			}
 		}
 		if len(same) >= s.keep && v.Compare(same[len(same)-s.keep]) < 0 {
-			return nil, fmt.Errorf("%w: retention keeps the newest %d versions of major %d (the oldest kept is %s), so %s would be deleted at once; register a newer version",
-				model.ErrVersionTooOld, s.keep, v.Major, same[len(same)-s.keep], v)
+			msg := fmt.Sprintf("register %s: retention keeps the newest %d versions of major %d (the oldest kept is %s), so %s would be deleted at once; register a newer version",
+				v, s.keep, v.Major, same[len(same)-s.keep], v)
+			return nil, model.Public(fmt.Errorf("%w: %s", model.ErrVersionTooOld, msg), msg)
 		}
 		all := append(slices.Clone(same), v)
 		slices.SortFunc(all, model.Version.Compare)

@@ -35,7 +35,7 @@ func FillHistory(s *Store, n int, a, b string) error {
 			if err != nil {
 				return err
 			}
-			l.record(model.ActionActivate, from, to)
+			l.Record(model.ActionActivate, from, to)
 			if err := putLineage(tx, v.Major, l); err != nil {
 				return err
 			}

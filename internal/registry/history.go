@@ -169,7 +169,7 @@ func (s *Store) SetActiveIf(to model.Version, ev Event, expected *model.Version)
 		if err != nil {
 			return err
 		}
-		l.record(ev.Action, ev.From, ev.To)
+		l.Record(ev.Action, ev.From, ev.To)
 		if err := putLineage(tx, to.Major, l); err != nil {
 			return err
 		}

@@ -160,10 +160,10 @@ func (s *Store) upgradeFrom1(tx *bbolt.Tx) error {
 			l = &lineage{}
 			stacks[v.Major] = l
 		}
-		l.record(ev.Action, ev.From, ev.To)
+		l.Record(ev.Action, ev.From, ev.To)
 	}
 	for major, l := range stacks {
-		l.drop(func(v string) bool { return !registeredIn(tx, v) })
+		l.Drop(func(v string) bool { return !registeredIn(tx, v) })
 		if err := putLineage(tx, major, l); err != nil {
 			return err
 		}

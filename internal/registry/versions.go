@@ -170,7 +170,7 @@ func (s *Store) prune(tx *bbolt.Tx, major int, now time.Time, opts RegisterOptio
 		if err != nil {
 			return nil, err
 		}
-		l.drop(func(v string) bool { return !registeredIn(tx, v) })
+		l.Drop(func(v string) bool { return !registeredIn(tx, v) })
 		if err := putLineage(tx, major, l); err != nil {
 			return nil, err
 		}

@@ -586,7 +586,7 @@ func (c *contract) testSetActiveIf(t *testing.T) {
 	}
 	n := len(History(t, r))
 	want := version("v1.1.0")
-	if _, err := r.SetActiveIf(version("v1.1.0"), model.Event{}, &want); !errors.Is(err, model.ErrActiveMismatch) || !strings.Contains(err.Error(), "active is v1.0.0") {
+	if _, err := r.SetActiveIf(version("v1.1.0"), model.Event{}, &want); !errors.Is(err, model.ErrActiveMismatch) || !strings.Contains(err.Error(), "active version of major 1 is v1.0.0") {
 		t.Errorf("err = %v; want %v naming the actual active v1.0.0", err, model.ErrActiveMismatch)
 	}
 	if _, err := r.SetActive(version("v1.0.0"), model.Event{Action: model.ActionRollback}); !errors.Is(err, model.ErrAlreadyActive) {
