@@ -81,18 +81,21 @@ type Options struct {
 	Session SessionOptions
 }
 
-// Manager owns the loaded versions and publishes the active one. Predict
-// calls take a lease with an atomic load and a reference count, no lock.
+// Manager owns the loaded versions and publishes one active version per
+// major (I/O format): agents still sending one format are answered by that
+// major's active version while others move to the next. Predict calls take
+// a lease with an atomic load and a reference count, no lock.
 type Manager struct {
-	opts   Options
-	active atomic.Pointer[loaded]
+	opts Options
+	// actives is a copy-on-write map from major to its active version.
+	actives atomic.Pointer[map[int]*loaded]
 	// byVersion is a copy-on-write map of loaded versions, read lock-free by
 	// Acquire for pinned versions.
 	byVersion atomic.Pointer[map[string]*loaded]
 	live      atomic.Int64
 
 	// mu serializes Load, Activate and Unload: each reads and replaces
-	// byVersion and active together.
+	// byVersion and actives together.
 	mu sync.Mutex
 }
 
@@ -101,7 +104,14 @@ func NewManager(opts Options) *Manager {
 	m := &Manager{opts: opts}
 	empty := map[string]*loaded{}
 	m.byVersion.Store(&empty)
+	none := map[int]*loaded{}
+	m.actives.Store(&none)
 	return m
+}
+
+// isActive reports whether l is the active version of its major.
+func (m *Manager) isActive(l *loaded) bool {
+	return (*m.actives.Load())[l.manifest.Version.Major] == l
 }
 
 // Load verifies a version and makes it available (not active). Nothing the
@@ -162,15 +172,17 @@ func (m *Manager) Load(b []byte, man *model.Manifest) error {
 	if err != nil {
 		return fail("create session", err)
 	}
-	if sig := sess.Signature(); !sig.Equal(model.DefaultSignature()) || !man.Signature.Equal(model.DefaultSignature()) {
+	// The served signature follows from the manifest's declared features.
+	served := model.SignatureFor(len(man.Features))
+	if sig := sess.Signature(); !sig.Equal(served) || !man.Signature.Equal(served) {
 		sess.Close()
-		err := fmt.Errorf("%w: model has inputs %v outputs %v, manifest declares %v -> %v; this server serves %v -> %v",
+		err := fmt.Errorf("%w: model has inputs %v outputs %v, manifest declares %v -> %v; its %d features need %v -> %v",
 			model.ErrSignatureMismatch, sig.Inputs, sig.Outputs, man.Signature.Inputs, man.Signature.Outputs,
-			model.DefaultSignature().Inputs, model.DefaultSignature().Outputs)
-		return fail("check signature", model.Public(err, fmt.Sprintf("%v: the manifest's signature is not the served %s",
-			model.ErrSignatureMismatch, describeSignature(model.DefaultSignature()))))
+			len(man.Features), served.Inputs, served.Outputs)
+		return fail("check signature", model.Public(err, fmt.Sprintf("%v: the model's signature is not %s, which its %d declared features need",
+			model.ErrSignatureMismatch, describeSignature(served), len(man.Features))))
 	}
-	if err := agrees(sess, c.Model, x, rows); err != nil {
+	if err := agrees(sess, c.Model, x, rows, len(man.Features)); err != nil {
 		sess.Close()
 		return fail("compare runtime", err)
 	}
@@ -181,32 +193,36 @@ func (m *Manager) Load(b []byte, man *model.Manifest) error {
 	return nil
 }
 
-// probeRows are the server's own rows, besides a manifest's golden rows,
-// on which ONNX Runtime must agree with the pure-Go forward pass: the
-// corners and a fixed spread of the normalized feature cube.
-var probeRows = func() []float32 {
-	const n = 16
-	x := make([]float32, 0, n*model.NumFeatures)
-	for j := 0; j < model.NumFeatures; j++ {
+// probeRowCount is how many of the server's own rows, besides a
+// manifest's golden rows, ONNX Runtime must agree on with the pure-Go
+// forward pass.
+const probeRowCount = 16
+
+// probeRows returns the probe rows for width features: the corners and a
+// fixed spread of the normalized feature cube.
+func probeRows(width int) []float32 {
+	x := make([]float32, 0, probeRowCount*width)
+	for j := 0; j < width; j++ {
 		x = append(x, 0)
 	}
-	for j := 0; j < model.NumFeatures; j++ {
+	for j := 0; j < width; j++ {
 		x = append(x, 1)
 	}
-	for r := 2; r < n; r++ {
-		for j := 0; j < model.NumFeatures; j++ {
+	for r := 2; r < probeRowCount; r++ {
+		for j := 0; j < width; j++ {
 			x = append(x, float32((r*7+j*5)%17)/16)
 		}
 	}
 	return x
-}()
+}
 
 // agrees runs the golden rows x and the probe rows in sess and compares
 // them with q's pure-Go forward pass, within model.GoldenTolerance. An
 // error wraps model.ErrGoldenMismatch; its public message has no value.
-func agrees(sess *Session, q *model.QuantizedMLP, x []float32, rows int) error {
-	x = append(append(make([]float32, 0, len(x)+len(probeRows)), x...), probeRows...)
-	n := rows + len(probeRows)/model.NumFeatures
+func agrees(sess *Session, q *model.QuantizedMLP, x []float32, rows, width int) error {
+	probe := probeRows(width)
+	x = append(append(make([]float32, 0, len(x)+len(probe)), x...), probe...)
+	n := rows + probeRowCount
 	got, err := sess.Run(x, n)
 	if err != nil {
 		return model.Public(fmt.Errorf("%w: ONNX Runtime run: %v", model.ErrGoldenMismatch, err), ortRefused+" to run the golden rows")
@@ -252,10 +268,11 @@ func (m *Manager) setLoaded(version string, l *loaded) {
 	m.byVersion.Store(&next)
 }
 
-// Activate publishes a loaded version as the active one and returns the
-// version it replaced (zero if none). The replaced version stays loaded
-// (warm, for an instant rollback); call Unload to free it. Returns
-// model.ErrVersionNotFound if the version is not loaded.
+// Activate publishes a loaded version as the active one of its major and
+// returns the version it replaced there (zero if none); other majors are
+// untouched. The replaced version stays loaded (warm, for an instant
+// rollback); call Unload to free it. Returns model.ErrVersionNotFound if
+// the version is not loaded.
 func (m *Manager) Activate(v model.Version) (model.Version, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -263,7 +280,14 @@ func (m *Manager) Activate(v model.Version) (model.Version, error) {
 	if !ok {
 		return model.Version{}, fmt.Errorf("activate %s: %w: load it first", v, model.ErrVersionNotFound)
 	}
-	prev := m.active.Swap(l)
+	old := *m.actives.Load()
+	next := make(map[int]*loaded, len(old)+1)
+	for k, a := range old {
+		next[k] = a
+	}
+	prev := next[v.Major]
+	next[v.Major] = l
+	m.actives.Store(&next)
 	if prev == nil {
 		return model.Version{}, nil
 	}
@@ -271,7 +295,7 @@ func (m *Manager) Activate(v model.Version) (model.Version, error) {
 }
 
 // Unload drops a loaded version that is not active. Its session is
-// destroyed when its last in-flight call ends. Unloading the active version
+// destroyed when its last in-flight call ends. Unloading an active version
 // or one that is not loaded is an error.
 func (m *Manager) Unload(v model.Version) error {
 	m.mu.Lock()
@@ -280,15 +304,16 @@ func (m *Manager) Unload(v model.Version) error {
 	if !ok {
 		return fmt.Errorf("unload %s: %w", v, model.ErrVersionNotFound)
 	}
-	if m.active.Load() == l {
-		return fmt.Errorf("unload %s: it is the active version", v)
+	if m.isActive(l) {
+		return fmt.Errorf("unload %s: it is the active version of major %d", v, v.Major)
 	}
 	m.setLoaded(l.version, nil)
 	l.release()
 	return nil
 }
 
-// KeepOnly unloads every loaded version except the active one and those listed.
+// KeepOnly unloads every loaded version except the active ones (of every
+// major) and those listed.
 func (m *Manager) KeepOnly(keep ...model.Version) {
 	m.mu.Lock()
 	want := map[string]bool{}
@@ -296,9 +321,8 @@ func (m *Manager) KeepOnly(keep ...model.Version) {
 		want[v.String()] = true
 	}
 	var drop []model.Version
-	act := m.active.Load()
 	for k, l := range *m.byVersion.Load() {
-		if l != act && !want[k] {
+		if !m.isActive(l) && !want[k] {
 			drop = append(drop, l.manifest.Version)
 		}
 	}
@@ -317,7 +341,7 @@ type Lease struct {
 // Manifest returns the leased version's manifest.
 func (s *Lease) Manifest() *model.Manifest { return s.l.manifest }
 
-// Run runs n normalized rows (n×12) and returns n×5. Outputs that are NaN
+// Run runs n normalized rows (n × the manifest's feature count) and returns n×5. Outputs that are NaN
 // or outside [0,1] are an error (counted as a failure of that version).
 func (s *Lease) Run(x []float32, n int) ([]float32, error) {
 	out, err := s.l.sess.Run(x, n)
@@ -341,12 +365,30 @@ func (s *Lease) Release() {
 	}
 }
 
-// Acquire leases the active version (version "") or a loaded pinned one
-// ("v1.2.3"). Errors wrap model.ErrNoActiveVersion, model.ErrVersionNotFound
-// or model.ErrInvalidVersion.
+// Acquire leases a loaded pinned version ("v1.2.3"), or with version ""
+// the active version of the lowest major that has one (v1 while it
+// serves: what a client that names nothing has always got). Errors wrap
+// model.ErrNoActiveVersion, model.ErrVersionNotFound or
+// model.ErrInvalidVersion.
 func (m *Manager) Acquire(version string) (*Lease, error) {
+	return m.acquire(func() (*loaded, error) { return m.lookup(version) })
+}
+
+// AcquireMajor leases the active version of major. Errors wrap
+// model.ErrNoActiveVersion naming the majors that are served.
+func (m *Manager) AcquireMajor(major int) (*Lease, error) {
+	return m.acquire(func() (*loaded, error) {
+		l := (*m.actives.Load())[major]
+		if l == nil {
+			return nil, fmt.Errorf("%w of major %d; majors served: %v", model.ErrNoActiveVersion, major, m.Majors())
+		}
+		return l, nil
+	})
+}
+
+func (m *Manager) acquire(find func() (*loaded, error)) (*Lease, error) {
 	for {
-		l, err := m.lookup(version)
+		l, err := find()
 		if err != nil {
 			return nil, err
 		}
@@ -360,11 +402,17 @@ func (m *Manager) Acquire(version string) (*Lease, error) {
 
 func (m *Manager) lookup(version string) (*loaded, error) {
 	if version == "" {
-		l := m.active.Load()
-		if l == nil {
+		actives := *m.actives.Load()
+		var first *loaded
+		for major, l := range actives {
+			if first == nil || major < first.manifest.Version.Major {
+				first = l
+			}
+		}
+		if first == nil {
 			return nil, model.ErrNoActiveVersion
 		}
-		return l, nil
+		return first, nil
 	}
 	if _, err := model.ParseVersion(version); err != nil {
 		return nil, err
@@ -376,16 +424,47 @@ func (m *Manager) lookup(version string) (*loaded, error) {
 	return l, nil
 }
 
-// Active returns the active version's manifest, or nil.
+// Active returns the manifest of the version Acquire("") leases, or nil.
 func (m *Manager) Active() *model.Manifest {
-	if l := m.active.Load(); l != nil {
+	if l, err := m.lookup(""); err == nil {
 		return l.manifest
 	}
 	return nil
 }
 
-// Ready reports whether a version is active.
-func (m *Manager) Ready() bool { return m.active.Load() != nil }
+// ActiveOf returns the manifest of major's active version, or nil.
+func (m *Manager) ActiveOf(major int) *model.Manifest {
+	if l := (*m.actives.Load())[major]; l != nil {
+		return l.manifest
+	}
+	return nil
+}
+
+// Majors lists the majors that have an active version, ascending.
+func (m *Manager) Majors() []int {
+	var out []int
+	for major := range *m.actives.Load() {
+		out = append(out, major)
+	}
+	sort.Ints(out)
+	return out
+}
+
+// ActiveManifests returns the active version of every major, ascending by
+// major: what request routing chooses among.
+func (m *Manager) ActiveManifests() []*model.Manifest {
+	actives := *m.actives.Load()
+	out := make([]*model.Manifest, 0, len(actives))
+	for _, major := range m.Majors() {
+		if l := actives[major]; l != nil {
+			out = append(out, l.manifest)
+		}
+	}
+	return out
+}
+
+// Ready reports whether some major has an active version.
+func (m *Manager) Ready() bool { return len(*m.actives.Load()) > 0 }
 
 // LoadedVersions lists the loaded versions in semver order.
 func (m *Manager) LoadedVersions() []string {
@@ -418,7 +497,8 @@ func (m *Manager) StatsOf(v model.Version) (StatsSnapshot, bool) {
 func (m *Manager) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.active.Store(nil)
+	none := map[int]*loaded{}
+	m.actives.Store(&none)
 	for k, l := range *m.byVersion.Load() {
 		m.setLoaded(k, nil)
 		l.release()

@@ -386,7 +386,7 @@ func TestManagerLeaseOutlivesUnload(t *testing.T) {
 	t.Parallel()
 	m := newManager(t)
 	b1, man1 := testVersion(t, 1, "v1.0.0")
-	b2, man2 := testVersion(t, 2, "v2.0.0")
+	b2, man2 := testVersion(t, 2, "v1.1.0")
 	mustLoad(t, m, b1, man1)
 	mustLoad(t, m, b2, man2)
 	mustActivate(t, m, "v1.0.0")
@@ -401,13 +401,13 @@ func TestManagerLeaseOutlivesUnload(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if prev := mustActivate(t, m, "v2.0.0"); prev.String() != "v1.0.0" {
+	if prev := mustActivate(t, m, "v1.1.0"); prev.String() != "v1.0.0" {
 		t.Fatalf("Activate returned %s; want v1.0.0", prev)
 	}
 	if err := m.Unload(model.MustParseVersion("v1.0.0")); err != nil {
 		t.Fatalf("Unload(v1.0.0) while leased: %v", err)
 	}
-	if got, want := m.LoadedVersions(), []string{"v2.0.0"}; !slices.Equal(got, want) {
+	if got, want := m.LoadedVersions(), []string{"v1.1.0"}; !slices.Equal(got, want) {
 		t.Errorf("LoadedVersions = %v; want %v", got, want)
 	}
 	if got := m.LiveSessions(); got != 2 {
@@ -419,7 +419,7 @@ func TestManagerLeaseOutlivesUnload(t *testing.T) {
 	if _, err := m.Acquire("v1.0.0"); !errors.Is(err, model.ErrVersionNotFound) {
 		t.Errorf("Acquire(unloaded v1.0.0) = %v; want ErrVersionNotFound", err)
 	}
-	checkServes(t, m, "", "v2.0.0")
+	checkServes(t, m, "", "v1.1.0")
 
 	got, err := lease.Run(rows(7, 4), 4)
 	if err != nil {
@@ -443,7 +443,7 @@ func TestManagerLeaseOutlivesUnload(t *testing.T) {
 	if got := m.LiveSessions(); got != 1 {
 		t.Errorf("LiveSessions after a second Release = %d; want 1", got)
 	}
-	checkServes(t, m, "", "v2.0.0")
+	checkServes(t, m, "", "v1.1.0")
 }
 
 // TestTryAcquireNeverRevives: once a version's count reached zero (its
@@ -645,4 +645,48 @@ func BenchmarkAcquireRelease(b *testing.B) {
 			l.Release()
 		}
 	})
+}
+
+// TestManagerMajorsSideBySide: each major has its own active version;
+// activating one major leaves the other's serving, KeepOnly never unloads
+// an active version of any major, and AcquireMajor leases the right one.
+func TestManagerMajorsSideBySide(t *testing.T) {
+	initORT(t)
+	m := NewManager(Options{})
+	defer m.Close()
+	for i, v := range []string{"v1.0.0", "v1.1.0", "v2.0.0"} {
+		b, man := testVersion(t, int64(i+1), v)
+		mustLoad(t, m, b, man)
+	}
+	mustActivate(t, m, "v1.0.0")
+	if prev := mustActivate(t, m, "v2.0.0"); !prev.IsZero() {
+		t.Errorf("first activation of major 2 replaced %s; want none", prev)
+	}
+	if prev := mustActivate(t, m, "v1.1.0"); prev.String() != "v1.0.0" {
+		t.Errorf("activating v1.1.0 replaced %s; want v1.0.0", prev)
+	}
+	m.KeepOnly()
+	if got, want := m.LoadedVersions(), []string{"v1.1.0", "v2.0.0"}; !slices.Equal(got, want) {
+		t.Errorf("after KeepOnly() loaded %v; want both majors' actives %v", got, want)
+	}
+	for major, want := range map[int]string{1: "v1.1.0", 2: "v2.0.0"} {
+		l, err := m.AcquireMajor(major)
+		if err != nil {
+			t.Fatalf("AcquireMajor(%d): %v", major, err)
+		}
+		if got := l.Manifest().Version.String(); got != want {
+			t.Errorf("AcquireMajor(%d) leased %s; want %s", major, got, want)
+		}
+		l.Release()
+	}
+	if _, err := m.AcquireMajor(3); !errors.Is(err, model.ErrNoActiveVersion) {
+		t.Errorf("AcquireMajor(3): %v; want %v", err, model.ErrNoActiveVersion)
+	}
+	if err := m.Unload(model.MustParseVersion("v2.0.0")); err == nil {
+		t.Error("Unload of major 2's active version succeeded")
+	}
+	if got := fmt.Sprint(m.Majors()); got != "[1 2]" {
+		t.Errorf("Majors = %s; want [1 2]", got)
+	}
+	checkServes(t, m, "", "v1.1.0") // a caller naming nothing gets the lowest major
 }

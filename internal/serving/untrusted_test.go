@@ -126,10 +126,10 @@ func TestAgrees(t *testing.T) {
 	q, b := encodeModel(t, 1)
 	s := newSession(t, b)
 	x := rows(4, 3)
-	if err := agrees(s, q, x, 3); err != nil {
+	if err := agrees(s, q, x, 3, model.NumFeatures); err != nil {
 		t.Fatalf("agrees(own weights) = %v", err)
 	}
-	err := agrees(s, onnxfile.RandomMLP(2), x, 3)
+	err := agrees(s, onnxfile.RandomMLP(2), x, 3, model.NumFeatures)
 	if !errors.Is(err, model.ErrGoldenMismatch) {
 		t.Fatalf("agrees(other weights) = %v; want ErrGoldenMismatch", err)
 	}
