@@ -287,7 +287,7 @@ func TestHotSwapUnderLoad(t *testing.T) {
 		b   []byte
 		man *model.Manifest
 	}
-	names := []string{"v2.0.0", "v2.1.0", "v2.2.0"}
+	names := []string{"v1.1.0", "v1.2.0", "v1.3.0"}
 	versions := make([]version, len(names))
 	for i, v := range names {
 		versions[i].b, versions[i].man = testModelVersion(t, int64(i+10), v)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,7 +15,9 @@ import (
 	"recommendation-api/internal/serving"
 )
 
-// ServedMajor is the major version whose I/O format this server's API serves.
+// ServedMajor is the default major: what a rollback without a major, and a
+// training job without a target, concern. Other majors are served side by
+// side, each with its own active version.
 const ServedMajor = 1
 
 // Options configure a Controller. Zero fields take the defaults.
@@ -89,8 +93,12 @@ type Controller struct {
 	// mu serializes Start, Register, Activate, Rollback and the watcher's
 	// automatic rollback: each reads the active version and changes the
 	// registry and the serving manager together. It also guards probation.
-	mu        sync.Mutex
-	probation *probation
+	mu sync.Mutex
+	// probations holds, per major, the watch over its newly activated
+	// version; warm, per major, the previous version kept loaded for an
+	// instant rollback.
+	probations map[int]*probation
+	warm       map[int]model.Version
 }
 
 // probation is the watch over a newly activated version.
@@ -104,37 +112,55 @@ type probation struct {
 
 // New returns a Controller over a registry and a serving manager.
 func New(store *registry.Store, models *serving.Manager, opts Options) *Controller {
-	return &Controller{store: store, models: models, opts: opts.withDefaults()}
+	return &Controller{store: store, models: models, opts: opts.withDefaults(),
+		probations: map[int]*probation{}, warm: map[int]model.Version{}}
 }
 
-// Start serves the registry's active version. With an empty registry it
-// first registers and activates seed (the embedded default model). It
-// starts no goroutine: the caller runs Run for the probation watcher.
-func (c *Controller) Start(ctx context.Context, seed func() ([]byte, *model.Manifest, error)) error {
+// Seed returns an embedded default model: its bytes and manifest.
+type Seed func() ([]byte, *model.Manifest, error)
+
+// Start serves the active version of every major the registry records.
+// Each seed (an embedded default model) whose major has no active version
+// is first registered (when absent) and activated, so an empty registry
+// starts serving every major the binary embeds. It starts no goroutine:
+// the caller runs Run for the probation watcher.
+func (c *Controller) Start(ctx context.Context, seeds ...Seed) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	active, err := c.store.Active(ServedMajor)
-	if errors.Is(err, model.ErrNoActiveVersion) {
-		b, m, serr := seed()
-		if serr != nil {
-			return fmt.Errorf("start: %w", serr)
-		}
-		if _, err := c.store.Manifest(m.Version); errors.Is(err, model.ErrVersionNotFound) {
-			if _, err := c.store.RegisterWith(b, m, registry.RegisterOptions{Actor: "system", Reason: "first start: embedded default model"}); err != nil {
-				return fmt.Errorf("start: register default model: %w", err)
-			}
-		}
-		if _, err := c.store.SetActive(m.Version, registry.Event{Action: registry.ActionActivate, Reason: "first start: embedded default model", Actor: "system"}); err != nil {
-			return fmt.Errorf("start: %w", err)
-		}
-		active = m.Version
-	} else if err != nil {
+	actives, err := c.store.Actives()
+	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	if err := c.loadAndSwap(active); err != nil {
-		return fmt.Errorf("start: serve recorded active version: %w", err)
+	for _, seed := range seeds {
+		b, m, err := seed()
+		if err != nil {
+			return fmt.Errorf("start: %w", err)
+		}
+		if _, ok := actives[m.Version.Major]; ok {
+			continue
+		}
+		const why = "first start: embedded default model"
+		if _, err := c.store.Manifest(m.Version); errors.Is(err, model.ErrVersionNotFound) {
+			if _, err := c.store.RegisterWith(b, m, registry.RegisterOptions{Actor: "system", Reason: why}); err != nil {
+				return fmt.Errorf("start: register default model %s: %w", m.Version, err)
+			}
+		}
+		if _, err := c.store.SetActive(m.Version, registry.Event{Action: registry.ActionActivate, Reason: why, Actor: "system"}); err != nil {
+			return fmt.Errorf("start: %w", err)
+		}
+		actives[m.Version.Major] = m.Version
 	}
-	c.opts.Log.Info("serving", "version", active)
+	majors := make([]int, 0, len(actives))
+	for major := range actives {
+		majors = append(majors, major)
+	}
+	slices.Sort(majors)
+	for _, major := range majors {
+		if err := c.loadAndSwap(actives[major]); err != nil {
+			return fmt.Errorf("start: serve recorded active version of major %d: %w", major, err)
+		}
+		c.opts.Log.Info("serving", "major", major, "version", actives[major])
+	}
 	return nil
 }
 
@@ -145,8 +171,8 @@ func (c *Controller) loadAndSwap(v model.Version) error {
 	if err != nil {
 		return fail("read", err)
 	}
-	if err := checkMajor(m.Version); err != nil {
-		return fail("check major version", err)
+	if err := checkServable(m); err != nil {
+		return fail("check format", err)
 	}
 	if err := c.models.Load(b, m); err != nil {
 		return fail("load", err)
@@ -157,13 +183,59 @@ func (c *Controller) loadAndSwap(v model.Version) error {
 	return nil
 }
 
-// checkMajor refuses a version whose major (I/O format) this server does
-// not serve, wrapping model.ErrSignatureMismatch.
-func checkMajor(v model.Version) error {
-	if v.Major != ServedMajor {
-		return fmt.Errorf("%w: %s is major %d; this server serves major %d", model.ErrSignatureMismatch, v, v.Major, ServedMajor)
+// checkServable refuses a version this server cannot feed: its declared
+// signature must be the one its declared features make ([N, features] in,
+// [N, 5] out). Manifest.Validate has already refused feature names the
+// server cannot compute. Errors wrap model.ErrSignatureMismatch.
+func checkServable(m *model.Manifest) error {
+	if m.Version.Major < 1 {
+		return fmt.Errorf("%w: %s is major 0; majors start at 1", model.ErrSignatureMismatch, m.Version)
+	}
+	if want := model.SignatureFor(len(m.Features)); !m.Signature.Equal(want) {
+		err := fmt.Errorf("%w: %s declares %d features but a signature of width %d; want [N,%d] -> [N,%d]",
+			model.ErrSignatureMismatch, m.Version, len(m.Features), m.Signature.InputWidth(), len(m.Features), model.NumOutputs)
+		return model.Public(err, err.Error())
 	}
 	return nil
+}
+
+// sameFormat refuses a version whose declared features or outputs differ
+// from its major's: a major is one I/O format, so agents sending it are
+// answered by any of its versions. The reference is the major's active
+// version; a major with none takes its first version's format. Callers
+// hold mu. Errors wrap model.ErrSignatureMismatch.
+func (c *Controller) sameFormat(m *model.Manifest) error {
+	major := m.Version.Major
+	av, err := c.store.Active(major)
+	if errors.Is(err, model.ErrNoActiveVersion) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ref, err := c.store.Manifest(av)
+	if err != nil {
+		return err
+	}
+	if got, want := specNames(m.Features), specNames(ref.Features); !slices.Equal(got, want) {
+		err := fmt.Errorf("%w: %s declares the features %v, but major %d's format (active %s) is %v; a new input format is a new major version",
+			model.ErrSignatureMismatch, m.Version, got, major, av, want)
+		return model.Public(err, err.Error())
+	}
+	if got, want := specNames(m.Outputs), specNames(ref.Outputs); !slices.Equal(got, want) {
+		err := fmt.Errorf("%w: %s declares the outputs %v, but major %d's format (active %s) is %v; a new output format is a new major version",
+			model.ErrSignatureMismatch, m.Version, got, major, av, want)
+		return model.Public(err, err.Error())
+	}
+	return nil
+}
+
+func specNames(specs []model.Spec) []string {
+	out := make([]string, len(specs))
+	for i, s := range specs {
+		out[i] = s.Name
+	}
+	return out
 }
 
 // Register verifies a version — manifest, checksum, major version, and a
@@ -178,13 +250,16 @@ func (c *Controller) Register(ctx context.Context, b []byte, m *model.Manifest, 
 	if err := m.VerifyBytes(b); err != nil {
 		return nil, &StepError{Step: "verify checksum", Version: m.Version, Err: err}
 	}
-	if err := checkMajor(m.Version); err != nil {
-		return nil, &StepError{Step: "check major version", Version: m.Version, Err: err}
+	if err := checkServable(m); err != nil {
+		return nil, &StepError{Step: "check format", Version: m.Version, Err: err}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, err := c.store.Manifest(m.Version); err == nil {
 		return nil, fmt.Errorf("register %s: %w", m.Version, model.ErrVersionExists)
+	}
+	if err := c.sameFormat(m); err != nil {
+		return nil, &StepError{Step: "check format", Version: m.Version, Err: err}
 	}
 	if err := c.models.Load(b, m); err != nil {
 		return nil, err
@@ -296,16 +371,18 @@ func (c *Controller) release(v model.Version, action, reason, actor string, expe
 		}
 		return model.Release{}, &StepError{Step: "record", Version: v, Err: err}
 	}
-	// Keep the previous version warm for an instant rollback; free the rest.
-	if !prev.IsZero() {
-		c.models.KeepOnly(prev)
+	// Keep the previous version of this major warm for an instant
+	// rollback, and the other majors' ones; free the rest.
+	if prev.IsZero() {
+		delete(c.warm, v.Major)
 	} else {
-		c.models.KeepOnly()
+		c.warm[v.Major] = prev
 	}
-	c.probation = nil
+	c.models.KeepOnly(slices.Collect(maps.Values(c.warm))...)
+	delete(c.probations, v.Major)
 	if action == registry.ActionActivate && !prev.IsZero() {
 		start, _ := c.models.StatsOf(v)
-		c.probation = &probation{version: v, previous: prev, until: c.now().Add(c.opts.Probation), start: start}
+		c.probations[v.Major] = &probation{version: v, previous: prev, until: c.now().Add(c.opts.Probation), start: start}
 	}
 	c.opts.Log.Info("released", "action", action, "from", ev.From, "to", ev.To, "reason", reason, "actor", actor)
 	return model.Release{Event: ev, Changed: true, Active: v}, nil
@@ -313,14 +390,19 @@ func (c *Controller) release(v model.Version, action, reason, actor string, expe
 
 func (c *Controller) now() time.Time { return c.opts.Now() }
 
-// OnProbation returns the version on probation, if any.
-func (c *Controller) OnProbation() (model.Version, bool) {
+// OnProbation returns the version on probation in the default major, if
+// any; OnProbationIn names the major.
+func (c *Controller) OnProbation() (model.Version, bool) { return c.OnProbationIn(ServedMajor) }
+
+// OnProbationIn returns major's version on probation, if any.
+func (c *Controller) OnProbationIn(major int) (model.Version, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.probation == nil {
+	p := c.probations[major]
+	if p == nil {
 		return model.Version{}, false
 	}
-	return c.probation.version, true
+	return p.version, true
 }
 
 // Run is the probation watcher: it checks the version on probation every
@@ -334,20 +416,24 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			c.checkProbation()
+			c.checkProbations()
 		}
 	}
 }
 
-// checkProbation rolls back a version on probation whose failure share is
-// above the threshold, and ends probations that ran their course.
-func (c *Controller) checkProbation() {
+// checkProbations rolls back each major's version on probation whose
+// failure share is above the threshold, and ends probations that ran their
+// course.
+func (c *Controller) checkProbations() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p := c.probation
-	if p == nil {
-		return
+	for major, p := range c.probations {
+		c.checkProbation(major, p)
 	}
+}
+
+// checkProbation judges one major's probation. Callers hold mu.
+func (c *Controller) checkProbation(major int, p *probation) {
 	now, _ := c.models.StatsOf(p.version)
 	calls, failures := now.Calls-p.start.Calls, now.Failures-p.start.Failures
 	if calls >= c.opts.MinCalls && float64(failures)/float64(calls) > c.opts.FailureThreshold {
@@ -368,8 +454,8 @@ func (c *Controller) checkProbation() {
 		return
 	}
 	if c.now().After(p.until) {
-		c.opts.Log.Info("probation passed", "version", p.version, "calls", calls, "failures", failures)
-		c.probation = nil
+		c.opts.Log.Info("probation passed", "major", major, "version", p.version, "calls", calls, "failures", failures)
+		delete(c.probations, major)
 	}
 }
 

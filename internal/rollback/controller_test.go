@@ -192,7 +192,9 @@ func TestFailedReleaseChangesNothing(t *testing.T) {
 			return err
 		}, model.ErrVersionNotFound},
 		"ErrSignatureMismatch": {func() error {
-			b, m := version(t, "v2.0.0", 3, false)
+			// Another input format under major 1: features in another order.
+			b, m := version(t, "v1.5.0", 3, false)
+			m.Features[0], m.Features[1] = m.Features[1], m.Features[0]
 			_, err := f.ctl.Register(f.ctx, b, m, "t", "")
 			return err
 		}, model.ErrSignatureMismatch},

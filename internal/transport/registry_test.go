@@ -536,7 +536,10 @@ func TestRegistryBadInput(t *testing.T) {
 		m.Version = model.MustParseVersion("v1.4.0")
 		m.Model = model.ModelFile{File: "predictor_v1.4.0.onnx", SHA256: model.SHA256Hex(corrupt), SizeBytes: int64(len(corrupt))}
 	})
-	major := newRegVersion(t, "v2.0.0", 20)
+	// Another input format under major 1 (two features swapped): a new
+	// format is a new major, so it is refused.
+	major := newRegVersion(t, "v1.9.0", 20)
+	major.man.Features[0], major.man.Features[1] = major.man.Features[1], major.man.Features[0]
 	goldenM := editedManifest(t, good.man, func(m *model.Manifest) { m.Golden.Outputs[2][1] += 0.25 })
 	invalidSchema := editedManifest(t, good.man, func(m *model.Manifest) { m.Schema = 2 })
 	tooBig := make([]byte, transport.MaxModelBytes+1)
@@ -673,7 +676,7 @@ func TestRegistryBadInput(t *testing.T) {
 				return err
 			},
 			rest: rest{"POST", "/v1/models", registerBody(t, major.onnx, manifestJSON(t, major.man), "")},
-			code: codes.FailedPrecondition, want: []string{"v2.0.0", "major"},
+			code: codes.FailedPrecondition, want: []string{"v1.9.0", "major 1's format", "cpu_p95"},
 		},
 		{
 			name: "ErrGoldenMismatch",
