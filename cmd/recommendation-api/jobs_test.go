@@ -102,12 +102,14 @@ func TestJobsCLI(t *testing.T) {
 			t.Errorf("not a terminal, yet the output redraws:\n%q", r.out)
 		}
 		// Events may be coalesced for a slow reader (an epoch, even a
-		// phase), never the first (the job as it is: queued) nor the
-		// final one, which carries the last epoch.
+		// phase on a busy machine), never the first (the job as it is:
+		// queued) nor the final one, which carries the last epoch.
 		id := regexp.QuoteMeta(small.GetId())
+		if !regexp.MustCompile(`(?m)^` + id + `  training +\[[#.]{24}\] epoch [0-2]/2`).MatchString(r.out) {
+			t.Logf("the watcher saw no training event (coalesced):\n%s", r.out)
+		}
 		for _, re := range []string{
 			`(?m)^` + id + `  queued`,
-			`(?m)^` + id + `  training +\[[#.]{24}\] epoch [0-2]/2`,
 			`(?m)^` + id + `  SUCCEEDED +\[#{24}\] epoch 2/2  loss \d\.\d{5}  val loss \d\.\d{5}`,
 			`(?m)^` + id + ` SUCCEEDED: v1\.1\.0 registered, not activated \(policy never`,
 		} {
@@ -188,7 +190,7 @@ func TestJobsCLI(t *testing.T) {
 	})
 	t.Run("StartWatch", func(t *testing.T) {
 		out := jobs("start", "--samples", "1000", "--epochs", "1", "--version", "v1.3.0", "--policy", "always", "--watch")
-		for _, re := range []string{`(?m)^queued job-\d+: v1\.3\.0, 1000 samples, 1 epochs`, `(?m)  training +\[#{24}\] epoch 1/1`,
+		for _, re := range []string{`(?m)^queued job-\d+: v1\.3\.0, 1000 samples, 1 epochs`, `(?m)^job-\d+  SUCCEEDED +\[#{24}\] epoch 1/1`,
 			`(?m)^job-\d+ SUCCEEDED: v1\.3\.0 registered and activated \(policy always`} {
 			if !regexp.MustCompile(re).MatchString(out) {
 				t.Errorf("jobs start --watch does not match %s:\n%s", re, out)
