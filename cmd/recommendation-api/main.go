@@ -8,6 +8,12 @@
 //	recommendation-api train --data FILE.npz --output DIR [--version vX.Y.Z] [--epochs N] [--seed N]
 //	recommendation-api validate --model DIR/predictor.onnx
 //	recommendation-api export --model DIR/predictor.onnx --output DIR
+//
+// and the operator's client of a running server (gRPC; exit codes 0 ok, 2
+// usage, 3 refused by the server, 4 server unreachable, 1 anything else):
+//
+//	recommendation-api models list|show|activate|rollback|history|upload|download [flags]
+//	recommendation-api jobs start|list|show|watch|cancel [flags]
 package main
 
 import (
@@ -37,6 +43,8 @@ func commands() []command {
 		{"export", "copy a model and its manifest into a directory, with checksums", runExport},
 		{"evaluate", "replay real usage traces against the model, VPA and KRR; table, JSON and plot", runEvaluate},
 		{"healthcheck", "exit 0 when a running server is ready (for container health checks)", runHealthcheck},
+		{"models", "client: list, show, activate, roll back, upload and download model versions", runModels},
+		{"jobs", "client: start, list, show, watch and cancel training jobs in the server", runJobs},
 	}
 }
 
@@ -78,6 +86,8 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-14s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nrun 'recommendation-api COMMAND -h' for a command's flags")
+	fmt.Fprintln(w, "\nexit codes: 0 ok, 2 usage error, 1 anything else; the client commands (models, jobs)\n"+
+		"also exit 3 when the server refused and 4 when it is unreachable")
 }
 
 // usageError marks a bad command line (exit code 2).
@@ -86,6 +96,10 @@ type usageError struct{ error }
 func (e usageError) Unwrap() error { return e.error }
 
 func exitCode(err error) int {
+	var coded interface{ ExitCode() int }
+	if errors.As(err, &coded) {
+		return coded.ExitCode()
+	}
 	var u usageError
 	if errors.As(err, &u) || errors.Is(err, flag.ErrHelp) {
 		return 2
