@@ -162,7 +162,7 @@ func TestModelsCLI(t *testing.T) {
 		}
 	})
 	t.Run("ActivateExpectedActiveMismatch", func(t *testing.T) {
-		refused([]string{"models activate: FailedPrecondition: ", "active is " + def}, "activate", v, "--expected-active", "v1.4.0")
+		refused([]string{"models activate: FailedPrecondition: ", "active version of major 1 is " + def}, "activate", v, "--expected-active", "v1.4.0")
 		if got := activeVersion(); got != def {
 			t.Fatalf("a refused activation changed the active version to %s", got)
 		}
@@ -187,7 +187,7 @@ func TestModelsCLI(t *testing.T) {
 		}
 	})
 	t.Run("RollbackExpectedActiveMismatch", func(t *testing.T) {
-		refused([]string{"models rollback: FailedPrecondition: ", "active is " + v}, "rollback", "--expected-active", def)
+		refused([]string{"models rollback: FailedPrecondition: ", "active version of major 1 is " + v}, "rollback", "--expected-active", def)
 		if got := activeVersion(); got != v {
 			t.Fatalf("a refused rollback changed the active version to %s", got)
 		}
