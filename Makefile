@@ -1,5 +1,5 @@
 # recommendation-api — every target installs what it needs first.
-#   make run    build and serve (gRPC :50051, REST :8080) on the embedded default model
+#   make run    build and serve (gRPC 127.0.0.1:50051, REST 127.0.0.1:8080, no authentication) on the embedded default model
 #   make test   formatting, vet, generated-code check, all tests (race detector on)
 SHELL := /bin/bash
 ROOT  := $(CURDIR)
@@ -48,7 +48,7 @@ deps-system:
 	fi
 
 run: build
-	ONNXRUNTIME_LIB=$(ORT_LIB) ./$(BIN) serve
+	ONNXRUNTIME_LIB=$(ORT_LIB) ./$(BIN) serve --insecure-no-auth
 
 test: deps fmt-check vet check-generated compose-check
 	ONNXRUNTIME_LIB=$(ORT_LIB) go test -race -timeout 20m $(RACE_PKGS)

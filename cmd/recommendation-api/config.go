@@ -29,6 +29,7 @@ type Config struct {
 	TraceDir         string        // directory training jobs may read usage traces from ("" = none)
 	LogLevel         string        // debug, info, warn, error
 	LogFormat        string        // json, text
+	SecurityConfig                 // tokens, TLS, metrics listener, call limits
 }
 
 // DefaultConfig returns the defaults.
@@ -46,6 +47,7 @@ func DefaultConfig() Config {
 		TrainWorkers:     1,
 		LogLevel:         "info",
 		LogFormat:        "json",
+		SecurityConfig:   DefaultSecurityConfig(),
 	}
 }
 
@@ -111,6 +113,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	str(&c.LogFormat, "log-format", "RECO_LOG_FORMAT", "log format: "+strings.Join(logFormats, ", ")+" (slog JSON or key=value lines)")
 	duration(&c.Probation, "probation", "RECO_PROBATION", "how long a newly activated version is watched for automatic rollback")
 	number(&c.FailureThreshold, "failure-threshold", "RECO_FAILURE_THRESHOLD", "share of failed calls during probation that triggers an automatic rollback")
+	addSecurityFlags(fs, &c.SecurityConfig, getenv, bad, str, duration, integer)
 	if err := parseFlags(fs, args); err != nil {
 		return c, fs, err
 	}
@@ -147,5 +150,5 @@ func (c Config) validate() error {
 	case c.ShutdownTimeout <= 0:
 		return usageError{fmt.Errorf("serve: --shutdown-timeout must be positive")}
 	}
-	return nil
+	return c.SecurityConfig.validate()
 }

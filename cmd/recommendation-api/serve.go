@@ -59,18 +59,23 @@ func newLogger(w io.Writer, format, level string) *slog.Logger {
 
 // server is the running process: listeners, gRPC server, gateway, models.
 type server struct {
-	cfg      Config
-	log      *slog.Logger
-	models   *serving.Manager
-	store    *registry.Store
-	releases *rollback.Controller
-	jobs     *jobs.Manager
-	health   *transport.Health
-	grpc     *grpc.Server
-	grpcLis  net.Listener
-	httpLis  net.Listener
-	http     *http.Server
-	stopGate context.CancelFunc
+	cfg        Config
+	log        *slog.Logger
+	models     *serving.Manager
+	store      *registry.Store
+	releases   *rollback.Controller
+	jobs       *jobs.Manager
+	health     *transport.Health
+	grpc       *grpc.Server
+	grpcLis    net.Listener
+	httpLis    net.Listener
+	http       *http.Server
+	stopGate   context.CancelFunc
+	sec        *security
+	metrics    *transport.Metrics
+	inproc     *transport.InProcess // the gateway's connection to s.grpc
+	metricsLis net.Listener         // nil without --metrics-addr
+	metricsSrv *http.Server
 }
 
 // newServer loads ONNX Runtime, listens on both addresses (so a port clash
@@ -79,6 +84,13 @@ type server struct {
 // and the error is one line naming the cause.
 func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, error) {
 	s := &server{cfg: cfg, log: log}
+	// First: without authentication this rewrites the addresses to
+	// loopback and says so in the first log line.
+	sec, err := newSecurity(&s.cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.sec = sec
 	if err := s.open(ctx); err != nil {
 		s.close()
 		return nil, err
@@ -88,6 +100,7 @@ func newServer(ctx context.Context, cfg Config, log *slog.Logger) (*server, erro
 
 func (s *server) open(ctx context.Context) error {
 	cfg, log := s.cfg, s.log
+	started := time.Now()
 	if err := serving.InitRuntime(cfg.ORTLib); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -98,30 +111,40 @@ func (s *server) open(ctx context.Context) error {
 	if s.httpLis, err = listen("REST", "--http-addr", cfg.HTTPAddr); err != nil {
 		return err
 	}
+	if cfg.MetricsAddr != "" {
+		if s.metricsLis, err = listen("metrics", "--metrics-addr", cfg.MetricsAddr); err != nil {
+			return err
+		}
+	}
 	if s.store, err = openRegistry(cfg.DataDir); err != nil {
 		return err
 	}
+	s.metrics = s.newMetrics(started)
 	s.models = serving.NewManager(serving.Options{Session: serving.SessionOptions{IntraOpThreads: cfg.IntraOpThreads, InterOpThreads: 1}})
 	s.health = transport.NewHealth()
-	s.grpc = transport.NewGRPCServer(log, s.health)
+	s.grpc = transport.NewGRPCServer(log, s.health, s.sec.grpcOptions(s.metrics)...)
 	models := transport.ModelsOf(s.models.Acquire, s.models.Ready)
 	recommendationv1.RegisterRecommendationServiceServer(s.grpc, transport.NewPredictServer(models, transport.PredictOptions{MaxBatch: cfg.MaxBatch}, log))
 
 	s.releases = rollback.New(s.store, s.models, rollback.Options{
 		Probation: cfg.Probation, FailureThreshold: cfg.FailureThreshold, Log: log})
-	recommendationv1.RegisterModelRegistryServiceServer(s.grpc, transport.NewRegistryServer(s.releases, log))
+	recommendationv1.RegisterModelRegistryServiceServer(s.grpc, transport.NewRegistryServer(s.metrics.Releases(s.releases), log))
 	if s.jobs, err = jobs.New(s.store, s.releases, jobs.Options{QueueSize: cfg.JobQueue, Workers: cfg.TrainWorkers, TraceDir: cfg.TraceDir, Log: log}); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	recommendationv1.RegisterTrainingServiceServer(s.grpc, transport.NewTrainingServer(s.jobs, log))
+	if err := transport.CheckAccessTable(s.grpc); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 
 	gwCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopGate = cancel
-	gw, err := transport.NewGateway(gwCtx, loopback(s.grpcLis.Addr()), transport.GatewayOptions{Models: models, Log: log})
+	s.inproc = transport.NewInProcess()
+	gw, err := transport.NewGateway(gwCtx, transport.InProcessTarget, transport.GatewayOptions{Models: models, Log: log, DialOptions: s.inproc.DialOptions()})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	s.http = &http.Server{Handler: gw, ReadHeaderTimeout: 10 * time.Second}
+	s.newHTTPServers(gw)
 
 	// Serve the registry's active version; on first start (empty registry)
 	// register and activate the embedded default model.
@@ -220,7 +243,10 @@ func unwrapPath(err error) error {
 // exits; bbolt needs no close to stay consistent, and the job reads FAILED
 // "interrupted" after a restart.
 func (s *server) serve(ctx context.Context) error {
-	s.log.Info("listening", "grpc", s.grpcLis.Addr().String(), "http", s.httpLis.Addr().String())
+	hup, stopHup := notifyHangup() // before any listener serves, so a SIGHUP never finds no handler
+	defer stopHup()
+	s.sec.logStart(s.log)
+	s.log.Info("listening", "grpc", s.grpcLis.Addr().String(), "http", s.httpLis.Addr().String(), "metrics", s.cfg.MetricsAddr, "tls", s.sec.tls != nil)
 	g, gctx := errgroup.WithContext(ctx)
 	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopJobs()
@@ -235,13 +261,28 @@ func (s *server) serve(ctx context.Context) error {
 		}
 		return nil
 	})
+	g.Go(func() error { // the gateway's in-process connection
+		if err := s.grpc.Serve(s.inproc.Listener()); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return fmt.Errorf("serve: gRPC in process: %w", err)
+		}
+		return nil
+	})
 	g.Go(func() error {
-		if err := s.http.Serve(s.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.serveHTTP(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve: REST: %w", err)
 		}
 		return nil
 	})
-	abandoned := make(chan error, 1) // the worker outlived the deadline
+	if s.metricsSrv != nil {
+		g.Go(func() error {
+			if err := s.metricsSrv.Serve(s.metricsLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve: metrics: %w", err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error { return s.sec.reloadOnHangup(gctx, hup, s.log) }) // token file and certificate
+	abandoned := make(chan error, 1)                                     // the worker outlived the deadline
 	g.Go(func() error {
 		<-gctx.Done()
 		if err := s.shutdown(stopJobs, jobsDone); err != nil {
@@ -277,6 +318,9 @@ func (s *server) shutdown(stopJobs context.CancelFunc, jobsDone <-chan struct{})
 		s.log.Warn("REST drain timed out; closing its connections", "err", err)
 		_ = s.http.Close()
 	}
+	if s.metricsSrv != nil {
+		_ = s.metricsSrv.Close() // scrapes are short; nothing to drain
+	}
 	done := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(done) }()
 	select {
@@ -304,22 +348,13 @@ func (s *server) close() {
 	if s.httpLis != nil {
 		s.httpLis.Close()
 	}
+	if s.metricsLis != nil {
+		s.metricsLis.Close()
+	}
 	if s.models != nil {
 		s.models.Close()
 	}
 	if s.store != nil {
 		s.store.Close()
 	}
-}
-
-// loopback turns the gRPC listener's address into one the gateway can
-// dial: a wildcard ([::]:50051, 0.0.0.0:50051) becomes 127.0.0.1:50051; a
-// listener on one address (--grpc-addr 127.0.0.1:50051, [::1]:50051) is
-// dialed there.
-func loopback(a net.Addr) string {
-	host, port, _ := net.SplitHostPort(a.String())
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
 }

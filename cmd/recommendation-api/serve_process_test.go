@@ -59,7 +59,7 @@ func startFailure(t *testing.T, cmd *exec.Cmd) string {
 }
 
 func serveCmd(args ...string) *exec.Cmd {
-	base := []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}
+	base := []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--token-file", processTokenFile()}
 	return exec.Command(binPath, append(base, args...)...)
 }
 
@@ -215,7 +215,7 @@ type serveProcess struct {
 // until it listens. It is killed at the end of the test if still running.
 func startServe(t *testing.T, dataDir string, extra ...string) *serveProcess {
 	t.Helper()
-	args := []string{"serve", "--data-dir", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "text"}
+	args := []string{"serve", "--data-dir", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "text", "--insecure-no-auth"}
 	p := &serveProcess{cmd: exec.Command(binPath, append(args, extra...)...), stderr: &lockedBuffer{}, exited: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {

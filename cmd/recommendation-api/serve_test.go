@@ -654,6 +654,7 @@ func TestServeCancelledAtStart(t *testing.T) {
 	for i := range 20 {
 		cfg := DefaultConfig()
 		cfg.GRPCAddr, cfg.HTTPAddr, cfg.DataDir = "127.0.0.1:0", "127.0.0.1:0", t.TempDir()
+		cfg.InsecureNoAuth = true
 		ctx, cancel := context.WithCancel(t.Context())
 		srv, err := newServer(ctx, cfg, slog.New(slog.DiscardHandler))
 		if err != nil {
@@ -682,7 +683,7 @@ func TestRunServeStops(t *testing.T) {
 	var stdout, stderr lockedBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir()}, &stdout, &stderr)
+		done <- run(ctx, []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--insecure-no-auth"}, &stdout, &stderr)
 	}()
 
 	// The log (JSON, the default) names the bound addresses once the server is up.
@@ -827,7 +828,7 @@ func TestRequestLogHasNoFeatureValues(t *testing.T) {
 	var stdout, stderr lockedBuffer
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "debug"}, &stdout, &stderr)
+		done <- run(ctx, []string{"serve", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir", t.TempDir(), "--log-level", "debug", "--insecure-no-auth"}, &stdout, &stderr)
 	}()
 	listening := regexp.MustCompile(`"msg":"listening","grpc":"([^"]+)","http":"([^"]+)"`)
 	var m []string
@@ -890,7 +891,7 @@ func jsonFloats(x []float32) string {
 }
 
 // TestGatewayDialsTheGRPCAddress: with gRPC bound to one address (not a
-// wildcard), REST calls still reach it.
+// wildcard), REST calls still reach it (the gateway connects in process).
 func TestGatewayDialsTheGRPCAddress(t *testing.T) {
 	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.2:0")
@@ -900,6 +901,7 @@ func TestGatewayDialsTheGRPCAddress(t *testing.T) {
 	l.Close()
 	cfg := DefaultConfig()
 	cfg.GRPCAddr, cfg.HTTPAddr, cfg.DataDir = "127.0.0.2:0", "127.0.0.1:0", t.TempDir()
+	cfg.InsecureNoAuth = true
 	ctx, cancel := context.WithCancel(t.Context())
 	srv, err := newServer(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -76,6 +76,7 @@ func startServer(t *testing.T, before func(*server)) *testServer {
 	cfg := DefaultConfig()
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
+	cfg.InsecureNoAuth = true // loopback; security_test.go covers tokens and TLS
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 

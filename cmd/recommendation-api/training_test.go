@@ -156,7 +156,7 @@ var listening = regexp.MustCompile(`msg=listening grpc=(\S+) http=(\S+)`)
 // extra flags follow the defaults.
 func startBinary(t *testing.T, dataDir string, extra ...string) (*exec.Cmd, string) {
 	t.Helper()
-	args := []string{"serve", "--data-dir", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "text"}
+	args := []string{"serve", "--data-dir", dataDir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "text", "--insecure-no-auth"}
 	cmd := exec.Command(binPath, append(args, extra...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -26,8 +26,18 @@
 //     until a model is loaded) and interceptors that log calls and turn a
 //     handler panic into codes.Internal.
 //   - NewGateway builds the REST handler: grpc-gateway routes from
-//     api/proto/recommendation/v1/http.yaml, dialed over loopback to the gRPC
-//     server, plus /healthz, /readyz and /openapi.json.
+//     api/proto/recommendation/v1/http.yaml, connected to the gRPC server
+//     in process, plus /healthz, /readyz and /openapi.json.
+//
+// Security and operation: Authenticator checks bearer tokens
+// (internal/auth) against MethodRoles, the one access table, on every gRPC
+// call; REST calls are the same calls through the gateway, which reaches
+// the server in process (InProcess), so one check covers both, and Actor
+// gives the token name the registry and training servers record. Limits
+// bound unary calls in time and Predict calls in number. CertFile,
+// ServerTLSConfig and ServerCredentials give both ports TLS (optionally
+// mutual) with certificates reloaded when their files change. Metrics are
+// the Prometheus series, on a registry of their own.
 //
 // What a client reads about an error is not the error's text: StatusError
 // answers with the public message the error chain carries (model.Public,

@@ -12,7 +12,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	recommendationv1 "recommendation-api/api/proto/recommendation/v1"
@@ -397,10 +396,9 @@ func (s *RegistryServer) moved(ctx context.Context, method string, rel model.Rel
 	return fallback
 }
 
-// who returns the actor and reason to record: the request's, trimmed, or
-// when the actor is empty "anonymous@" and the caller's address (the REST
-// client's, from X-Forwarded-For, or the gRPC peer's), and DefaultReason
-// when the reason is empty.
+// who returns the actor and reason to record: the caller's token name (see
+// recordedActor: a request actor naming someone else is refused), and
+// DefaultReason when the reason is empty.
 func (s *RegistryServer) who(ctx context.Context, actor, reason string) (string, string, error) {
 	actor, reason = strings.TrimSpace(actor), strings.TrimSpace(reason)
 	switch {
@@ -413,8 +411,9 @@ func (s *RegistryServer) who(ctx context.Context, actor, reason string) (string,
 	case len(reason) > MaxReasonBytes:
 		return "", "", invalid(fmt.Sprintf("reason: %d bytes; want at most %d", len(reason), MaxReasonBytes))
 	}
-	if actor == "" {
-		actor = anonymous(ctx)
+	actor, err := recordedActor(ctx, actor)
+	if err != nil {
+		return "", "", err
 	}
 	if reason == "" {
 		reason = DefaultReason
@@ -423,23 +422,6 @@ func (s *RegistryServer) who(ctx context.Context, actor, reason string) (string,
 }
 
 func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
-
-// anonymous names a caller that gave no actor by its address.
-func anonymous(ctx context.Context) string {
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		// grpc-gateway appends the REST client's address to X-Forwarded-For;
-		// the first entry is the original client.
-		if fwd := md.Get("x-forwarded-for"); len(fwd) > 0 {
-			if first, _, _ := strings.Cut(fwd[0], ","); strings.TrimSpace(first) != "" {
-				return "anonymous@" + strings.TrimSpace(first)
-			}
-		}
-	}
-	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
-		return "anonymous@" + p.Addr.String()
-	}
-	return "anonymous"
-}
 
 // parseVersionField parses a version request field. An empty value is
 // InvalidArgument when required and the zero Version otherwise; v0.0.0,

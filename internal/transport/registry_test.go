@@ -388,7 +388,7 @@ func TestRegistryEndToEnd(t *testing.T) {
 			{"rollback", "v1.2.0", "v1.1.0", "dave", "p99 regressed"},
 			{"activate", "v1.1.0", "v1.2.0", "carol", "better p99 in canary"},
 			{"activate", seedVersion, "v1.1.0", "alice", "canary ok"},
-			{"register", "", "v1.2.0", "anonymous@127.0.0.1", transport.DefaultReason},
+			{"register", "", "v1.2.0", "anonymous", transport.DefaultReason},
 			{"register", "", "v1.1.0", "alice", "nightly retrain"},
 			{"activate", "", seedVersion, "system", "first start: embedded default model"},
 			{"register", "", seedVersion, "system", "first start: embedded default model"},
@@ -926,8 +926,8 @@ func TestRegistryDefaults(t *testing.T) {
 	}
 	for i, w := range []struct{ action, actorPrefix, reason string }{
 		{"rollback", "frank", transport.DefaultReason},
-		{"activate", "anonymous@127.0.0.1:", transport.DefaultReason},
-		{"register", "anonymous@127.0.0.1:", transport.DefaultReason},
+		{"activate", "anonymous", transport.DefaultReason},
+		{"register", "anonymous", transport.DefaultReason},
 	} {
 		g := ents[i]
 		if g.GetAction() != w.action || !strings.HasPrefix(g.GetActor(), w.actorPrefix) || g.GetReason() != w.reason {

@@ -27,12 +27,19 @@ import (
 	recommendationv1 "recommendation-api/api/proto/recommendation/v1"
 )
 
-// PredictService is the health-checked service name of RecommendationService.
-const PredictService = "recommendation.v1.RecommendationService"
+// Health-checked service names: one per application service.
+const (
+	PredictService  = "recommendation.v1.RecommendationService"
+	RegistryService = "recommendation.v1.ModelRegistryService"
+	TrainingService = "recommendation.v1.TrainingService"
+)
 
-// Health is the server's grpc.health.v1 status. Both the whole server ("")
-// and PredictService start NOT_SERVING and stay so until SetServing(true),
-// which the caller makes once a model version is loaded.
+// HealthServices are the names Health reports besides "" (the whole server).
+var HealthServices = []string{PredictService, RegistryService, TrainingService}
+
+// Health is the server's grpc.health.v1 status. The whole server ("") and
+// each of HealthServices start NOT_SERVING and stay so until
+// SetServing(true), which the caller makes once a model version is loaded.
 type Health struct {
 	srv *health.Server
 }
@@ -44,14 +51,16 @@ func NewHealth() *Health {
 	return h
 }
 
-// SetServing sets the status of the whole server and of PredictService.
+// SetServing sets the status of the whole server and of HealthServices.
 func (h *Health) SetServing(serving bool) {
 	st := healthpb.HealthCheckResponse_NOT_SERVING
 	if serving {
 		st = healthpb.HealthCheckResponse_SERVING
 	}
 	h.srv.SetServingStatus("", st)
-	h.srv.SetServingStatus(PredictService, st)
+	for _, name := range HealthServices {
+		h.srv.SetServingStatus(name, st)
+	}
 }
 
 // Shutdown reports NOT_SERVING for everything and ignores later
@@ -164,6 +173,9 @@ type GatewayOptions struct {
 	// MaxBodyBytes caps REST request bodies; 0 means DefaultMaxBodyBytes.
 	// A larger body is refused with 413 naming the limit.
 	MaxBodyBytes int64
+	// DialOptions are applied when dialing grpcAddr, after the default of
+	// no TLS; InProcess.DialOptions connects in memory.
+	DialOptions []grpc.DialOption
 }
 
 // DefaultMaxBodyBytes matches gRPC's default 4 MiB message limit: a full
@@ -173,8 +185,9 @@ const DefaultMaxBodyBytes = 4 << 20
 
 // NewGateway returns the REST handler: the routes of
 // api/proto/recommendation/v1/http.yaml translated by grpc-gateway into calls
-// to the gRPC server at grpcAddr (dialed without TLS, so it must be a
-// loopback address), plus
+// to the gRPC server at grpcAddr (dialed without TLS unless
+// opts.DialOptions say otherwise, so a loopback or InProcessTarget address),
+// plus
 //
 //	GET /healthz       200 "ok" while the process runs
 //	GET /readyz        200 when opts.Models is serving a version, else 503, both JSON
@@ -194,7 +207,8 @@ func NewGateway(ctx context.Context, grpcAddr string, opts GatewayOptions) (http
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	dial := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts.DialOptions...)
+	conn, err := grpc.NewClient(grpcAddr, dial...)
 	if err != nil {
 		return nil, fmt.Errorf("transport: gateway client for %s: %w", grpcAddr, err)
 	}

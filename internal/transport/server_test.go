@@ -30,7 +30,7 @@ func TestHealth(t *testing.T) {
 	client := healthpb.NewHealthClient(h.conn)
 	check := func(want healthpb.HealthCheckResponse_ServingStatus) {
 		t.Helper()
-		for _, svc := range []string{"", transport.PredictService} {
+		for _, svc := range append([]string{""}, transport.HealthServices...) {
 			resp, err := client.Check(context.Background(), &healthpb.HealthCheckRequest{Service: svc})
 			if err != nil {
 				t.Fatalf("Check(%q): %v", svc, err)

@@ -49,17 +49,17 @@ func NewTrainingServer(j Jobs, log *slog.Logger) *TrainingServer {
 	return &TrainingServer{jobs: j, log: log}
 }
 
-// StartTraining queues a job and returns it (QUEUED). An empty actor is
-// recorded as "anonymous@" and the caller's address.
+// StartTraining queues a job and returns it (QUEUED), recording the
+// caller's token name as its actor (see recordedActor).
 func (s *TrainingServer) StartTraining(ctx context.Context, req *recommendationv1.StartTrainingRequest) (*recommendationv1.StartTrainingResponse, error) {
 	const method = recommendationv1.TrainingService_StartTraining_FullMethodName
 	policy, ok := policyOf[req.GetActivationPolicy()]
 	if !ok {
 		return nil, invalid(fmt.Sprintf("activation_policy: %d; want ACTIVATION_POLICY_NEVER, ACTIVATION_POLICY_IF_BETTER or ACTIVATION_POLICY_ALWAYS", req.GetActivationPolicy()))
 	}
-	actor := req.GetActor()
-	if actor == "" {
-		actor = anonymous(ctx)
+	actor, err := recordedActor(ctx, req.GetActor())
+	if err != nil {
+		return nil, err
 	}
 	j, err := s.jobs.Start(model.JobRequest{
 		Samples:      clampInt(req.GetSamples()),
