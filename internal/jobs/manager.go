@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"recommendation-api/internal/model"
-	"recommendation-api/internal/registry"
 	"recommendation-api/internal/rollback"
 )
 
@@ -101,7 +100,7 @@ func (o Options) withDefaults() Options {
 // Manager queues, runs and records training jobs. Create it with New, run
 // its worker with Run; the other methods are safe for concurrent use.
 type Manager struct {
-	store    *registry.Store
+	store    model.Registry
 	releases *rollback.Controller
 	opts     Options
 	log      *slog.Logger
@@ -147,7 +146,7 @@ var errCancelled = errors.New("cancelled by request")
 // registered its version, InterruptedAfterRegistering or
 // InterruptedAfterActivating (written back before New returns). Records
 // that do not decode are logged and skipped.
-func New(store *registry.Store, releases *rollback.Controller, opts Options) (*Manager, error) {
+func New(store model.Registry, releases *rollback.Controller, opts Options) (*Manager, error) {
 	if store == nil || releases == nil {
 		return nil, errors.New("jobs: New needs a registry store and a release controller")
 	}

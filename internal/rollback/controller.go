@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"recommendation-api/internal/model"
-	"recommendation-api/internal/registry"
 	"recommendation-api/internal/serving"
 )
 
@@ -86,7 +85,7 @@ func (e *StepError) Unwrap() error { return e.Err }
 // Controller changes what is served, through one flow, and watches new
 // versions during probation.
 type Controller struct {
-	store  *registry.Store
+	store  model.Registry
 	models *serving.Manager
 	opts   Options
 
@@ -111,7 +110,7 @@ type probation struct {
 }
 
 // New returns a Controller over a registry and a serving manager.
-func New(store *registry.Store, models *serving.Manager, opts Options) *Controller {
+func New(store model.Registry, models *serving.Manager, opts Options) *Controller {
 	return &Controller{store: store, models: models, opts: opts.withDefaults(),
 		probations: map[int]*probation{}, warm: map[int]model.Version{}}
 }
@@ -141,11 +140,11 @@ func (c *Controller) Start(ctx context.Context, seeds ...Seed) error {
 		}
 		const why = "first start: embedded default model"
 		if _, err := c.store.Manifest(m.Version); errors.Is(err, model.ErrVersionNotFound) {
-			if _, err := c.store.RegisterWith(b, m, registry.RegisterOptions{Actor: "system", Reason: why}); err != nil {
+			if _, err := c.store.RegisterWith(b, m, model.RegisterOptions{Actor: "system", Reason: why}); err != nil {
 				return fmt.Errorf("start: register default model %s: %w", m.Version, err)
 			}
 		}
-		if _, err := c.store.SetActive(m.Version, registry.Event{Action: registry.ActionActivate, Reason: why, Actor: "system"}); err != nil {
+		if _, err := c.store.SetActive(m.Version, model.Event{Action: model.ActionActivate, Reason: why, Actor: "system"}); err != nil {
 			return fmt.Errorf("start: %w", err)
 		}
 		actives[m.Version.Major] = m.Version
@@ -266,7 +265,7 @@ func (c *Controller) Register(ctx context.Context, b []byte, m *model.Manifest, 
 	}
 	// Loaded only to verify it; activation loads it again from the registry.
 	_ = c.models.Unload(m.Version)
-	pruned, err := c.store.RegisterWith(b, m, registry.RegisterOptions{Actor: actor, Reason: reason, Protect: c.loaded()})
+	pruned, err := c.store.RegisterWith(b, m, model.RegisterOptions{Actor: actor, Reason: reason, Protect: c.loaded()})
 	if err != nil {
 		return nil, fmt.Errorf("register %s: %w", m.Version, err)
 	}
@@ -292,7 +291,7 @@ func (c *Controller) loaded() []model.Version {
 func (c *Controller) Activate(ctx context.Context, v model.Version, ch model.Change) (model.Release, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.release(v, registry.ActionActivate, orDefault(ch.Reason, "operator request"), ch.Actor, ch.Expected)
+	return c.release(v, model.ActionActivate, orDefault(ch.Reason, "operator request"), ch.Actor, ch.Expected)
 }
 
 // Rollback goes back to `to`, or when to is zero to the rollback target of
@@ -315,7 +314,7 @@ func (c *Controller) Rollback(ctx context.Context, to model.Version, major int, 
 		}
 		to = prev
 	}
-	return c.release(to, registry.ActionRollback, orDefault(ch.Reason, "operator request"), ch.Actor, ch.Expected)
+	return c.release(to, model.ActionRollback, orDefault(ch.Reason, "operator request"), ch.Actor, ch.Expected)
 }
 
 // expect checks the compare-and-swap expectation against the registry.
@@ -362,7 +361,7 @@ func (c *Controller) release(v model.Version, action, reason, actor string, expe
 	if err := c.loadAndSwap(v); err != nil {
 		return model.Release{}, err
 	}
-	ev, err := c.store.SetActiveIf(v, registry.Event{Action: action, Reason: reason, Actor: actor}, expected)
+	ev, err := c.store.SetActiveIf(v, model.Event{Action: action, Reason: reason, Actor: actor}, expected)
 	if err != nil {
 		if !prev.IsZero() { // put back what was serving: the registry did not change
 			if _, serr := c.models.Activate(prev); serr != nil {
@@ -380,7 +379,7 @@ func (c *Controller) release(v model.Version, action, reason, actor string, expe
 	}
 	c.models.KeepOnly(slices.Collect(maps.Values(c.warm))...)
 	delete(c.probations, v.Major)
-	if action == registry.ActionActivate && !prev.IsZero() {
+	if action == model.ActionActivate && !prev.IsZero() {
 		start, _ := c.models.StatsOf(v)
 		c.probations[v.Major] = &probation{version: v, previous: prev, until: c.now().Add(c.opts.Probation), start: start}
 	}
@@ -442,7 +441,7 @@ func (c *Controller) checkProbation(major int, p *probation) {
 		if c.now().Before(p.retryAt) {
 			return
 		}
-		if _, err := c.release(p.previous, registry.ActionAutoRollback, reason, "system", nil); err != nil {
+		if _, err := c.release(p.previous, model.ActionAutoRollback, reason, "system", nil); err != nil {
 			// Back off (1 s, 2 s, ... up to a minute) instead of failing
 			// and logging at every check.
 			p.backoff = min(max(2*p.backoff, time.Second), time.Minute)
