@@ -114,14 +114,18 @@ func (s *RegistryServer) ListVersions(ctx context.Context, _ *recommendationv1.L
 	}
 	entries = slices.Clone(entries)
 	slices.SortFunc(entries, func(a, b model.Entry) int { return b.Manifest.Version.Compare(a.Manifest.Version) })
-	resp := &recommendationv1.ListVersionsResponse{Versions: make([]*recommendationv1.ModelVersion, 0, len(entries))}
+	resp := &recommendationv1.ListVersionsResponse{Versions: make([]*recommendationv1.ModelVersion, 0, len(entries)),
+		ActiveByMajor: map[int32]string{}}
 	for _, e := range entries {
 		mv, err := modelVersion(e.Manifest, e.Active, false)
 		if err != nil {
 			return nil, StatusError(ctx, s.log, method, err)
 		}
 		if e.Active {
-			resp.ActiveVersion = mv.GetVersion()
+			resp.ActiveByMajor[mv.GetMajor()] = mv.GetVersion()
+			if mv.GetMajor() == defaultMajor {
+				resp.ActiveVersion = mv.GetVersion()
+			}
 		}
 		resp.Versions = append(resp.Versions, mv)
 	}
@@ -154,9 +158,12 @@ func (s *RegistryServer) GetVersion(ctx context.Context, req *recommendationv1.G
 
 // GetActive returns the version being served, with its manifest.
 // Errors: Unavailable while no version is active.
-func (s *RegistryServer) GetActive(ctx context.Context, _ *recommendationv1.GetActiveRequest) (*recommendationv1.GetActiveResponse, error) {
+func (s *RegistryServer) GetActive(ctx context.Context, req *recommendationv1.GetActiveRequest) (*recommendationv1.GetActiveResponse, error) {
 	const method = recommendationv1.ModelRegistryService_GetActive_FullMethodName
-	v, err := s.r.Active(0)
+	if req.GetMajor() < 0 {
+		return nil, invalid(fmt.Sprintf("major: %d; want a major version number, or 0 for the default major %d", req.GetMajor(), defaultMajor))
+	}
+	v, err := s.r.Active(int(req.GetMajor()))
 	if err != nil {
 		return nil, StatusError(ctx, s.log, method, err)
 	}
@@ -337,6 +344,9 @@ func (s *RegistryServer) Rollback(ctx context.Context, req *recommendationv1.Rol
 		Changed: rel.Changed, Note: rel.Note}, nil
 }
 
+// defaultMajor is the major a request that names none concerns.
+const defaultMajor = 1
+
 // parseExpected reads an expected_active field: "" for no expectation,
 // "none" for "no version is active", or a version.
 func parseExpected(s string) (*model.Version, error) {
@@ -360,9 +370,19 @@ func parseExpected(s string) (*model.Version, error) {
 // bytes no longer match their checksum.
 func (s *RegistryServer) DownloadVersion(ctx context.Context, req *recommendationv1.DownloadVersionRequest) (*recommendationv1.DownloadVersionResponse, error) {
 	const method = recommendationv1.ModelRegistryService_DownloadVersion_FullMethodName
-	v, err := parseVersionField("version", req.GetVersion(), true)
+	v, err := parseVersionField("version", req.GetVersion(), false)
 	if err != nil {
 		return nil, err
+	}
+	switch {
+	case req.GetMajor() < 0:
+		return nil, invalid(fmt.Sprintf("major: %d; want a major version number, or 0 for the default major %d", req.GetMajor(), defaultMajor))
+	case !v.IsZero() && req.GetMajor() != 0 && int(req.GetMajor()) != v.Major:
+		return nil, invalid(fmt.Sprintf("major: %d, but version %s is major %d; give one or the other", req.GetMajor(), v, v.Major))
+	case v.IsZero():
+		if v, err = s.r.Active(int(req.GetMajor())); err != nil {
+			return nil, StatusError(ctx, s.log, method, err)
+		}
 	}
 	b, m, err := s.r.Load(v)
 	if err != nil {
@@ -450,6 +470,7 @@ func modelVersion(m *model.Manifest, active, withManifest bool) (*recommendation
 	}
 	mv := &recommendationv1.ModelVersion{
 		Version:         m.Version.String(),
+		Major:           int32(min(max(m.Version.Major, 0), math.MaxInt32)),
 		Sha256:          m.Model.SHA256,
 		SizeBytes:       m.Model.SizeBytes,
 		Active:          active,

@@ -477,6 +477,7 @@ func checkModelVersion(t *testing.T, what string, got *recommendationv1.ModelVer
 	t.Helper()
 	want := &recommendationv1.ModelVersion{
 		Version:         m.Version.String(),
+		Major:           int32(m.Version.Major),
 		Sha256:          m.Model.SHA256,
 		SizeBytes:       m.Model.SizeBytes,
 		Active:          active,

@@ -318,6 +318,7 @@ var restRoutes = []struct{ method, pattern string }{
 	{"POST", "/v1/models/{version}:activate"},
 	{"POST", "/v1/models:rollback"},
 	{"GET", "/v1/models/{version}:download"},
+	{"GET", "/v1/models:download"},
 	{"POST", "/v1/training-jobs"},
 	{"GET", "/v1/training-jobs"},
 	{"GET", "/v1/training-jobs/{id}"},

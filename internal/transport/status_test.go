@@ -77,7 +77,7 @@ func TestRESTRoutesMatchHTTPYAML(t *testing.T) {
 		t.Fatal(err)
 	}
 	var want []string
-	for _, m := range regexp.MustCompile(`(?m)^\s+(get|post|put|delete|patch): "([^"]+)"`).FindAllStringSubmatch(string(b), -1) {
+	for _, m := range regexp.MustCompile(`(?m)^\s+(?:- )?(get|post|put|delete|patch): "([^"]+)"`).FindAllStringSubmatch(string(b), -1) {
 		want = append(want, strings.ToUpper(m[1])+" "+m[2])
 	}
 	got := transport.RESTRoutes()

@@ -32,8 +32,16 @@ type PredictRequest struct {
 	// server is configured otherwise). Instances may mix normalized and raw input.
 	Instances []*Instance `protobuf:"bytes,1,rep,name=instances,proto3" json:"instances,omitempty"`
 	// Optional version pin, "v{major}.{minor}.{patch}" (e.g. "v1.2.3"). The
-	// version must be loaded by the server. Empty means the active version.
-	ModelVersion  string `protobuf:"bytes,2,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	// version must be loaded by the server. It wins over everything else.
+	ModelVersion string `protobuf:"bytes,2,opt,name=model_version,json=modelVersion,proto3" json:"model_version,omitempty"`
+	// Optional major version (I/O format) whose active version answers, when
+	// no model_version is pinned. When neither is set the request is routed
+	// by what it sends: normalized rows go to the active version of the
+	// major whose input width matches (12 values: major 1), raw metrics to
+	// the newest major whose declared features can all be computed from the
+	// fields sent (a request without major 2's fields gets major 1). One
+	// version answers the whole batch and every answer names it.
+	ModelMajor    int32 `protobuf:"varint,3,opt,name=model_major,json=modelMajor,proto3" json:"model_major,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -80,6 +88,13 @@ func (x *PredictRequest) GetModelVersion() string {
 		return x.ModelVersion
 	}
 	return ""
+}
+
+func (x *PredictRequest) GetModelMajor() int32 {
+	if x != nil {
+		return x.ModelMajor
+	}
+	return 0
 }
 
 // Instance is one container's usage over its history window, either already
@@ -698,10 +713,12 @@ var File_recommendation_v1_prediction_proto protoreflect.FileDescriptor
 
 const file_recommendation_v1_prediction_proto_rawDesc = "" +
 	"\n" +
-	"\"recommendation/v1/prediction.proto\x12\x11recommendation.v1\"p\n" +
+	"\"recommendation/v1/prediction.proto\x12\x11recommendation.v1\"\x91\x01\n" +
 	"\x0ePredictRequest\x129\n" +
 	"\tinstances\x18\x01 \x03(\v2\x1b.recommendation.v1.InstanceR\tinstances\x12#\n" +
-	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\"\xae\x01\n" +
+	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\x12\x1f\n" +
+	"\vmodel_major\x18\x03 \x01(\x05R\n" +
+	"modelMajor\"\xae\x01\n" +
 	"\bInstance\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12C\n" +
 	"\bfeatures\x18\x02 \x01(\v2%.recommendation.v1.NormalizedFeaturesH\x00R\bfeatures\x121\n" +

@@ -45,7 +45,9 @@ type ModelVersion struct {
 	// Number of training samples.
 	TrainingSamples int64 `protobuf:"varint,9,opt,name=training_samples,json=trainingSamples,proto3" json:"training_samples,omitempty"`
 	// Held-out evaluation, absent when the version was not evaluated.
-	Evaluation    *EvaluationSummary `protobuf:"bytes,10,opt,name=evaluation,proto3" json:"evaluation,omitempty"`
+	Evaluation *EvaluationSummary `protobuf:"bytes,10,opt,name=evaluation,proto3" json:"evaluation,omitempty"`
+	// The major version (I/O format): the version's first number.
+	Major         int32 `protobuf:"varint,11,opt,name=major,proto3" json:"major,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -148,6 +150,13 @@ func (x *ModelVersion) GetEvaluation() *EvaluationSummary {
 		return x.Evaluation
 	}
 	return nil
+}
+
+func (x *ModelVersion) GetMajor() int32 {
+	if x != nil {
+		return x.Major
+	}
+	return 0
 }
 
 // EvaluationSummary compares the model with the VPA-style baseline on
@@ -461,8 +470,11 @@ type ListVersionsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Registered versions, newest (highest semver) first.
 	Versions []*ModelVersion `protobuf:"bytes,1,rep,name=versions,proto3" json:"versions,omitempty"`
-	// The active version, empty when none is.
+	// The active version of the default major (1), empty when none is.
+	// Deprecated: see active_by_major.
 	ActiveVersion string `protobuf:"bytes,2,opt,name=active_version,json=activeVersion,proto3" json:"active_version,omitempty"`
+	// The active version of every major that has one, keyed by major.
+	ActiveByMajor map[int32]string `protobuf:"bytes,3,rep,name=active_by_major,json=activeByMajor,proto3" json:"active_by_major,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -509,6 +521,13 @@ func (x *ListVersionsResponse) GetActiveVersion() string {
 		return x.ActiveVersion
 	}
 	return ""
+}
+
+func (x *ListVersionsResponse) GetActiveByMajor() map[int32]string {
+	if x != nil {
+		return x.ActiveByMajor
+	}
+	return nil
 }
 
 // GetVersionRequest names a version.
@@ -603,9 +622,11 @@ func (x *GetVersionResponse) GetModel() *ModelVersion {
 	return nil
 }
 
-// GetActiveRequest has no parameters.
+// GetActiveRequest names the major whose active version to return.
 type GetActiveRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The major version (I/O format); 0 means the default major (1).
+	Major         int32 `protobuf:"varint,1,opt,name=major,proto3" json:"major,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -638,6 +659,13 @@ func (x *GetActiveRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use GetActiveRequest.ProtoReflect.Descriptor instead.
 func (*GetActiveRequest) Descriptor() ([]byte, []int) {
 	return file_recommendation_v1_registry_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GetActiveRequest) GetMajor() int32 {
+	if x != nil {
+		return x.Major
+	}
+	return 0
 }
 
 // GetActiveResponse holds the active version.
@@ -1256,8 +1284,13 @@ func (x *RollbackResponse) GetNote() string {
 // DownloadVersionRequest names a version.
 type DownloadVersionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// "v{major}.{minor}.{patch}".
-	Version       string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	// "v{major}.{minor}.{patch}"; empty means the active version of major
+	// (an agent with an embedded model fetches the active version of its
+	// own major: GET /v1/models:download?major=2).
+	Version string `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	// The major whose active version to download when version is empty; 0
+	// means the default major (1).
+	Major         int32 `protobuf:"varint,2,opt,name=major,proto3" json:"major,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1297,6 +1330,13 @@ func (x *DownloadVersionRequest) GetVersion() string {
 		return x.Version
 	}
 	return ""
+}
+
+func (x *DownloadVersionRequest) GetMajor() int32 {
+	if x != nil {
+		return x.Major
+	}
+	return 0
 }
 
 // DownloadVersionResponse carries the model file and its manifest.
@@ -1367,7 +1407,7 @@ var File_recommendation_v1_registry_proto protoreflect.FileDescriptor
 
 const file_recommendation_v1_registry_proto_rawDesc = "" +
 	"\n" +
-	" recommendation/v1/registry.proto\x12\x11recommendation.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x03\n" +
+	" recommendation/v1/registry.proto\x12\x11recommendation.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x03\n" +
 	"\fModelVersion\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x129\n" +
 	"\n" +
@@ -1385,7 +1425,8 @@ const file_recommendation_v1_registry_proto_rawDesc = "" +
 	"\n" +
 	"evaluation\x18\n" +
 	" \x01(\v2$.recommendation.v1.EvaluationSummaryR\n" +
-	"evaluation\"\xac\x01\n" +
+	"evaluation\x12\x14\n" +
+	"\x05major\x18\v \x01(\x05R\x05major\"\xac\x01\n" +
 	"\x11EvaluationSummary\x12(\n" +
 	"\x10held_out_samples\x18\x01 \x01(\x03R\x0eheldOutSamples\x12/\n" +
 	"\x05model\x18\x02 \x01(\v2\x19.recommendation.v1.ScoresR\x05model\x12<\n" +
@@ -1407,15 +1448,20 @@ const file_recommendation_v1_registry_proto_rawDesc = "" +
 	"\x05actor\x18\x06 \x01(\tR\x05actor\x12\x14\n" +
 	"\x05major\x18\a \x01(\x05R\x05major\x12\x10\n" +
 	"\x03seq\x18\b \x01(\x04R\x03seq\"\x15\n" +
-	"\x13ListVersionsRequest\"z\n" +
+	"\x13ListVersionsRequest\"\xa0\x02\n" +
 	"\x14ListVersionsResponse\x12;\n" +
 	"\bversions\x18\x01 \x03(\v2\x1f.recommendation.v1.ModelVersionR\bversions\x12%\n" +
-	"\x0eactive_version\x18\x02 \x01(\tR\ractiveVersion\"-\n" +
+	"\x0eactive_version\x18\x02 \x01(\tR\ractiveVersion\x12b\n" +
+	"\x0factive_by_major\x18\x03 \x03(\v2:.recommendation.v1.ListVersionsResponse.ActiveByMajorEntryR\ractiveByMajor\x1a@\n" +
+	"\x12ActiveByMajorEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"-\n" +
 	"\x11GetVersionRequest\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\"K\n" +
 	"\x12GetVersionResponse\x125\n" +
-	"\x05model\x18\x01 \x01(\v2\x1f.recommendation.v1.ModelVersionR\x05model\"\x12\n" +
-	"\x10GetActiveRequest\"J\n" +
+	"\x05model\x18\x01 \x01(\v2\x1f.recommendation.v1.ModelVersionR\x05model\"(\n" +
+	"\x10GetActiveRequest\x12\x14\n" +
+	"\x05major\x18\x01 \x01(\x05R\x05major\"J\n" +
 	"\x11GetActiveResponse\x125\n" +
 	"\x05model\x18\x01 \x01(\v2\x1f.recommendation.v1.ModelVersionR\x05model\"\x93\x01\n" +
 	"\x11GetHistoryRequest\x12\x14\n" +
@@ -1456,9 +1502,10 @@ const file_recommendation_v1_registry_proto_rawDesc = "" +
 	"\x05model\x18\x01 \x01(\v2\x1f.recommendation.v1.ModelVersionR\x05model\x12)\n" +
 	"\x10previous_version\x18\x02 \x01(\tR\x0fpreviousVersion\x12\x18\n" +
 	"\achanged\x18\x03 \x01(\bR\achanged\x12\x12\n" +
-	"\x04note\x18\x04 \x01(\tR\x04note\"2\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\"H\n" +
 	"\x16DownloadVersionRequest\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\tR\aversion\"l\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x14\n" +
+	"\x05major\x18\x02 \x01(\x05R\x05major\"l\n" +
 	"\x17DownloadVersionResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x12\n" +
 	"\x04onnx\x18\x02 \x01(\fR\x04onnx\x12#\n" +
@@ -1487,7 +1534,7 @@ func file_recommendation_v1_registry_proto_rawDescGZIP() []byte {
 	return file_recommendation_v1_registry_proto_rawDescData
 }
 
-var file_recommendation_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_recommendation_v1_registry_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_recommendation_v1_registry_proto_goTypes = []any{
 	(*ModelVersion)(nil),            // 0: recommendation.v1.ModelVersion
 	(*EvaluationSummary)(nil),       // 1: recommendation.v1.EvaluationSummary
@@ -1509,42 +1556,44 @@ var file_recommendation_v1_registry_proto_goTypes = []any{
 	(*RollbackResponse)(nil),        // 17: recommendation.v1.RollbackResponse
 	(*DownloadVersionRequest)(nil),  // 18: recommendation.v1.DownloadVersionRequest
 	(*DownloadVersionResponse)(nil), // 19: recommendation.v1.DownloadVersionResponse
-	(*timestamppb.Timestamp)(nil),   // 20: google.protobuf.Timestamp
+	nil,                             // 20: recommendation.v1.ListVersionsResponse.ActiveByMajorEntry
+	(*timestamppb.Timestamp)(nil),   // 21: google.protobuf.Timestamp
 }
 var file_recommendation_v1_registry_proto_depIdxs = []int32{
-	20, // 0: recommendation.v1.ModelVersion.created_at:type_name -> google.protobuf.Timestamp
+	21, // 0: recommendation.v1.ModelVersion.created_at:type_name -> google.protobuf.Timestamp
 	1,  // 1: recommendation.v1.ModelVersion.evaluation:type_name -> recommendation.v1.EvaluationSummary
 	2,  // 2: recommendation.v1.EvaluationSummary.model:type_name -> recommendation.v1.Scores
 	2,  // 3: recommendation.v1.EvaluationSummary.vpa_baseline:type_name -> recommendation.v1.Scores
-	20, // 4: recommendation.v1.HistoryEntry.time:type_name -> google.protobuf.Timestamp
+	21, // 4: recommendation.v1.HistoryEntry.time:type_name -> google.protobuf.Timestamp
 	0,  // 5: recommendation.v1.ListVersionsResponse.versions:type_name -> recommendation.v1.ModelVersion
-	0,  // 6: recommendation.v1.GetVersionResponse.model:type_name -> recommendation.v1.ModelVersion
-	0,  // 7: recommendation.v1.GetActiveResponse.model:type_name -> recommendation.v1.ModelVersion
-	3,  // 8: recommendation.v1.GetHistoryResponse.entries:type_name -> recommendation.v1.HistoryEntry
-	0,  // 9: recommendation.v1.RegisterVersionResponse.model:type_name -> recommendation.v1.ModelVersion
-	0,  // 10: recommendation.v1.ActivateVersionResponse.model:type_name -> recommendation.v1.ModelVersion
-	0,  // 11: recommendation.v1.RollbackResponse.model:type_name -> recommendation.v1.ModelVersion
-	4,  // 12: recommendation.v1.ModelRegistryService.ListVersions:input_type -> recommendation.v1.ListVersionsRequest
-	6,  // 13: recommendation.v1.ModelRegistryService.GetVersion:input_type -> recommendation.v1.GetVersionRequest
-	8,  // 14: recommendation.v1.ModelRegistryService.GetActive:input_type -> recommendation.v1.GetActiveRequest
-	10, // 15: recommendation.v1.ModelRegistryService.GetHistory:input_type -> recommendation.v1.GetHistoryRequest
-	12, // 16: recommendation.v1.ModelRegistryService.RegisterVersion:input_type -> recommendation.v1.RegisterVersionRequest
-	14, // 17: recommendation.v1.ModelRegistryService.ActivateVersion:input_type -> recommendation.v1.ActivateVersionRequest
-	16, // 18: recommendation.v1.ModelRegistryService.Rollback:input_type -> recommendation.v1.RollbackRequest
-	18, // 19: recommendation.v1.ModelRegistryService.DownloadVersion:input_type -> recommendation.v1.DownloadVersionRequest
-	5,  // 20: recommendation.v1.ModelRegistryService.ListVersions:output_type -> recommendation.v1.ListVersionsResponse
-	7,  // 21: recommendation.v1.ModelRegistryService.GetVersion:output_type -> recommendation.v1.GetVersionResponse
-	9,  // 22: recommendation.v1.ModelRegistryService.GetActive:output_type -> recommendation.v1.GetActiveResponse
-	11, // 23: recommendation.v1.ModelRegistryService.GetHistory:output_type -> recommendation.v1.GetHistoryResponse
-	13, // 24: recommendation.v1.ModelRegistryService.RegisterVersion:output_type -> recommendation.v1.RegisterVersionResponse
-	15, // 25: recommendation.v1.ModelRegistryService.ActivateVersion:output_type -> recommendation.v1.ActivateVersionResponse
-	17, // 26: recommendation.v1.ModelRegistryService.Rollback:output_type -> recommendation.v1.RollbackResponse
-	19, // 27: recommendation.v1.ModelRegistryService.DownloadVersion:output_type -> recommendation.v1.DownloadVersionResponse
-	20, // [20:28] is the sub-list for method output_type
-	12, // [12:20] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	20, // 6: recommendation.v1.ListVersionsResponse.active_by_major:type_name -> recommendation.v1.ListVersionsResponse.ActiveByMajorEntry
+	0,  // 7: recommendation.v1.GetVersionResponse.model:type_name -> recommendation.v1.ModelVersion
+	0,  // 8: recommendation.v1.GetActiveResponse.model:type_name -> recommendation.v1.ModelVersion
+	3,  // 9: recommendation.v1.GetHistoryResponse.entries:type_name -> recommendation.v1.HistoryEntry
+	0,  // 10: recommendation.v1.RegisterVersionResponse.model:type_name -> recommendation.v1.ModelVersion
+	0,  // 11: recommendation.v1.ActivateVersionResponse.model:type_name -> recommendation.v1.ModelVersion
+	0,  // 12: recommendation.v1.RollbackResponse.model:type_name -> recommendation.v1.ModelVersion
+	4,  // 13: recommendation.v1.ModelRegistryService.ListVersions:input_type -> recommendation.v1.ListVersionsRequest
+	6,  // 14: recommendation.v1.ModelRegistryService.GetVersion:input_type -> recommendation.v1.GetVersionRequest
+	8,  // 15: recommendation.v1.ModelRegistryService.GetActive:input_type -> recommendation.v1.GetActiveRequest
+	10, // 16: recommendation.v1.ModelRegistryService.GetHistory:input_type -> recommendation.v1.GetHistoryRequest
+	12, // 17: recommendation.v1.ModelRegistryService.RegisterVersion:input_type -> recommendation.v1.RegisterVersionRequest
+	14, // 18: recommendation.v1.ModelRegistryService.ActivateVersion:input_type -> recommendation.v1.ActivateVersionRequest
+	16, // 19: recommendation.v1.ModelRegistryService.Rollback:input_type -> recommendation.v1.RollbackRequest
+	18, // 20: recommendation.v1.ModelRegistryService.DownloadVersion:input_type -> recommendation.v1.DownloadVersionRequest
+	5,  // 21: recommendation.v1.ModelRegistryService.ListVersions:output_type -> recommendation.v1.ListVersionsResponse
+	7,  // 22: recommendation.v1.ModelRegistryService.GetVersion:output_type -> recommendation.v1.GetVersionResponse
+	9,  // 23: recommendation.v1.ModelRegistryService.GetActive:output_type -> recommendation.v1.GetActiveResponse
+	11, // 24: recommendation.v1.ModelRegistryService.GetHistory:output_type -> recommendation.v1.GetHistoryResponse
+	13, // 25: recommendation.v1.ModelRegistryService.RegisterVersion:output_type -> recommendation.v1.RegisterVersionResponse
+	15, // 26: recommendation.v1.ModelRegistryService.ActivateVersion:output_type -> recommendation.v1.ActivateVersionResponse
+	17, // 27: recommendation.v1.ModelRegistryService.Rollback:output_type -> recommendation.v1.RollbackResponse
+	19, // 28: recommendation.v1.ModelRegistryService.DownloadVersion:output_type -> recommendation.v1.DownloadVersionResponse
+	21, // [21:29] is the sub-list for method output_type
+	13, // [13:21] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_recommendation_v1_registry_proto_init() }
@@ -1558,7 +1607,7 @@ func file_recommendation_v1_registry_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_recommendation_v1_registry_proto_rawDesc), len(file_recommendation_v1_registry_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

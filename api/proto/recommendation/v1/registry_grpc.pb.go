@@ -53,7 +53,8 @@ type ModelRegistryServiceClient interface {
 	ListVersions(ctx context.Context, in *ListVersionsRequest, opts ...grpc.CallOption) (*ListVersionsResponse, error)
 	// GetVersion returns one registered version with its manifest.
 	GetVersion(ctx context.Context, in *GetVersionRequest, opts ...grpc.CallOption) (*GetVersionResponse, error)
-	// GetActive returns the version being served. UNAVAILABLE when none is.
+	// GetActive returns the version a major serves (the default major when
+	// none is named). UNAVAILABLE when that major has no active version.
 	GetActive(ctx context.Context, in *GetActiveRequest, opts ...grpc.CallOption) (*GetActiveResponse, error)
 	// GetHistory returns activations, rollbacks and registrations, newest first.
 	GetHistory(ctx context.Context, in *GetHistoryRequest, opts ...grpc.CallOption) (*GetHistoryResponse, error)
@@ -65,7 +66,8 @@ type ModelRegistryServiceClient interface {
 	ActivateVersion(ctx context.Context, in *ActivateVersionRequest, opts ...grpc.CallOption) (*ActivateVersionResponse, error)
 	// Rollback returns to the previously active version, or to to_version.
 	Rollback(ctx context.Context, in *RollbackRequest, opts ...grpc.CallOption) (*RollbackResponse, error)
-	// DownloadVersion returns a version's ONNX bytes and manifest.
+	// DownloadVersion returns a version's ONNX bytes and manifest, or those of
+	// a major's active version.
 	DownloadVersion(ctx context.Context, in *DownloadVersionRequest, opts ...grpc.CallOption) (*DownloadVersionResponse, error)
 }
 
@@ -181,7 +183,8 @@ type ModelRegistryServiceServer interface {
 	ListVersions(context.Context, *ListVersionsRequest) (*ListVersionsResponse, error)
 	// GetVersion returns one registered version with its manifest.
 	GetVersion(context.Context, *GetVersionRequest) (*GetVersionResponse, error)
-	// GetActive returns the version being served. UNAVAILABLE when none is.
+	// GetActive returns the version a major serves (the default major when
+	// none is named). UNAVAILABLE when that major has no active version.
 	GetActive(context.Context, *GetActiveRequest) (*GetActiveResponse, error)
 	// GetHistory returns activations, rollbacks and registrations, newest first.
 	GetHistory(context.Context, *GetHistoryRequest) (*GetHistoryResponse, error)
@@ -193,7 +196,8 @@ type ModelRegistryServiceServer interface {
 	ActivateVersion(context.Context, *ActivateVersionRequest) (*ActivateVersionResponse, error)
 	// Rollback returns to the previously active version, or to to_version.
 	Rollback(context.Context, *RollbackRequest) (*RollbackResponse, error)
-	// DownloadVersion returns a version's ONNX bytes and manifest.
+	// DownloadVersion returns a version's ONNX bytes and manifest, or those of
+	// a major's active version.
 	DownloadVersion(context.Context, *DownloadVersionRequest) (*DownloadVersionResponse, error)
 	mustEmbedUnimplementedModelRegistryServiceServer()
 }
