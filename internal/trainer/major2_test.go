@@ -3,8 +3,8 @@ package trainer
 import (
 	"context"
 	"math/rand/v2"
-	"time"
 	"testing"
+	"time"
 
 	"recommendation-api/internal/model"
 	"recommendation-api/internal/onnxfile"
