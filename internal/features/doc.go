@@ -1,5 +1,6 @@
-// Package features is the one implementation of the model's 12 input
-// features. The synthetic generator (package trainer), trace evaluation and
+// Package features is the one implementation of the model's input features:
+// every feature of the catalogue (model.Catalog), of which each major reads
+// a declared list (model.FeaturesFor; a manifest's Features). The synthetic generator (package trainer), trace evaluation and
 // the server's raw-metrics path all compute them here, so a feature means the
 // same thing in training and in serving.
 //
@@ -25,6 +26,18 @@
 //   - hour_of_day, day_of_week: UTC hour (0–23) and weekday (0 = Sunday) of
 //     Window.End, the time of the last sample.
 //   - workload_age: days since the workload first appeared, as given.
+//   - cpu_max, mem_max: the window's maxima. cpu_max_24h, mem_max_24h: the
+//     maxima of its last 24 h (its last 24h/Step samples).
+//   - mem_peak_p95: nearest-rank p95 of the daily memory peaks, one per 24 h
+//     interval counted back from the last sample (the oldest may be
+//     partial). Over fewer than 20 days it is the maximum itself.
+//
+// Raw holds every catalogue feature; Raw.All is its name-based view, indexed
+// by the catalogue (model.LookupFeature). A Layout, built once per manifest,
+// holds the catalogue index of each declared column, so normalizing any
+// declared list is one indexed loop (Layout.NormalizeInto); Raw.Validate
+// checks major 1's twelve, Layout.Validate the declared ones. Computable says
+// which declared features a request's raw fields cannot give.
 //
 // Caveat: percentiles are found by selection (counting values into ranges,
 // then a quickselect inside the few ranges holding the wanted ranks), not by

@@ -3,6 +3,7 @@ package features
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"recommendation-api/internal/model"
@@ -17,13 +18,18 @@ type Window struct {
 	CPULimit float64       // current CPU limit in cores (0 = none; then throttle ratio is 0)
 }
 
-// Raw holds the 12 features in raw units (cores, bytes, ratios, hour, day,
-// days), in model order. See the package documentation for definitions.
+// Raw holds every catalogue feature (model.Catalog) in raw units (cores,
+// bytes, ratios, hour, day, days). See the package documentation for
+// definitions. A Raw a client sent may carry only some of them: Layout
+// reads and checks only the features a manifest declares.
 type Raw struct {
 	CPUP50, CPUP95, CPUP99, MemP50, MemP95, MemP99, CPUVariance, MemTrend, ThrottleRatio, HourOfDay, DayOfWeek, WorkloadAgeDays float64
+
+	// Added by major 2's catalogue: history maxima.
+	CPUMax, MemMax, MemMax24h, MemPeakP95, CPUMax24h float64
 }
 
-// Values returns the features in model order (model.DefaultFeatures).
+// Values returns major 1's 12 features in model order (model.DefaultFeatures).
 func (r Raw) Values() [model.NumFeatures]float64 {
 	return [model.NumFeatures]float64{
 		r.CPUP50, r.CPUP95, r.CPUP99, r.MemP50, r.MemP95, r.MemP99,
@@ -31,7 +37,73 @@ func (r Raw) Values() [model.NumFeatures]float64 {
 	}
 }
 
-// Feature indexes in model order.
+// All returns every feature in catalogue order (model.Catalog): the
+// name-based view, indexed by model.LookupFeature's index.
+func (r Raw) All() [model.CatalogSize]float64 {
+	return [model.CatalogSize]float64{
+		r.CPUP50, r.CPUP95, r.CPUP99, r.MemP50, r.MemP95, r.MemP99,
+		r.CPUVariance, r.MemTrend, r.ThrottleRatio, r.HourOfDay, r.DayOfWeek, r.WorkloadAgeDays,
+		r.CPUMax, r.MemMax, r.MemMax24h, r.MemPeakP95, r.CPUMax24h,
+	}
+}
+
+// Set sets the feature at catalogue index i to v; an index outside the
+// catalogue is ignored.
+func (r *Raw) Set(i int, v float64) {
+	if p := r.field(i); p != nil {
+		*p = v
+	}
+}
+
+// Get returns the feature at catalogue index i (0 outside the catalogue).
+func (r *Raw) Get(i int) float64 {
+	if p := r.field(i); p != nil {
+		return *p
+	}
+	return 0
+}
+
+func (r *Raw) field(i int) *float64 {
+	switch i {
+	case iCPUP50:
+		return &r.CPUP50
+	case iCPUP95:
+		return &r.CPUP95
+	case iCPUP99:
+		return &r.CPUP99
+	case iMemP50:
+		return &r.MemP50
+	case iMemP95:
+		return &r.MemP95
+	case iMemP99:
+		return &r.MemP99
+	case iCPUVariance:
+		return &r.CPUVariance
+	case iMemTrend:
+		return &r.MemTrend
+	case iThrottleRatio:
+		return &r.ThrottleRatio
+	case iHourOfDay:
+		return &r.HourOfDay
+	case iDayOfWeek:
+		return &r.DayOfWeek
+	case iWorkloadAge:
+		return &r.WorkloadAgeDays
+	case iCPUMax:
+		return &r.CPUMax
+	case iMemMax:
+		return &r.MemMax
+	case iMemMax24h:
+		return &r.MemMax24h
+	case iMemPeakP95:
+		return &r.MemPeakP95
+	case iCPUMax24h:
+		return &r.CPUMax24h
+	}
+	return nil
+}
+
+// Feature indexes in catalogue order (the first 12 are major 1's model order).
 const (
 	iCPUP50 = iota
 	iCPUP95
@@ -45,65 +117,174 @@ const (
 	iHourOfDay
 	iDayOfWeek
 	iWorkloadAge
+	iCPUMax
+	iMemMax
+	iMemMax24h
+	iMemPeakP95
+	iCPUMax24h
+	numCatalog
 )
 
-// specs supplies the feature names and units used in error messages.
-var specs = model.DefaultFeatures()
+// The catalogue must list the features in this package's order.
+var _ [numCatalog - model.CatalogSize]struct{}
+var _ [model.CatalogSize - numCatalog]struct{}
 
-// Validate checks raw features, e.g. ones a client sent: every value must
-// lie in its plausible range (Ranges: finite, cpu and memory ≥ 0 and at most
-// MaxCPUCores and MaxMemoryBytes, mem_trend within ±MaxMemTrend,
-// throttle_ratio in [0,1], hour_of_day an integer in [0,23], day_of_week an
-// integer in [0,6], …) and the percentiles of each resource must not
-// decrease (p50 ≤ p95 ≤ p99). The error is a *RangeError or an *OrderError
-// for the first offending feature; both wrap model.ErrInvalidInput and say
-// what is accepted.
-func (r Raw) Validate() error {
-	v := r.Values()
-	for i, x := range v {
-		if !Ranges[i].Contains(x) {
-			return &RangeError{Index: i, Value: x, Range: Ranges[i]}
+// specs supplies the feature names and units used in error messages, by
+// catalogue index.
+var specs = func() []model.Spec {
+	c := model.Catalog()
+	out := make([]model.Spec, len(c))
+	for i, f := range c {
+		out[i] = f.Spec
+	}
+	return out
+}()
+
+// orderPairs are the (lower, higher) catalogue indexes whose values must not
+// decrease: percentiles up to the maximum, the last 24 h's maximum and the
+// daily peaks' p95 below the window's maximum. A Layout checks a pair when
+// it declares both features.
+var orderPairs = [][2]int{
+	{iCPUP50, iCPUP95}, {iCPUP95, iCPUP99}, {iMemP50, iMemP95}, {iMemP95, iMemP99},
+	{iCPUP99, iCPUMax}, {iMemP99, iMemMax}, {iCPUMax24h, iCPUMax}, {iMemMax24h, iMemMax}, {iMemPeakP95, iMemMax},
+}
+
+// v1Layout is major 1's layout, what Raw.Validate checks.
+var v1Layout = func() *Layout {
+	l, err := NewLayout(model.DefaultFeatures())
+	if err != nil {
+		panic(err)
+	}
+	return l
+}()
+
+// Validate checks major 1's 12 raw features, e.g. ones a client sent: every
+// value must lie in its plausible range (Ranges: finite, cpu and memory ≥ 0
+// and at most MaxCPUCores and MaxMemoryBytes, mem_trend within
+// ±MaxMemTrend, throttle_ratio in [0,1], hour_of_day an integer in [0,23],
+// day_of_week an integer in [0,6], …) and the percentiles of each resource
+// must not decrease (p50 ≤ p95 ≤ p99). The error is a *RangeError or an
+// *OrderError for the first offending feature; both wrap
+// model.ErrInvalidInput and say what is accepted. Layout.Validate checks
+// any declared list.
+func (r Raw) Validate() error { return v1Layout.Validate(r) }
+
+// Layout is what normalizing one declared feature list needs, computed once
+// per manifest: the catalogue index of each column, its spec, and the order
+// checks among the declared features. It is safe for concurrent use.
+type Layout struct {
+	specs []model.Spec
+	idx   []int
+	pairs [][2]int
+}
+
+// NewLayout returns the layout of specs (a manifest's Features, in model
+// order). A name the catalogue does not have gives an error wrapping
+// model.ErrInvalidModel naming it.
+func NewLayout(specs []model.Spec) (*Layout, error) {
+	l := &Layout{specs: append([]model.Spec(nil), specs...), idx: make([]int, len(specs))}
+	declared := make(map[int]bool, len(specs))
+	for j, s := range specs {
+		_, i, ok := model.LookupFeature(s.Name)
+		if !ok {
+			return nil, fmt.Errorf("%w: feature %q is not in the catalogue", model.ErrInvalidModel, s.Name)
+		}
+		l.idx[j] = i
+		declared[i] = true
+	}
+	for _, p := range orderPairs {
+		if declared[p[0]] && declared[p[1]] {
+			l.pairs = append(l.pairs, p)
 		}
 	}
-	for _, g := range [2]int{iCPUP50, iMemP50} {
-		for k := g + 1; k < g+3; k++ {
-			if v[k] < v[k-1] {
-				return &OrderError{Index: k, Value: v[k], Prev: v[k-1]}
-			}
+	return l, nil
+}
+
+// Width is the number of declared features.
+func (l *Layout) Width() int { return len(l.idx) }
+
+// Index returns the catalogue index of column j.
+func (l *Layout) Index(j int) int { return l.idx[j] }
+
+// Validate checks the declared features of r: each in its Range, and each
+// declared pair of orderPairs not decreasing. Errors as Raw.Validate.
+func (l *Layout) Validate(r Raw) error {
+	v := r.All()
+	for _, i := range l.idx {
+		if !Ranges[i].Contains(v[i]) {
+			return &RangeError{Index: i, Value: v[i], Range: Ranges[i]}
+		}
+	}
+	for _, p := range l.pairs {
+		if v[p[1]] < v[p[0]] {
+			return &OrderError{Index: p[1], Lower: p[0], Value: v[p[1]], Prev: v[p[0]]}
 		}
 	}
 	return nil
 }
 
-// Normalize validates r and maps each feature onto [0,1] with
-// specs[i].Normalize. specs must hold model.NumFeatures entries in model
-// order (a manifest's Features); otherwise the error wraps
-// model.ErrInvalidModel. Invalid features give Validate's error.
-func Normalize(r Raw, specs []model.Spec) ([model.NumFeatures]float32, error) {
-	var out [model.NumFeatures]float32
-	if len(specs) != model.NumFeatures {
-		return out, fmt.Errorf("%w: %d feature specs; want %d", model.ErrInvalidModel, len(specs), model.NumFeatures)
+// NormalizeInto validates r (Validate) and writes the declared features,
+// normalized with the layout's specs, to out[:Width()].
+func (l *Layout) NormalizeInto(r Raw, out []float32) error {
+	if len(out) < len(l.idx) {
+		return fmt.Errorf("%w: %d values for %d features", model.ErrInvalidModel, len(out), len(l.idx))
 	}
-	if err := r.Validate(); err != nil {
-		return out, err
+	if err := l.Validate(r); err != nil {
+		return err
 	}
-	for i, v := range r.Values() {
-		out[i] = float32(specs[i].Normalize(v))
+	v := r.All()
+	for j, i := range l.idx {
+		out[j] = float32(l.specs[j].Normalize(v[i]))
+	}
+	return nil
+}
+
+// Normalize validates r and maps each declared feature onto [0,1] with
+// specs[j].Normalize, in the order of specs (a manifest's Features). A
+// feature the catalogue does not have gives an error wrapping
+// model.ErrInvalidModel; invalid features give Layout.Validate's error. In
+// loops, build a Layout once and call NormalizeInto.
+func Normalize(r Raw, specs []model.Spec) ([]float32, error) {
+	l, err := NewLayout(specs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float32, l.Width())
+	if err := l.NormalizeInto(r, out); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// Computable returns the RawMetrics fields (model.Feature.RawField), in the
+// order of specs, that the declared features need and a request did not
+// send: present reports whether a field was sent. Nil means every declared
+// feature can be computed. A feature the catalogue does not have is listed
+// by its own name.
+func Computable(specs []model.Spec, present func(field string) bool) (missing []string) {
+	for _, s := range specs {
+		f, _, ok := model.LookupFeature(s.Name)
+		switch {
+		case !ok:
+			missing = append(missing, s.Name)
+		case !present(f.RawField):
+			missing = append(missing, f.RawField)
+		}
+	}
+	return missing
 }
 
 // Scratch holds the buffers FromHistory and Percentiles select in, so that
 // repeated calls allocate nothing once they have grown to the series length.
 // The zero value is ready to use. A Scratch is not safe for concurrent use.
 type Scratch struct {
-	buf, aux []float64
+	buf, aux, peaks []float64
 }
 
 // featurePercentiles are the percentiles the model reads from each series.
 var featurePercentiles = [3]float64{50, 95, 99}
 
-// FromHistory computes the 12 features of a history window for a workload
+// FromHistory computes every catalogue feature of a history window for a workload
 // ageDays old. It returns an error wrapping model.ErrInvalidInput if the
 // window has no samples, CPU and memory of different lengths, a negative,
 // NaN or infinite sample, a non-positive step, a zero End, a negative or
@@ -201,6 +382,29 @@ func (s *Scratch) FromHistory(w Window, ageDays float64) (Raw, error) {
 	r.CPUP50, r.CPUP95, r.CPUP99 = p[0], p[1], p[2]
 	s.selectRanks(w.Mem, memLo, memHi, true, featurePercentiles[:], p[:])
 	r.MemP50, r.MemP95, r.MemP99 = p[0], p[1], p[2]
+
+	r.CPUMax, r.MemMax = cpuHi, memHi
+	day := int(24 * time.Hour / w.Step)
+	if day < 1 {
+		day = 1
+	}
+	from := max(0, n-day)
+	for i := from; i < n; i++ {
+		r.CPUMax24h = max(r.CPUMax24h, w.CPU[i])
+		r.MemMax24h = max(r.MemMax24h, w.Mem[i])
+	}
+	// Daily peaks: 24 h intervals counted back from the last sample (the
+	// oldest may be partial), one peak each.
+	s.peaks = s.peaks[:0]
+	for hi := n; hi > 0; hi -= day {
+		pk := 0.0
+		for _, m := range w.Mem[max(0, hi-day):hi] {
+			pk = max(pk, m)
+		}
+		s.peaks = append(s.peaks, pk)
+	}
+	slices.Sort(s.peaks)
+	r.MemPeakP95 = Percentile(s.peaks, 95)
 
 	end := w.End.UTC()
 	r.HourOfDay = float64(end.Hour())

@@ -306,8 +306,10 @@ func TestNormalize(t *testing.T) {
 	if got[9] != 1 || got[10] != 1 { // hour 23, Saturday
 		t.Errorf("hour, day = %v, %v; want 1, 1", got[9], got[10])
 	}
-	if _, err := features.Normalize(r, specs[:11]); !errors.Is(err, model.ErrInvalidModel) {
-		t.Errorf("11 specs: err = %v; want ErrInvalidModel", err)
+	bad := append([]model.Spec(nil), specs...)
+	bad[3].Name = "mem_p42"
+	if _, err := features.Normalize(r, bad); !errors.Is(err, model.ErrInvalidModel) || !strings.Contains(err.Error(), "mem_p42") {
+		t.Errorf("unknown feature: err = %v; want ErrInvalidModel naming it", err)
 	}
 }
 

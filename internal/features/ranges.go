@@ -67,8 +67,9 @@ func fmtNum(v float64) string {
 	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
-// Ranges are the accepted ranges of the raw features, in model order.
-var Ranges = [model.NumFeatures]Range{
+// Ranges are the accepted ranges of the raw features, in catalogue order
+// (model.Catalog; the first 12 are major 1's model order).
+var Ranges = [model.CatalogSize]Range{
 	iCPUP50:        {0, MaxCPUCores, false},
 	iCPUP95:        {0, MaxCPUCores, false},
 	iCPUP99:        {0, MaxCPUCores, false},
@@ -81,13 +82,18 @@ var Ranges = [model.NumFeatures]Range{
 	iHourOfDay:     {0, MaxHourOfDay, true},
 	iDayOfWeek:     {0, MaxDayOfWeek, true},
 	iWorkloadAge:   {0, MaxWorkloadAgeDays, false},
+	iCPUMax:        {0, MaxCPUCores, false},
+	iMemMax:        {0, MaxMemoryBytes, false},
+	iMemMax24h:     {0, MaxMemoryBytes, false},
+	iMemPeakP95:    {0, MaxMemoryBytes, false},
+	iCPUMax24h:     {0, MaxCPUCores, false},
 }
 
 // RangeError is Validate's error for a feature outside its Range. It wraps
 // model.ErrInvalidInput; callers that name fields their own way (the API's
 // "cpu_p95_cores") read Index, Value and Range.
 type RangeError struct {
-	Index int     // feature index in model order
+	Index int     // feature index in catalogue order (model order for major 1)
 	Value float64 // the value given
 	Range Range   // what is accepted
 }
@@ -103,16 +109,19 @@ func (e *RangeError) Want() string { return e.Range.String() + " " + unitPhrase(
 
 func unitPhrase(i int) string { return "(" + specs[i].Unit + ")" }
 
-// OrderError is Validate's error for percentiles that decrease: feature
-// Index is below feature Index-1. It wraps model.ErrInvalidInput.
+// OrderError is Validate's error for statistics that decrease: feature
+// Index (catalogue order) is below feature Lower, e.g. cpu_p95 below
+// cpu_p50 or mem_max below mem_p99. For major 1's percentiles Lower is
+// Index-1. It wraps model.ErrInvalidInput.
 type OrderError struct {
-	Index       int     // the higher percentile, e.g. cpu_p95
-	Value, Prev float64 // its value and the lower percentile's
+	Index       int     // the higher statistic, e.g. cpu_p95
+	Lower       int     // the one it must not be below, e.g. cpu_p50
+	Value, Prev float64 // its value and the lower one's
 }
 
 func (e *OrderError) Error() string {
-	return fmt.Sprintf("%v: feature %s = %s; want ≥ %s = %s (percentiles must not decrease)",
-		model.ErrInvalidInput, specs[e.Index].Name, fmtNum(e.Value), specs[e.Index-1].Name, fmtNum(e.Prev))
+	return fmt.Sprintf("%v: feature %s = %s; want ≥ %s = %s (percentiles and maxima must not decrease)",
+		model.ErrInvalidInput, specs[e.Index].Name, fmtNum(e.Value), specs[e.Lower].Name, fmtNum(e.Prev))
 }
 
 func (e *OrderError) Unwrap() error { return model.ErrInvalidInput }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 )
 
@@ -23,18 +24,21 @@ const (
 // read them, how they were made and how well they did. It is stored beside
 // the model bytes (registry) and written as manifest.json (export).
 type Manifest struct {
-	Schema       int          `json:"schema"`
-	Version      Version      `json:"version"`
-	CreatedAt    time.Time    `json:"created_at"`
-	Model        ModelFile    `json:"model"`
-	Signature    Signature    `json:"signature"`
-	Features     []Spec       `json:"features"`
-	Outputs      []Spec       `json:"outputs"`
-	Architecture Architecture `json:"architecture"`
-	Quantization Quantization `json:"quantization"`
-	Training     Training     `json:"training"`
-	Metrics      *Metrics     `json:"metrics,omitempty"`
-	Golden       Golden       `json:"golden"`
+	Schema    int       `json:"schema"`
+	Version   Version   `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	Model     ModelFile `json:"model"`
+	Signature Signature `json:"signature"`
+	Features  []Spec    `json:"features"`
+	// HistoryWindowHours is the history window the features assume, in
+	// hours; 0 (a manifest written before the field existed) means 48.
+	HistoryWindowHours int          `json:"history_window_hours,omitempty"`
+	Outputs            []Spec       `json:"outputs"`
+	Architecture       Architecture `json:"architecture"`
+	Quantization       Quantization `json:"quantization"`
+	Training           Training     `json:"training"`
+	Metrics            *Metrics     `json:"metrics,omitempty"`
+	Golden             Golden       `json:"golden"`
 }
 
 // ModelFile names the ONNX bytes and their checksum.
@@ -58,12 +62,25 @@ type Signature struct {
 }
 
 // DefaultSignature is the signature of major version 1: [N,12] float32 in, [N,5] float32 out.
-func DefaultSignature() Signature {
-	return Signature{
-		Inputs:  []TensorSpec{{Name: InputName, Type: "float32", Shape: []int64{-1, NumFeatures}}},
-		Outputs: []TensorSpec{{Name: OutputName, Type: "float32", Shape: []int64{-1, NumOutputs}}},
+func DefaultSignature() Signature { return SignatureFor(NumFeatures) }
+
+// DefaultHistoryWindowHours is the history window of a manifest that does
+// not declare one (major 1's 48 h).
+const DefaultHistoryWindowHours = 48
+
+// HistoryWindow returns the history window the manifest's features assume:
+// HistoryWindowHours, or 48 h when it is 0.
+func (m *Manifest) HistoryWindow() time.Duration {
+	h := m.HistoryWindowHours
+	if h == 0 {
+		h = DefaultHistoryWindowHours
 	}
+	return time.Duration(h) * time.Hour
 }
+
+// Width returns the number of input features the manifest declares: the
+// model's input width.
+func (m *Manifest) Width() int { return len(m.Features) }
 
 // Equal reports whether two signatures have the same tensors.
 func (s Signature) Equal(o Signature) bool {
@@ -203,23 +220,65 @@ func (m *Manifest) Validate() error {
 	if len(m.Model.SHA256) != 64 {
 		return fmt.Errorf("%w: manifest sha256 %q is not 64 hex digits", ErrInvalidModel, m.Model.SHA256)
 	}
-	if len(m.Features) != NumFeatures || len(m.Outputs) != NumOutputs {
-		return fmt.Errorf("%w: manifest has %d features and %d outputs; want %d and %d",
-			ErrInvalidModel, len(m.Features), len(m.Outputs), NumFeatures, NumOutputs)
+	if len(m.Features) == 0 || len(m.Features) > MaxFeatures || len(m.Outputs) != NumOutputs {
+		return fmt.Errorf("%w: manifest has %d features and %d outputs; want 1 to %d catalogue features and %d outputs",
+			ErrInvalidModel, len(m.Features), len(m.Outputs), MaxFeatures, NumOutputs)
+	}
+	if err := validateFeatureNames(m.Features); err != nil {
+		return err
 	}
 	for _, s := range append(append([]Spec{}, m.Features...), m.Outputs...) {
 		if err := s.Validate(); err != nil {
 			return err
 		}
 	}
-	return m.Golden.validate()
+	if h := m.HistoryWindowHours; h < 0 || h > MaxHistoryWindowHours {
+		return fmt.Errorf("%w: manifest history_window_hours %d; want 1 to %d (0 or absent means %d)",
+			ErrInvalidModel, h, MaxHistoryWindowHours, DefaultHistoryWindowHours)
+	}
+	if len(m.Signature.Inputs) > 0 {
+		if in := m.Signature.Inputs[0].Shape; len(in) != 2 || in[1] != int64(len(m.Features)) {
+			return fmt.Errorf("%w: manifest signature input shape %v; want [-1 %d], one column per declared feature",
+				ErrInvalidModel, in, len(m.Features))
+		}
+	}
+	return m.Golden.validate(len(m.Features))
+}
+
+// MaxHistoryWindowHours bounds a manifest's history window: 90 days.
+const MaxHistoryWindowHours = 90 * 24
+
+// validateFeatureNames refuses feature names the catalogue does not have,
+// naming all of them, and a feature declared twice.
+func validateFeatureNames(specs []Spec) error {
+	var unknown []string
+	seen := make(map[string]bool, len(specs))
+	for _, s := range specs {
+		if _, _, ok := LookupFeature(s.Name); !ok {
+			unknown = append(unknown, fmt.Sprintf("%q", s.Name))
+			continue
+		}
+		if seen[s.Name] {
+			return fmt.Errorf("%w: manifest declares feature %q twice", ErrInvalidModel, s.Name)
+		}
+		seen[s.Name] = true
+	}
+	if len(unknown) > 0 {
+		known := make([]string, len(catalog))
+		for i, f := range catalog {
+			known[i] = f.Spec.Name
+		}
+		return fmt.Errorf("%w: manifest declares features unknown to this server: %s; the catalogue has %v",
+			ErrInvalidModel, strings.Join(unknown, ", "), known)
+	}
+	return nil
 }
 
 // validate checks the golden rows' shape and values: 1..MaxGoldenRows rows
-// of NumFeatures finite inputs in [0,1] (normalized features) and
+// of width finite inputs in [0,1] (normalized features) and
 // NumOutputs finite outputs, and a positive tolerance no looser than
 // GoldenTolerance. Errors wrap ErrInvalidModel.
-func (g Golden) validate() error {
+func (g Golden) validate(width int) error {
 	if len(g.Inputs) == 0 || len(g.Inputs) != len(g.Outputs) {
 		return fmt.Errorf("%w: manifest needs golden rows (inputs and outputs of equal count); it has %d inputs and %d outputs",
 			ErrInvalidModel, len(g.Inputs), len(g.Outputs))
@@ -232,9 +291,9 @@ func (g Golden) validate() error {
 			"which is what every golden row is checked with", ErrInvalidModel, g.Tolerance, GoldenTolerance)
 	}
 	for i := range g.Inputs {
-		if len(g.Inputs[i]) != NumFeatures || len(g.Outputs[i]) != NumOutputs {
-			return fmt.Errorf("%w: golden row %d has %d inputs and %d outputs; want %d and %d",
-				ErrInvalidModel, i, len(g.Inputs[i]), len(g.Outputs[i]), NumFeatures, NumOutputs)
+		if len(g.Inputs[i]) != width || len(g.Outputs[i]) != NumOutputs {
+			return fmt.Errorf("%w: golden row %d has %d inputs and %d outputs; want %d (one per declared feature) and %d",
+				ErrInvalidModel, i, len(g.Inputs[i]), len(g.Outputs[i]), width, NumOutputs)
 		}
 		for j, v := range g.Inputs[i] {
 			if !(v >= 0 && v <= 1) {
@@ -280,9 +339,9 @@ func (m *Manifest) CheckGolden(got []float32) error {
 	return nil
 }
 
-// GoldenInput returns the golden inputs flattened to [rows, NumFeatures].
+// GoldenInput returns the golden inputs flattened to [rows, Width()].
 func (m *Manifest) GoldenInput() []float32 {
-	x := make([]float32, 0, len(m.Golden.Inputs)*NumFeatures)
+	x := make([]float32, 0, len(m.Golden.Inputs)*len(m.Features))
 	for _, r := range m.Golden.Inputs {
 		x = append(x, r...)
 	}

@@ -28,9 +28,65 @@ type DenseLayer struct {
 	Activation Activation
 }
 
-// QuantizedMLP is the served model: a stack of int8 dense layers.
+// Head names what follows the last dense layer.
+type Head string
+
+const (
+	// HeadNone: the last layer's activation gives the outputs (major 1).
+	HeadNone Head = ""
+	// HeadHeadroom: the last layer (activation none) gives, per resource, a
+	// request z_r and a headroom z_h; the outputs are
+	// clip([z_cr, z_cr + ReLU(z_ch), z_mr, z_mr + ReLU(z_mh), z_c], 0, 1).
+	// Each limit is at least its request in the graph itself, whatever the
+	// weights (major 2).
+	HeadHeadroom Head = "headroom"
+)
+
+// QuantizedMLP is the served model: a stack of int8 dense layers and the
+// head that turns the last layer's values into the outputs.
 type QuantizedMLP struct {
 	Layers []DenseLayer
+	Head   Head
+}
+
+// InputWidth returns the number of input features the model reads.
+func (m *QuantizedMLP) InputWidth() int {
+	if len(m.Layers) == 0 {
+		return 0
+	}
+	return m.Layers[0].In
+}
+
+// FormatFor returns the graph format of a major: its input width and head
+// (major 1: 12 features, no head; major 2: 16 features, the headroom head).
+// An unknown major gives an error wrapping ErrInvalidModel.
+func FormatFor(major int) (width int, head Head, err error) {
+	specs, err := FeaturesFor(major)
+	if err != nil {
+		return 0, "", err
+	}
+	if major >= 2 {
+		head = HeadHeadroom
+	}
+	return len(specs), head, nil
+}
+
+// ApplyHead turns one row of the last layer's values (after its
+// activation) into the outputs, in float32 as the ONNX graph computes them.
+func (h Head) ApplyHead(z []float32) {
+	if h != HeadHeadroom || len(z) != NumOutputs {
+		return
+	}
+	relu := func(v float32) float32 {
+		if v < 0 {
+			return 0
+		}
+		return v
+	}
+	clip := func(v float32) float32 { return min(max(v, 0), 1) }
+	z[1] = clip(z[0] + relu(z[1]))
+	z[3] = clip(z[2] + relu(z[3]))
+	z[0], z[2], z[4] = clip(z[0]), clip(z[2]), clip(z[4])
 }
 
 // Params returns the number of weights and biases (1,029 for 12-32-16-5).
@@ -42,12 +98,26 @@ func (m *QuantizedMLP) Params() int {
 	return n
 }
 
-// Validate checks the layer shapes chain from NumFeatures to NumOutputs.
+// Validate checks the layer shapes chain from 1..MaxFeatures inputs to
+// NumOutputs, and that a headroom head follows a last layer without
+// activation.
 func (m *QuantizedMLP) Validate() error {
 	if len(m.Layers) == 0 {
 		return fmt.Errorf("%w: model has no layers", ErrInvalidModel)
 	}
-	in := NumFeatures
+	in := m.Layers[0].In
+	if in < 1 || in > MaxFeatures {
+		return fmt.Errorf("%w: model reads %d features; want 1 to %d", ErrInvalidModel, in, MaxFeatures)
+	}
+	switch m.Head {
+	case HeadNone:
+	case HeadHeadroom:
+		if a := m.Layers[len(m.Layers)-1].Activation; a != ActNone && a != "" {
+			return fmt.Errorf("%w: the headroom head needs a last layer without activation; it has %s", ErrInvalidModel, a)
+		}
+	default:
+		return fmt.Errorf("%w: head %q; want none or %s", ErrInvalidModel, m.Head, HeadHeadroom)
+	}
 	for i, l := range m.Layers {
 		if l.In != in || l.Out <= 0 || len(l.Q) != l.In*l.Out || len(l.Scale) != l.Out || len(l.Bias) != l.Out {
 			return fmt.Errorf("%w: layer %d has inconsistent shapes (in %d, out %d, %d weights, %d scales, %d biases)",
@@ -61,11 +131,12 @@ func (m *QuantizedMLP) Validate() error {
 	return nil
 }
 
-// Forward runs the quantized model on n rows of x ([n, NumFeatures], row-major)
-// and returns [n, NumOutputs]. It computes what the exported ONNX graph
-// computes (DequantizeLinear → MatMul → Add → activation) in float32.
+// Forward runs the quantized model on n rows of x ([n, InputWidth()],
+// row-major) and returns [n, NumOutputs]. It computes what the exported ONNX
+// graph computes (DequantizeLinear → MatMul → Add → activation per layer,
+// then the head) in float32.
 func (m *QuantizedMLP) Forward(x []float32, n int) []float32 {
-	cur, width := x, NumFeatures
+	cur, width := x, m.InputWidth()
 	for _, l := range m.Layers {
 		w := make([]float32, len(l.Q))
 		for i := 0; i < l.In; i++ {
@@ -91,6 +162,11 @@ func (m *QuantizedMLP) Forward(x []float32, n int) []float32 {
 			}
 		}
 		cur, width = next, l.Out
+	}
+	if m.Head == HeadHeadroom {
+		for r := 0; r < n; r++ {
+			m.Head.ApplyHead(cur[r*width : (r+1)*width])
+		}
 	}
 	return cur
 }

@@ -1,8 +1,11 @@
 package model
 
 import (
+	"encoding/json"
 	"errors"
 	"math"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -186,5 +189,101 @@ func TestForwardMatchesHandComputation(t *testing.T) {
 	}
 	if m.Params() != 12+1+5+5 {
 		t.Fatalf("Params() = %d", m.Params())
+	}
+}
+
+func TestFeaturesFor(t *testing.T) {
+	t.Parallel()
+	v1, err := FeaturesFor(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(v1, DefaultFeatures()) {
+		t.Errorf("FeaturesFor(1) differs from DefaultFeatures")
+	}
+	v2, err := FeaturesFor(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(v2[:NumFeatures], v1) {
+		t.Errorf("major 2 does not start with major 1's twelve")
+	}
+	var names []string
+	for _, s := range v2[NumFeatures:] {
+		names = append(names, s.Name)
+	}
+	for _, want := range []string{"cpu_max", "mem_max"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("major 2 adds %v; want %s among them", names, want)
+		}
+	}
+	if _, err := FeaturesFor(9); !errors.Is(err, ErrInvalidModel) {
+		t.Errorf("FeaturesFor(9) = %v; want ErrInvalidModel", err)
+	}
+	if w, _ := HistoryWindowFor(2); w != 7*24*time.Hour {
+		t.Errorf("major 2 window %v; want 7 days", w)
+	}
+	for i, f := range Catalog() {
+		g, j, ok := LookupFeature(f.Spec.Name)
+		if !ok || j != i || g.RawField == "" || g.Spec.Validate() != nil {
+			t.Errorf("catalogue %d %s: lookup %v %d %v", i, f.Spec.Name, g, j, ok)
+		}
+	}
+	if _, _, ok := LookupFeature("cpu_p42"); ok {
+		t.Error("LookupFeature(cpu_p42) found something")
+	}
+}
+
+func TestManifestFeatureLists(t *testing.T) {
+	t.Parallel()
+	b := []byte("model bytes")
+	v2, _ := FeaturesFor(2)
+	m := testManifest(b)
+	m.Version = MustParseVersion("v2.0.0")
+	m.Features, m.Signature, m.HistoryWindowHours = v2, SignatureFor(len(v2)), 168
+	m.Golden.Inputs = [][]float32{make([]float32, len(v2))}
+	if err := m.Validate(); err != nil {
+		t.Fatalf("v2 manifest: %v", err)
+	}
+	if m.HistoryWindow() != 168*time.Hour || len(m.GoldenInput()) != len(v2) {
+		t.Errorf("window %v, golden width %d", m.HistoryWindow(), len(m.GoldenInput()))
+	}
+	js, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseManifest(js)
+	if err != nil || back.HistoryWindowHours != 168 || len(back.Features) != len(v2) {
+		t.Fatalf("round trip: %v, %+v", err, back)
+	}
+
+	// A v1 manifest written before history_window_hours means 48 h.
+	old := testManifest(b)
+	js, _ = json.Marshal(old)
+	if strings.Contains(string(js), "history_window") {
+		t.Errorf("v1 manifest JSON mentions the window: %s", js)
+	}
+	back, err = ParseManifest(js)
+	if err != nil || back.HistoryWindow() != 48*time.Hour {
+		t.Errorf("v1 manifest: %v, window %v; want 48h", err, back.HistoryWindow())
+	}
+
+	for name, mutate := range map[string]func(*Manifest){
+		"unknown": func(m *Manifest) { m.Features[13].Name, m.Features[14].Name = "gpu_max", "disk_p99" },
+		"twice":   func(m *Manifest) { m.Features[13] = m.Features[12] },
+		"width":   func(m *Manifest) { m.Signature = DefaultSignature() },
+		"golden":  func(m *Manifest) { m.Golden.Inputs = [][]float32{make([]float32, NumFeatures)} },
+		"window":  func(m *Manifest) { m.HistoryWindowHours = -1 },
+	} {
+		bad := *m
+		bad.Features = append([]Spec(nil), m.Features...)
+		mutate(&bad)
+		err := bad.Validate()
+		if !errors.Is(err, ErrInvalidModel) {
+			t.Errorf("%s: %v; want ErrInvalidModel", name, err)
+		}
+		if name == "unknown" && (err == nil || !strings.Contains(err.Error(), `"gpu_max", "disk_p99"`)) {
+			t.Errorf("unknown features: %v; want both named", err)
+		}
 	}
 }

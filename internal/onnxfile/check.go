@@ -59,12 +59,23 @@ func Check(b []byte) (*Checked, error) {
 	if err != nil {
 		return nil, err
 	}
-	if want := model.DefaultSignature(); !sig.Equal(want) {
-		return nil, refuse(model.ErrSignatureMismatch, "graph signature %s; this server serves %s", describe(sig), describe(want))
-	}
 	m, v, err := decodeModel(mp)
 	if err != nil {
+		if !sigKnown(sig) {
+			return nil, refuse(model.ErrSignatureMismatch, "graph signature %s; this server serves %s", describe(sig), describeKnown())
+		}
 		return nil, err
+	}
+	// The graph format is the major's: its input width and head.
+	width, head, err := model.FormatFor(v.Major)
+	if err != nil {
+		return nil, refuse(model.ErrSignatureMismatch, "model version %s: this server serves majors %v", v, model.Majors)
+	}
+	if want := model.SignatureFor(width); !sig.Equal(want) {
+		return nil, refuse(model.ErrSignatureMismatch, "graph signature %s; major %d is served as %s", describe(sig), v.Major, describe(want))
+	}
+	if m.Head != head {
+		return nil, invalid("major %d graphs end in %s; this one in %s", v.Major, headName(head), headName(m.Head))
 	}
 	for i, l := range m.Layers {
 		if l.Out > MaxWidth {
@@ -83,6 +94,35 @@ func Check(b []byte) (*Checked, error) {
 		return nil, invalid("%s; only files as this server's encoder writes them are accepted", difference(mp, &wp))
 	}
 	return &Checked{Model: m, Version: v, Bytes: b}, nil
+}
+
+// sigKnown reports whether sig is the signature of a major this server serves.
+func sigKnown(sig model.Signature) bool {
+	for _, major := range model.Majors {
+		if w, _, err := model.FormatFor(major); err == nil && sig.Equal(model.SignatureFor(w)) {
+			return true
+		}
+	}
+	return false
+}
+
+func describeKnown() string {
+	s := ""
+	for i, major := range model.Majors {
+		w, _, _ := model.FormatFor(major)
+		if i > 0 {
+			s += " or "
+		}
+		s += fmt.Sprintf("%s (major %d)", describe(model.SignatureFor(w)), major)
+	}
+	return s
+}
+
+func headName(h model.Head) string {
+	if h == model.HeadNone {
+		return "the last layer's activation"
+	}
+	return "the " + string(h) + " head"
 }
 
 // checkHeader requires Encode's IR version and its single standard opset.

@@ -88,8 +88,15 @@ func decodeModel(mp *onnxpb.ModelProto) (*model.QuantizedMLP, model.Version, err
 
 	w := walker{nodes: g.GetNode(), inits: inits}
 	var m model.QuantizedMLP
-	x, width := model.InputName, model.NumFeatures
+	x, width := model.InputName, inputWidth(g)
 	for w.pos < len(w.nodes) {
+		if len(m.Layers) > 0 && w.nodes[w.pos].GetName() == headRelu {
+			if err := w.head(x); err != nil {
+				return nil, model.Version{}, err
+			}
+			m.Head, x = model.HeadHeadroom, model.OutputName
+			break
+		}
 		if len(m.Layers) == MaxLayers {
 			return nil, model.Version{}, invalid("graph has more than %d layers", MaxLayers)
 		}
@@ -168,8 +175,82 @@ func checkIO(g *onnxpb.GraphProto) error {
 	if err != nil {
 		return err
 	}
-	if want := model.DefaultSignature(); !sig.Equal(want) {
-		return invalid("graph signature %s; want %s", describe(sig), describe(want))
+	if w := inputWidth(g); w < 1 || w > model.MaxFeatures || !sig.Equal(model.SignatureFor(w)) {
+		return invalid("graph signature %s; want %s with 1 to %d features", describe(sig), describe(model.DefaultSignature()), model.MaxFeatures)
+	}
+	return nil
+}
+
+// inputWidth is the declared width of the graph's first input, or 0.
+func inputWidth(g *onnxpb.GraphProto) int {
+	sig, err := graphSignature(g)
+	if err != nil || len(sig.Inputs) != 1 || len(sig.Inputs[0].Shape) != 2 {
+		return 0
+	}
+	return int(sig.Inputs[0].Shape[1])
+}
+
+// head decodes the headroom head (see encodeHead) reading z, the last
+// layer's output, requiring its constants to be the head's own.
+func (w *walker) head(z string) error {
+	const layer = -1
+	relu, err := w.next(layer, "Relu", 1, 1)
+	if err != nil {
+		return err
+	}
+	base, err := w.next(layer, "MatMul", 2, 2)
+	if err != nil {
+		return err
+	}
+	gate, err := w.next(layer, "MatMul", 2, 2)
+	if err != nil {
+		return err
+	}
+	sum, err := w.next(layer, "Add", 2, 2)
+	if err != nil {
+		return err
+	}
+	clip, err := w.next(layer, "Clip", 3, 3)
+	if err != nil {
+		return err
+	}
+	r, b, g, s := relu.GetOutput()[0], base.GetOutput()[0], gate.GetOutput()[0], sum.GetOutput()[0]
+	switch {
+	case relu.GetInput()[0] != z, base.GetInput()[0] != z, gate.GetInput()[0] != r,
+		sum.GetInput()[0] != b, sum.GetInput()[1] != g, clip.GetInput()[0] != s:
+		return invalid("the headroom head's nodes are not wired as this server writes them")
+	case clip.GetOutput()[0] != model.OutputName:
+		return invalid("the headroom head writes %q; want the graph output %q", clip.GetOutput()[0], model.OutputName)
+	case w.pos != len(w.nodes):
+		return invalid("the graph has nodes after the headroom head")
+	}
+	wantBase, wantGate := headMatrices()
+	for _, c := range []struct {
+		name string
+		want []float32
+	}{{base.GetInput()[1], wantBase}, {gate.GetInput()[1], wantGate}} {
+		t, err := w.init(layer, c.name, onnxpb.TensorProto_FLOAT, 2)
+		if err != nil {
+			return err
+		}
+		v, err := float32s(t, len(c.want))
+		if err != nil {
+			return invalid("head: %v", err)
+		}
+		for k := range v {
+			if v[k] != c.want[k] {
+				return invalid("head constant %q is not the headroom head's", c.name)
+			}
+		}
+	}
+	for k, want := range []float32{0, 1} {
+		t, err := w.init(layer, clip.GetInput()[1+k], onnxpb.TensorProto_FLOAT, 0)
+		if err != nil {
+			return err
+		}
+		if v, err := float32s(t, 1); err != nil || v[0] != want {
+			return invalid("head: Clip bound %q must be the scalar %v", clip.GetInput()[1+k], want)
+		}
 	}
 	return nil
 }
@@ -297,7 +378,7 @@ func (w *walker) layer(i int, x string, width int) (model.DenseLayer, string, er
 		case "Clip":
 			act = model.ActClip
 		}
-		if act != "" {
+		if act != "" && n.GetName() != headRelu {
 			maxIn := 1
 			if act == model.ActClip {
 				maxIn = 3

@@ -58,7 +58,7 @@ func Encode(m *model.QuantizedMLP, version model.Version) ([]byte, error) {
 	g := &onnxpb.GraphProto{
 		Name:      proto.String(graphName),
 		DocString: proto.String("int8 weight-only MLP: DequantizeLinear → MatMul → Add → activation per layer"),
-		Input:     []*onnxpb.ValueInfoProto{floatValueInfo(model.InputName, model.NumFeatures)},
+		Input:     []*onnxpb.ValueInfoProto{floatValueInfo(model.InputName, m.InputWidth())},
 		Output:    []*onnxpb.ValueInfoProto{floatValueInfo(model.OutputName, model.NumOutputs)},
 	}
 	x := model.InputName
@@ -90,7 +90,7 @@ func Encode(m *model.QuantizedMLP, version model.Version) ([]byte, error) {
 
 		w, mm, add := valueName(i, "weight"), valueName(i, "matmul"), valueName(i, "add")
 		out := valueName(i, "output")
-		if last {
+		if last && m.Head == model.HeadNone {
 			out = model.OutputName
 		}
 		addOut := add
@@ -116,13 +116,16 @@ func Encode(m *model.QuantizedMLP, version model.Version) ([]byte, error) {
 		}
 		x = out
 	}
+	if m.Head == model.HeadHeadroom {
+		encodeHead(g, x)
+	}
 	mp := &onnxpb.ModelProto{
 		IrVersion:    proto.Int64(IRVersion),
 		OpsetImport:  []*onnxpb.OperatorSetIdProto{{Domain: proto.String(""), Version: proto.Int64(Opset)}},
 		ProducerName: proto.String(Producer),
 		ModelVersion: proto.Int64(VersionNumber(version)),
 		DocString: proto.String(fmt.Sprintf("recommendation-api resource recommender %s: %d features in, %d outputs, %d parameters",
-			version, model.NumFeatures, model.NumOutputs, m.Params())),
+			version, m.InputWidth(), model.NumOutputs, m.Params())),
 		Graph:         g,
 		MetadataProps: []*onnxpb.StringStringEntryProto{{Key: proto.String(VersionKey), Value: proto.String(version.String())}},
 	}
@@ -131,6 +134,55 @@ func Encode(m *model.QuantizedMLP, version model.Version) ([]byte, error) {
 		return nil, fmt.Errorf("onnxfile: encode: marshal: %w", err)
 	}
 	return b, nil
+}
+
+// Names of the headroom head's nodes and constants.
+const (
+	headRelu    = "head.relu"
+	headBase    = "head.base"
+	headGate    = "head.gate"
+	headSum     = "head.sum"
+	headClip    = "head.clip"
+	headBaseM   = "head.base_matrix"
+	headGateM   = "head.gate_matrix"
+	headClipMin = "head.clip_min"
+	headClipMax = "head.clip_max"
+)
+
+// headMatrices are the head's constant 5×5 matrices: base copies each
+// request to itself and to its limit (and the confidence to itself), gate
+// picks each ReLU'd headroom into its limit. z·base + ReLU(z)·gate is then
+// [z_cr, z_cr + ReLU(z_ch), z_mr, z_mr + ReLU(z_mh), z_c]: every product is
+// by 0 or 1 and every sum adds zeros to one value, except the limits' one
+// addition, so ONNX Runtime and model.Head.ApplyHead round alike.
+func headMatrices() (base, gate []float32) {
+	const n = model.NumOutputs
+	base, gate = make([]float32, n*n), make([]float32, n*n)
+	base[0*n+0], base[0*n+1] = 1, 1
+	base[2*n+2], base[2*n+3] = 1, 1
+	base[4*n+4] = 1
+	gate[1*n+1], gate[3*n+3] = 1, 1
+	return base, gate
+}
+
+// encodeHead appends the headroom head reading z (the last layer's Add
+// output): Relu, two MatMuls by the constant matrices, Add, Clip to [0,1].
+func encodeHead(g *onnxpb.GraphProto, z string) {
+	base, gate := headMatrices()
+	dims := []int64{model.NumOutputs, model.NumOutputs}
+	g.Initializer = append(g.Initializer,
+		tensor(headBaseM, onnxpb.TensorProto_FLOAT, dims, floatBytes(base)),
+		tensor(headGateM, onnxpb.TensorProto_FLOAT, dims, floatBytes(gate)),
+		tensor(headClipMin, onnxpb.TensorProto_FLOAT, nil, floatBytes([]float32{0})),
+		tensor(headClipMax, onnxpb.TensorProto_FLOAT, nil, floatBytes([]float32{1})),
+	)
+	g.Node = append(g.Node,
+		node(headRelu, "Relu", []string{z}, headRelu),
+		node(headBase, "MatMul", []string{z, headBaseM}, headBase),
+		node(headGate, "MatMul", []string{headRelu, headGateM}, headGate),
+		node(headSum, "Add", []string{headBase, headGate}, headSum),
+		node(headClip, "Clip", []string{headSum, headClipMin, headClipMax}, model.OutputName),
+	)
 }
 
 // floatValueInfo is a float32 tensor [N, width].

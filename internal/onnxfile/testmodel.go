@@ -37,6 +37,35 @@ func RandomMLP(seed int64) *model.QuantizedMLP {
 	return m
 }
 
+// RandomMLPV2 returns a deterministic random model in major 2's format:
+// 16-32-16-5 (ReLU, ReLU, none) ending in the headroom head, with biases
+// spread wide enough that some headrooms come out negative (and are cut to
+// zero by the head).
+func RandomMLPV2(seed int64) *model.QuantizedMLP {
+	rng := rand.New(rand.NewPCG(uint64(seed), 0x5eed_0c7a_11ab_1e6))
+	width, _, _ := model.FormatFor(2)
+	widths := []int{width, 32, 16, model.NumOutputs}
+	acts := []model.Activation{model.ActReLU, model.ActReLU, model.ActNone}
+	m := &model.QuantizedMLP{Head: model.HeadHeadroom}
+	for k := range acts {
+		in, out := widths[k], widths[k+1]
+		w := make([]float64, in*out)
+		std := math.Sqrt(2 / float64(in))
+		for j := range w {
+			w[j] = rng.NormFloat64() * std
+		}
+		q, scale := quantizeColumns(w, in, out)
+		bias := make([]float32, out)
+		for o := range bias {
+			bias[o] = float32(rng.Float64()*0.6 - 0.3)
+		}
+		m.Layers = append(m.Layers, model.DenseLayer{
+			In: in, Out: out, Q: q, Scale: scale, Bias: bias, Activation: acts[k],
+		})
+	}
+	return m
+}
+
 // quantizeColumns quantizes w ([in, out], row-major) symmetrically per output
 // column. An all-zero column gets scale 1 and zero weights.
 func quantizeColumns(w []float64, in, out int) ([]int8, []float32) {

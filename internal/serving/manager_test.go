@@ -165,74 +165,74 @@ func TestManagerLoadRefuses(t *testing.T) {
 		sentinel error
 	}{
 		{"ErrChecksumMismatch", func(t *testing.T) ([]byte, *model.Manifest) {
-			b, man := testVersion(t, 2, "v2.0.0")
+			b, man := testVersion(t, 2, "v1.9.0")
 			b[len(b)/2] ^= 0x01 // tampered after the manifest was written
 			return b, man
 		}, "verify checksum", model.ErrChecksumMismatch},
 		{"ErrChecksumMismatchSize", func(t *testing.T) ([]byte, *model.Manifest) {
-			b, man := testVersion(t, 2, "v2.0.0")
+			b, man := testVersion(t, 2, "v1.9.0")
 			return b[:len(b)-1], man
 		}, "verify checksum", model.ErrChecksumMismatch},
 		{"ErrInvalidModel", func(t *testing.T) ([]byte, *model.Manifest) {
 			// Bytes that match their manifest but are not an ONNX model.
 			b := []byte("this is not an ONNX model, though its checksum is right")
-			return b, manifestFor(onnxfile.RandomMLP(2), model.MustParseVersion("v2.0.0"), b)
+			return b, manifestFor(onnxfile.RandomMLP(2), model.MustParseVersion("v1.9.0"), b)
 		}, "check graph", model.ErrInvalidModel},
 		{"ErrInvalidModelTruncated", func(t *testing.T) ([]byte, *model.Manifest) {
-			b, _ := testVersion(t, 2, "v2.0.0")
+			b, _ := testVersion(t, 2, "v1.9.0")
 			b = b[:len(b)/2]
-			return b, manifestFor(onnxfile.RandomMLP(2), model.MustParseVersion("v2.0.0"), b)
+			return b, manifestFor(onnxfile.RandomMLP(2), model.MustParseVersion("v1.9.0"), b)
 		}, "check graph", model.ErrInvalidModel},
 		{"ErrInvalidModelExtraNode", func(t *testing.T) ([]byte, *model.Manifest) {
 			// A valid MLP and one more node (the identity on [0,1]): ONNX
 			// Runtime would answer the golden rows right.
 			q := onnxfile.RandomMLP(2)
-			b, _ := versionOf(t, q, "v2.0.0")
+			b, _ := versionOf(t, q, "v1.9.0")
 			b = mutate(t, b, func(mp *onnxpb.ModelProto) {
 				g := mp.Graph
 				g.Node[len(g.Node)-1].Output[0] = "layer2.output"
 				g.Node = append(g.Node, &onnxpb.NodeProto{OpType: proto.String("Relu"), Input: []string{"layer2.output"}, Output: []string{model.OutputName}})
 			})
-			return b, manifestFor(q, model.MustParseVersion("v2.0.0"), b)
+			return b, manifestFor(q, model.MustParseVersion("v1.9.0"), b)
 		}, "check graph", model.ErrInvalidModel},
 		{"ErrInvalidModelVersion", func(t *testing.T) ([]byte, *model.Manifest) {
-			// v1.3.0's bytes under a manifest for v2.0.0.
+			// v1.3.0's bytes under a manifest for v1.9.0.
 			q := onnxfile.RandomMLP(2)
 			b, _ := versionOf(t, q, "v1.3.0")
-			return b, manifestFor(q, model.MustParseVersion("v2.0.0"), b)
+			return b, manifestFor(q, model.MustParseVersion("v1.9.0"), b)
 		}, "check version", model.ErrInvalidModel},
 		{"ErrInvalidModelLooseTolerance", func(t *testing.T) ([]byte, *model.Manifest) {
-			b, man := testVersion(t, 2, "v2.0.0")
+			b, man := testVersion(t, 2, "v1.9.0")
 			man.Golden.Tolerance = 1e9
 			return b, man
 		}, "check manifest", model.ErrInvalidModel},
 		{"ErrGoldenMismatchZeros", func(t *testing.T) ([]byte, *model.Manifest) {
 			// All-zero answers: only a huge tolerance let them pass.
-			b, man := testVersion(t, 2, "v2.0.0")
+			b, man := testVersion(t, 2, "v1.9.0")
 			for _, o := range man.Golden.Outputs {
 				clear(o)
 			}
 			return b, man
 		}, "golden rows", model.ErrGoldenMismatch},
 		{"ErrSignatureMismatch", func(t *testing.T) ([]byte, *model.Manifest) {
-			b, man := testVersion(t, 2, "v2.0.0")
+			b, man := testVersion(t, 2, "v1.9.0")
 			man.Signature.Outputs[0].Name = "scores" // the manifest promises another output
 			return b, man
 		}, "check signature", model.ErrSignatureMismatch},
 		{"ErrGoldenMismatch", func(t *testing.T) ([]byte, *model.Manifest) {
-			b, man := testVersion(t, 2, "v2.0.0")
+			b, man := testVersion(t, 2, "v1.9.0")
 			man.Golden.Outputs[3][1] += 0.25
 			return b, man
 		}, "golden rows", model.ErrGoldenMismatch},
 		{"ErrGoldenMismatchOtherModel", func(t *testing.T) ([]byte, *model.Manifest) {
 			// The golden rows of another model: right shape, wrong answers.
-			b, man := testVersion(t, 2, "v2.0.0")
-			_, other := testVersion(t, 3, "v2.0.0")
+			b, man := testVersion(t, 2, "v1.9.0")
+			_, other := testVersion(t, 3, "v1.9.0")
 			man.Golden = other.Golden
 			return b, man
 		}, "golden rows", model.ErrGoldenMismatch},
 		{"ErrInvalidModelManifest", func(t *testing.T) ([]byte, *model.Manifest) {
-			b, man := testVersion(t, 2, "v2.0.0")
+			b, man := testVersion(t, 2, "v1.9.0")
 			man.Golden.Tolerance = 0
 			return b, man
 		}, "check manifest", model.ErrInvalidModel},
@@ -259,7 +259,7 @@ func TestManagerLoadRefuses(t *testing.T) {
 			if got := m.LoadedVersions(); !slices.Equal(got, loaded) {
 				t.Errorf("LoadedVersions = %v after a refused Load; want %v", got, loaded)
 			}
-			if _, err := m.Acquire("v2.0.0"); !errors.Is(err, model.ErrVersionNotFound) {
+			if _, err := m.Acquire("v1.9.0"); !errors.Is(err, model.ErrVersionNotFound) {
 				t.Errorf("Acquire(refused version) error = %v; want ErrVersionNotFound", err)
 			}
 		})
@@ -654,10 +654,12 @@ func TestManagerMajorsSideBySide(t *testing.T) {
 	initORT(t)
 	m := NewManager(Options{})
 	defer m.Close()
-	for i, v := range []string{"v1.0.0", "v1.1.0", "v2.0.0"} {
+	for i, v := range []string{"v1.0.0", "v1.1.0"} {
 		b, man := testVersion(t, int64(i+1), v)
 		mustLoad(t, m, b, man)
 	}
+	b2, man2 := versionV2(t, 3, "v2.0.0")
+	mustLoad(t, m, b2, man2)
 	mustActivate(t, m, "v1.0.0")
 	if prev := mustActivate(t, m, "v2.0.0"); !prev.IsZero() {
 		t.Errorf("first activation of major 2 replaced %s; want none", prev)
@@ -689,4 +691,30 @@ func TestManagerMajorsSideBySide(t *testing.T) {
 		t.Errorf("Majors = %s; want [1 2]", got)
 	}
 	checkServes(t, m, "", "v1.1.0") // a caller naming nothing gets the lowest major
+}
+
+// versionV2 is RandomMLPV2(seed) as version, with major 2's declared
+// features and signature.
+func versionV2(t testing.TB, seed int64, version string) ([]byte, *model.Manifest) {
+	t.Helper()
+	q := onnxfile.RandomMLPV2(seed)
+	v := model.MustParseVersion(version)
+	b, err := onnxfile.Encode(q, v)
+	if err != nil {
+		t.Fatalf("Encode %s: %v", version, err)
+	}
+	feats, err := model.FeaturesFor(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := make([]float32, 4*len(feats))
+	for i := range x {
+		x[i] = float32((i*7)%11) / 10
+	}
+	return b, &model.Manifest{
+		Schema: model.ManifestSchema, Version: v, CreatedAt: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
+		Model:     model.ModelFile{File: "predictor_" + v.String() + ".onnx", SHA256: model.SHA256Hex(b), SizeBytes: int64(len(b))},
+		Signature: model.SignatureFor(len(feats)), Features: feats, Outputs: model.DefaultOutputs(),
+		Golden: trainer.GoldenFor(q, x, 4),
+	}
 }

@@ -27,12 +27,30 @@ const DefaultTrainStride = 12
 // its features resemble (Resembles). It returns ErrNoWindows when no
 // sample can be cut.
 func Dataset(series []*Series, w Windows) (*trainer.Dataset, error) {
+	return DatasetFor(series, w, 1)
+}
+
+// DatasetFor is Dataset for a model major: its features
+// (model.FeaturesFor) from a history of its window (model.HistoryWindowFor)
+// unless w.History says otherwise.
+func DatasetFor(series []*Series, w Windows, major int) (*trainer.Dataset, error) {
 	train, _ := SplitByContainer(series)
 	if w.Stride <= 0 {
 		w.Stride = DefaultTrainStride
 	}
-	specsIn, specsOut := model.DefaultFeatures(), model.DefaultOutputs()
+	specsIn, err := model.FeaturesFor(major)
+	if err != nil {
+		return nil, err
+	}
+	if w.History <= 0 {
+		win, _ := model.HistoryWindowFor(major)
+		w.History = int(win / trainer.Step)
+	}
+	specsOut := model.DefaultOutputs()
 	d := &trainer.Dataset{}
+	if major != 1 {
+		d.Width = len(specsIn)
+	}
 	var scratch features.Scratch
 	for _, s := range train {
 		pts, _ := Points(s, w)
@@ -88,10 +106,12 @@ func Resembles(r features.Raw) int32 {
 	return web
 }
 
-// Concat appends b's samples to a's in a new Dataset.
+// Concat appends b's samples to a's in a new Dataset; both must hold the
+// same features (Width).
 func Concat(a, b *trainer.Dataset) *trainer.Dataset {
 	return &trainer.Dataset{
 		N:        a.N + b.N,
+		Width:    a.Width,
 		X:        append(append(make([]float32, 0, len(a.X)+len(b.X)), a.X...), b.X...),
 		Y:        append(append(make([]float32, 0, len(a.Y)+len(b.Y)), a.Y...), b.Y...),
 		Workload: append(append(make([]int32, 0, len(a.Workload)+len(b.Workload)), a.Workload...), b.Workload...),

@@ -272,10 +272,10 @@ func (r *Report) Summary(name string) *Summary {
 // FeatureRow computes a history window's model input exactly as the
 // server's raw-metrics path does: features.FromHistory, then
 // features.Normalize with the model's feature specs.
-func FeatureRow(s *features.Scratch, w features.Window, ageDays float64, specs []model.Spec) (features.Raw, [model.NumFeatures]float32, error) {
+func FeatureRow(s *features.Scratch, w features.Window, ageDays float64, specs []model.Spec) (features.Raw, []float32, error) {
 	raw, err := s.FromHistory(w, ageDays)
 	if err != nil {
-		return raw, [model.NumFeatures]float32{}, err
+		return raw, nil, err
 	}
 	x, err := features.Normalize(raw, specs)
 	return raw, x, err

@@ -37,10 +37,17 @@ func Calibrate(q *model.QuantizedMLP, x, y []float32, n int, target [model.NumOu
 		// far. A limit is then never below its request, and coverage is
 		// counted on the served value.
 		served := func(r int, s float64) float64 {
-			v := outs[o].Denormalize(last.Activation.Apply(float64(logits[r*model.NumOutputs+o]) + s))
+			z := logits[r*model.NumOutputs : (r+1)*model.NumOutputs]
+			var v float64
+			if q.Head == model.HeadHeadroom && (o == outCPULimit || o == outMemLimit) {
+				// limit = request + ReLU(headroom): the shift opens the headroom.
+				v = outs[o].Denormalize(min(max(float64(z[o-1])+shift[o-1]+max(float64(z[o])+s, 0), 0), 1))
+			} else {
+				v = outs[o].Denormalize(last.Activation.Apply(float64(z[o]) + s))
+			}
 			switch o {
 			case outCPULimit, outMemLimit:
-				req := outs[o-1].Denormalize(last.Activation.Apply(float64(logits[r*model.NumOutputs+o-1]) + shift[o-1]))
+				req := outs[o-1].Denormalize(last.Activation.Apply(float64(z[o-1]) + shift[o-1]))
 				v = max(v, req, minimumOf(o))
 			case outCPURequest, outMemRequest:
 				v = max(v, minimumOf(o))
@@ -91,7 +98,7 @@ func minimumOf(o int) float64 {
 	return model.MinMemoryBytes
 }
 
-// logitsOf runs q with its last activation removed.
+// logitsOf runs q with its last activation and head removed.
 func logitsOf(q *model.QuantizedMLP, x []float32, n int) []float32 {
 	c := &model.QuantizedMLP{Layers: append([]model.DenseLayer(nil), q.Layers...)}
 	c.Layers[len(c.Layers)-1].Activation = model.ActNone

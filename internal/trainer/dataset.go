@@ -24,16 +24,46 @@ type GenConfig struct {
 	// HistorySteps and FutureSteps are the lengths, in 5-minute steps, of the
 	// history window the features come from and of the following window the
 	// labels come from. 0 means the defaults: 576 (48 h) and 288 (24 h).
-	// Each must lie in 12 (1 h) .. 8640 (30 days).
+	// Each must lie in 12 (1 h) .. 8640 (30 days). With Major 2 the
+	// history defaults to its 7-day window (2016 steps).
 	HistorySteps, FutureSteps int
+	// Major selects the features computed (model.FeaturesFor); 0 means 1.
+	Major int
 }
 
 // Dataset is a generated or loaded training set.
 type Dataset struct {
-	N        int
-	X        []float32 // N×12 normalized features, row-major
+	N int
+	// Width is the number of features per row, a major's (model.FormatFor);
+	// 0 means major 1's 12.
+	Width    int
+	X        []float32 // N×Width normalized features, row-major
 	Y        []float32 // N×5 normalized labels (model.DefaultOutputs() normalization)
 	Workload []int32   // N workload type indexes
+}
+
+// FeatureWidth is the number of features per row (Width, or 12 when 0).
+func (d *Dataset) FeatureWidth() int {
+	if d.Width == 0 {
+		return model.NumFeatures
+	}
+	return d.Width
+}
+
+// Major returns the model major whose features the rows hold, from their
+// width; a width no major has gives an error wrapping model.ErrInvalidData.
+func (d *Dataset) Major() (int, error) {
+	return MajorOfWidth(d.FeatureWidth())
+}
+
+// MajorOfWidth returns the major whose input has width features.
+func MajorOfWidth(width int) (int, error) {
+	for _, major := range model.Majors {
+		if w, _, _ := model.FormatFor(major); w == width {
+			return major, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: rows of %d features; no model major reads that many", model.ErrInvalidData, width)
 }
 
 // Outcome summarizes one sample's FOLLOWING window (raw units) for scoring.
@@ -100,8 +130,15 @@ func genResolve(cfg GenConfig) (GenConfig, [NumWorkloads]float64, error) {
 	if cfg.Workers == 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
+	if cfg.Major == 0 {
+		cfg.Major = 1
+	}
+	if _, err := model.FeaturesFor(cfg.Major); err != nil {
+		return bad("major %d; want one of %v", cfg.Major, model.Majors)
+	}
 	if cfg.HistorySteps == 0 {
-		cfg.HistorySteps = genDefaultHist
+		win, _ := model.HistoryWindowFor(cfg.Major)
+		cfg.HistorySteps = int(win / genStep)
 	}
 	if cfg.FutureSteps == 0 {
 		cfg.FutureSteps = genDefaultFuture
@@ -152,12 +189,17 @@ func genRun(ctx context.Context, cfg GenConfig, eval bool) (*EvalSet, error) {
 		return nil, err
 	}
 	n := cfg.Samples
+	specsIn, _ := model.FeaturesFor(cfg.Major)
+	width := len(specsIn)
 	ev := &EvalSet{Dataset: Dataset{
 		N:        n,
-		X:        make([]float32, n*model.NumFeatures),
+		X:        make([]float32, n*width),
 		Y:        make([]float32, n*model.NumOutputs),
 		Workload: make([]int32, n),
 	}}
+	if cfg.Major != 1 {
+		ev.Width = width
+	}
 	if eval {
 		ev.Future = make([]Outcome, n)
 		ev.VPA = make([]Rec, n)
@@ -205,12 +247,16 @@ type genWorker struct {
 	rng      *rand.Rand
 	cpu, mem []float64 // history then future
 	fs       features.Scratch
+	layout   *features.Layout
+	row      []float32
 	specsIn  []model.Spec
 	specsOut []model.Spec
 }
 
 func newGenWorker(cfg GenConfig, cum [NumWorkloads]float64) *genWorker {
-	g := &genWorker{cfg: cfg, cum: cum, specsIn: model.DefaultFeatures(), specsOut: model.DefaultOutputs()}
+	specsIn, _ := model.FeaturesFor(cfg.Major)
+	layout, _ := features.NewLayout(specsIn) // catalogue features: no error
+	g := &genWorker{cfg: cfg, cum: cum, specsIn: specsIn, specsOut: model.DefaultOutputs(), layout: layout, row: make([]float32, len(specsIn))}
 	g.rng = rand.New(&g.src)
 	steps := cfg.HistorySteps + cfg.FutureSteps
 	g.cpu, g.mem = make([]float64, steps), make([]float64, steps)
@@ -244,11 +290,10 @@ func (g *genWorker) sample(ev *EvalSet, i int, eval bool) error {
 	if err != nil {
 		return fmt.Errorf("sample %d: %w", i, err)
 	}
-	x, err := features.Normalize(raw, g.specsIn)
-	if err != nil {
+	if err := g.layout.NormalizeInto(raw, g.row); err != nil {
 		return fmt.Errorf("sample %d: %w", i, err)
 	}
-	copy(ev.X[i*model.NumFeatures:], x[:])
+	copy(ev.X[i*len(g.row):], g.row)
 	ev.Workload[i] = int32(c.kind)
 
 	histMemMax := 0.0

@@ -17,14 +17,18 @@ const goldenRows = 14
 // NewManifest describes a trained version. b is the encoded ONNX file.
 func NewManifest(v model.Version, b []byte, res *Result, metrics *model.Metrics, now time.Time) *model.Manifest {
 	q := res.Quant
-	arch := model.Architecture{Layers: append([]int(nil), Widths...), Activations: append([]model.Activation(nil), Activations...), Parameters: q.Params(), Opset: 13}
+	major := max(res.Major, 1)
+	widths, _ := WidthsFor(major)
+	specsIn, _ := model.FeaturesFor(major)
+	win, _ := model.HistoryWindowFor(major)
+	arch := model.Architecture{Layers: widths, Activations: append([]model.Activation(nil), ActivationsFor(major)...), Parameters: q.Params(), Opset: 13}
 	m := &model.Manifest{
 		Schema:       model.ManifestSchema,
 		Version:      v,
 		CreatedAt:    now.UTC().Truncate(time.Millisecond),
 		Model:        model.ModelFile{File: "predictor_" + v.String() + ".onnx", SHA256: model.SHA256Hex(b), SizeBytes: int64(len(b))},
-		Signature:    model.DefaultSignature(),
-		Features:     model.DefaultFeatures(),
+		Signature:    model.SignatureFor(len(specsIn)),
+		Features:     specsIn,
 		Outputs:      model.DefaultOutputs(),
 		Architecture: arch,
 		Quantization: model.DefaultQuantization(),
@@ -32,22 +36,26 @@ func NewManifest(v model.Version, b []byte, res *Result, metrics *model.Metrics,
 		Metrics:      metrics,
 		Golden:       GoldenFor(q, res.ValX, res.ValN),
 	}
+	if major != 1 {
+		m.HistoryWindowHours = int(win / time.Hour)
+	}
 	return m
 }
 
 // GoldenFor picks golden rows: the first validation rows plus the all-zero
 // and all-one rows, with q's answers to them.
 func GoldenFor(q *model.QuantizedMLP, valX []float32, valN int) model.Golden {
+	w := q.InputWidth()
 	rows := make([][]float32, 0, goldenRows+2)
 	for r := 0; r < min(goldenRows, valN); r++ {
-		rows = append(rows, append([]float32(nil), valX[r*model.NumFeatures:(r+1)*model.NumFeatures]...))
+		rows = append(rows, append([]float32(nil), valX[r*w:(r+1)*w]...))
 	}
-	zeros, ones := make([]float32, model.NumFeatures), make([]float32, model.NumFeatures)
+	zeros, ones := make([]float32, w), make([]float32, w)
 	for i := range ones {
 		ones[i] = 1
 	}
 	rows = append(rows, zeros, ones)
-	x := make([]float32, 0, len(rows)*model.NumFeatures)
+	x := make([]float32, 0, len(rows)*w)
 	for _, r := range rows {
 		x = append(x, r...)
 	}

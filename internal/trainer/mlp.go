@@ -7,8 +7,29 @@ import (
 	"recommendation-api/internal/model"
 )
 
-// Widths of the network: 12 → 32 → 16 → 5.
+// Widths of the network: 12 → 32 → 16 → 5 (major 1; WidthsFor gives
+// each major's).
 var Widths = []int{model.NumFeatures, 32, 16, model.NumOutputs}
+
+// WidthsFor returns the layer widths of a major's network, input first:
+// 12-32-16-5 for major 1, 16-32-16-5 for major 2.
+func WidthsFor(major int) ([]int, error) {
+	w, _, err := model.FormatFor(major)
+	if err != nil {
+		return nil, err
+	}
+	return []int{w, 32, 16, model.NumOutputs}, nil
+}
+
+// ActivationsFor returns the layer activations of a major's network: major
+// 1 clips its outputs to [0,1]; major 2's last layer is linear and the
+// headroom head (model.HeadHeadroom) clips.
+func ActivationsFor(major int) []model.Activation {
+	if major >= 2 {
+		return []model.Activation{model.ActReLU, model.ActReLU, model.ActNone}
+	}
+	return Activations
+}
 
 // Activations per layer: ReLU, ReLU, then a clip to [0,1] (all five outputs
 // are normalized quantities). The output is linear inside the range, so the
@@ -20,6 +41,7 @@ var Activations = []model.Activation{model.ActReLU, model.ActReLU, model.ActClip
 // into the int8 model that is served.
 type FloatMLP struct {
 	Layers []FloatLayer
+	Head   model.Head
 }
 
 // FloatLayer is y = act(x·W + b); W is In×Out row-major by input.
@@ -29,20 +51,42 @@ type FloatLayer struct {
 	Activation model.Activation
 }
 
-// NewFloatMLP returns a network with He-initialized weights drawn from rng.
+// NewFloatMLP returns a major-1 network with He-initialized weights drawn
+// from rng.
 func NewFloatMLP(rng *rand.Rand) *FloatMLP {
-	m := &FloatMLP{}
-	for i := 0; i+1 < len(Widths); i++ {
-		in, out := Widths[i], Widths[i+1]
-		l := FloatLayer{In: in, Out: out, W: make([]float64, in*out), B: make([]float64, out), Activation: Activations[i]}
+	m, _ := NewFloatMLPFor(rng, 1)
+	return m
+}
+
+// NewFloatMLPFor returns a major's network (WidthsFor, ActivationsFor, its
+// head) with He-initialized weights drawn from rng.
+func NewFloatMLPFor(rng *rand.Rand, major int) (*FloatMLP, error) {
+	widths, err := WidthsFor(major)
+	if err != nil {
+		return nil, err
+	}
+	_, head, _ := model.FormatFor(major)
+	acts := ActivationsFor(major)
+	m := &FloatMLP{Head: head}
+	for i := 0; i+1 < len(widths); i++ {
+		in, out := widths[i], widths[i+1]
+		l := FloatLayer{In: in, Out: out, W: make([]float64, in*out), B: make([]float64, out), Activation: acts[i]}
 		std := math.Sqrt(2 / float64(in))
 		for j := range l.W {
 			l.W[j] = rng.NormFloat64() * std
 		}
 		m.Layers = append(m.Layers, l)
 	}
-	return m
+	if head == model.HeadHeadroom {
+		// Start the headrooms open, so their ReLU passes gradient.
+		last := &m.Layers[len(m.Layers)-1]
+		last.B[outCPULimit], last.B[outMemLimit] = 0.1, 0.1
+	}
+	return m, nil
 }
+
+// InputWidth is the number of features the network reads.
+func (m *FloatMLP) InputWidth() int { return m.Layers[0].In }
 
 // Params returns the number of weights and biases.
 func (m *FloatMLP) Params() int {
@@ -55,7 +99,7 @@ func (m *FloatMLP) Params() int {
 
 // Clone returns a deep copy.
 func (m *FloatMLP) Clone() *FloatMLP {
-	c := &FloatMLP{Layers: make([]FloatLayer, len(m.Layers))}
+	c := &FloatMLP{Layers: make([]FloatLayer, len(m.Layers)), Head: m.Head}
 	for i, l := range m.Layers {
 		l.W = append([]float64(nil), l.W...)
 		l.B = append([]float64(nil), l.B...)
@@ -69,8 +113,9 @@ func (m *FloatMLP) Forward(x []float32, n int) []float32 {
 	out := make([]float32, n*model.NumOutputs)
 	var ws workspace
 	ws.init(m)
+	w := m.InputWidth()
 	for r := 0; r < n; r++ {
-		y := m.forwardRow(x[r*model.NumFeatures:(r+1)*model.NumFeatures], &ws)
+		y := m.forwardRow(x[r*w:(r+1)*w], &ws)
 		for o, v := range y {
 			out[r*model.NumOutputs+o] = float32(v)
 		}
@@ -121,7 +166,38 @@ func (m *FloatMLP) forwardRow(x []float32, ws *workspace) []float64 {
 			out[o] = l.Activation.Apply(v)
 		}
 	}
-	return ws.acts[len(m.Layers)]
+	out := ws.acts[len(m.Layers)]
+	if m.Head == model.HeadHeadroom {
+		clip := func(v float64) float64 { return min(max(v, 0), 1) }
+		z := ws.pre
+		out[outCPURequest], out[outCPULimit] = clip(z[outCPURequest]), clip(z[outCPURequest]+max(z[outCPULimit], 0))
+		out[outMemRequest], out[outMemLimit] = clip(z[outMemRequest]), clip(z[outMemRequest]+max(z[outMemLimit], 0))
+		out[4] = clip(z[4])
+	}
+	return out
+}
+
+// headLeak is the slope the headroom's ReLU passes back below zero, so a
+// closed headroom can reopen (the forward pass cuts it to zero exactly).
+const headLeak = 0.01
+
+// headBackward turns the gradient with respect to the outputs into the
+// gradient with respect to the last layer's values, through the headroom
+// head of the row last run (the clip passes gradient straight through, as
+// ActClip does).
+func (m *FloatMLP) headBackward(dOut []float64, ws *workspace) {
+	if m.Head != model.HeadHeadroom {
+		return
+	}
+	z := ws.pre
+	for _, k := range [2]int{outCPURequest, outMemRequest} {
+		dl := dOut[k+1]
+		dOut[k] += dl
+		if z[k+1] <= 0 {
+			dl *= headLeak
+		}
+		dOut[k+1] = dl
+	}
 }
 
 // backwardRow accumulates into g the gradient of the loss whose derivative
@@ -163,7 +239,7 @@ func (m *FloatMLP) backwardRow(dOut []float64, ws *workspace, g *FloatMLP) {
 
 // zeroLike returns a network of zeros shaped like m (a gradient buffer).
 func zeroLike(m *FloatMLP) *FloatMLP {
-	g := &FloatMLP{Layers: make([]FloatLayer, len(m.Layers))}
+	g := &FloatMLP{Layers: make([]FloatLayer, len(m.Layers)), Head: m.Head}
 	for i, l := range m.Layers {
 		g.Layers[i] = FloatLayer{In: l.In, Out: l.Out, W: make([]float64, len(l.W)), B: make([]float64, len(l.B)), Activation: l.Activation}
 	}
@@ -173,7 +249,7 @@ func zeroLike(m *FloatMLP) *FloatMLP {
 // Quantize returns the int8 model: weights symmetric per output channel,
 // scale[o] = max_i |W[i][o]| / 127, q = round(W/scale); biases stay float32.
 func Quantize(m *FloatMLP) *model.QuantizedMLP {
-	q := &model.QuantizedMLP{}
+	q := &model.QuantizedMLP{Head: m.Head}
 	for _, l := range m.Layers {
 		d := model.DenseLayer{In: l.In, Out: l.Out, Q: make([]int8, len(l.W)), Scale: make([]float32, l.Out), Bias: make([]float32, l.Out), Activation: l.Activation}
 		for o := 0; o < l.Out; o++ {

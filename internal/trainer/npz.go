@@ -38,7 +38,7 @@ var npzArrays = [3]npzArray{
 }
 
 // npzExpected is appended to messages about the file as a whole.
-const npzExpected = "want an .npz holding X [N,12] float32, Y [N,5] float32 and workload [N] int32"
+const npzExpected = "want an .npz holding X [N,12] (major 1) or [N,16] (major 2) float32, Y [N,5] float32 and workload [N] int32"
 
 // WriteNPZ writes d to path as an uncompressed .npz (what numpy.savez
 // writes) holding X [N,12] float32, Y [N,5] float32 and workload [N]
@@ -47,7 +47,7 @@ const npzExpected = "want an .npz holding X [N,12] float32, Y [N,5] float32 and 
 // readers never see half a file. The same Dataset always gives the same bytes. A Dataset whose
 // slices do not match N gives an error wrapping model.ErrInvalidData.
 func WriteNPZ(path string, d *Dataset) (err error) {
-	if d == nil || d.N < 1 || len(d.X) != d.N*model.NumFeatures || len(d.Y) != d.N*model.NumOutputs || len(d.Workload) != d.N {
+	if d == nil || d.N < 1 || len(d.X) != d.N*d.FeatureWidth() || len(d.Y) != d.N*model.NumOutputs || len(d.Workload) != d.N {
 		if d == nil {
 			return fmt.Errorf("%w: write %s: no dataset", model.ErrInvalidData, path)
 		}
@@ -74,6 +74,7 @@ func WriteNPZ(path string, d *Dataset) (err error) {
 		var werr error
 		switch a.name {
 		case "X":
+			a.width = d.FeatureWidth()
 			werr = npzWriteFloats(zw, a, d.N, d.X)
 		case "Y":
 			werr = npzWriteFloats(zw, a, d.N, d.Y)
@@ -300,6 +301,16 @@ func npzRead(zf *zip.File, a npzArray, d *Dataset) (int, error) {
 		}
 		dims = append(dims, v)
 	}
+	if a.name == "X" && len(dims) == 2 && dims[1] != a.width {
+		// Any major's feature count: 12 (major 1), 16 (major 2).
+		if _, err := MajorOfWidth(dims[1]); err == nil {
+			a.width = dims[1]
+			d.Width = dims[1]
+			if a.width == model.NumFeatures {
+				d.Width = 0
+			}
+		}
+	}
 	okShape := (a.width == 0 && len(dims) == 1) || (a.width > 0 && len(dims) == 2 && dims[1] == a.width)
 	if !okShape {
 		return 0, fmt.Errorf("shape (%s); want %s", shape[1], want)
@@ -369,7 +380,7 @@ func npzCheckValues(d *Dataset) error {
 		name  string
 		v     []float32
 		width int
-	}{{"X", d.X, model.NumFeatures}, {"Y", d.Y, model.NumOutputs}} {
+	}{{"X", d.X, d.FeatureWidth()}, {"Y", d.Y, model.NumOutputs}} {
 		for i, x := range a.v {
 			if !(x >= 0 && x <= 1) {
 				return fmt.Errorf("%s[%d,%d] = %v; want normalized values in [0,1]", a.name, i/a.width, i%a.width, x)

@@ -164,12 +164,13 @@ type Progress struct {
 
 // Result is a trained model: the float twin and the served int8 model.
 type Result struct {
+	Major     int // the model major (I/O format) trained
 	Float     *FloatMLP
 	Quant     *model.QuantizedMLP
 	Config    TrainConfig
 	Record    model.Training
 	Shift     [model.NumOutputs]float64 // logit shifts applied by calibration
-	ValX      []float32                 // the validation rows (n×12), for golden rows
+	ValX      []float32                 // the validation rows (n×width), for golden rows
 	ValY      []float32
 	ValN      int
 	TrainLoss float64
@@ -186,9 +187,14 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	if d == nil || d.N < 20 || len(d.X) != d.N*model.NumFeatures || len(d.Y) != d.N*model.NumOutputs {
-		return nil, fmt.Errorf("%w: need at least 20 rows with X n×%d and Y n×%d", model.ErrInvalidData, model.NumFeatures, model.NumOutputs)
+	if d == nil || d.N < 20 || len(d.X) != d.N*d.FeatureWidth() || len(d.Y) != d.N*model.NumOutputs {
+		return nil, fmt.Errorf("%w: need at least 20 rows with X n×(a major's feature count) and Y n×%d", model.ErrInvalidData, model.NumOutputs)
 	}
+	major, err := d.Major()
+	if err != nil {
+		return nil, err
+	}
+	width := d.FeatureWidth()
 	if progress == nil {
 		progress = func(Progress) {}
 	}
@@ -199,9 +205,12 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 	perm := rng.Perm(d.N)
 	nVal := max(1, int(float64(d.N)*cfg.ValFraction))
 	valIdx, trainIdx := perm[:nVal], perm[nVal:]
-	valX, valY := gather(d.X, valIdx, model.NumFeatures), gather(d.Y, valIdx, model.NumOutputs)
+	valX, valY := gather(d.X, valIdx, width), gather(d.Y, valIdx, model.NumOutputs)
 
-	net := NewFloatMLP(rng)
+	net, err := NewFloatMLPFor(rng, major)
+	if err != nil {
+		return nil, err
+	}
 	opt := newAdam(net, cfg.LearningRate)
 	grads := make([]*FloatMLP, shards)
 	wss := make([]workspace, shards)
@@ -275,7 +284,7 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 		best.Layers[len(best.Layers)-1].B[o] += s
 	}
 	return &Result{
-		Float: best, Quant: q, Config: cfg, Shift: shift,
+		Major: major, Float: best, Quant: q, Config: cfg, Shift: shift,
 		ValX: valX, ValY: valY, ValN: nVal, TrainLoss: trainLoss,
 		Record: model.Training{
 			Samples: d.N, TrainSamples: len(trainIdx), ValSamples: nVal, Seed: cfg.Seed,
@@ -291,13 +300,15 @@ func (m *FloatMLP) accumulate(d *Dataset, idx []int, batch int, lw lossWeights, 
 	var dOut [model.NumOutputs]float64
 	loss := 0.0
 	for _, r := range idx {
-		out := m.forwardRow(d.X[r*model.NumFeatures:(r+1)*model.NumFeatures], ws)
+		w := m.InputWidth()
+		out := m.forwardRow(d.X[r*w:(r+1)*w], ws)
 		y := d.Y[r*model.NumOutputs : (r+1)*model.NumOutputs]
 		for o, p := range out {
 			l, d := lw.loss(o, p-float64(y[o]), float64(y[model.NumOutputs-1]))
 			loss += l
 			dOut[o] = d / float64(batch)
 		}
+		m.headBackward(dOut[:], ws)
 		m.backwardRow(dOut[:], ws, g)
 	}
 	if len(idx) == 0 {

@@ -247,13 +247,17 @@ func (x *NormalizedFeatures) GetValues() []float32 {
 
 // RawMetrics are a container's usage statistics over its history window in
 // natural units. The server normalizes them to [0,1] with the feature ranges
-// of the model version that serves the request. Every field is required
-// (an absent field is refused by name: 0 is a value, not a default) and must
-// lie in its documented plausible range; a value outside it is refused with
-// INVALID_ARGUMENT naming the field, the value sent and the accepted range.
-// Within the range, values beyond the model's normalization range are
-// clipped to 1. The percentiles of each resource must not decrease
-// (p50 ≤ p95 ≤ p99).
+// of the model version that serves the request. Every field the serving
+// model's manifest declares a feature for is required (an absent field is
+// refused by name: 0 is a value, not a default): major 1 reads fields 1–12
+// over a 48 h history, major 2 also cpu_max_cores, mem_max_bytes,
+// mem_max_24h_bytes and cpu_max_24h_cores over a 7-day history (the manifest's "features" and
+// "history_window_hours"). Each field sent must lie in its documented
+// plausible range; a value outside it is refused with INVALID_ARGUMENT naming
+// the field, the value sent and the accepted range. Within the range, values
+// beyond the model's normalization range are clipped to 1. The statistics of
+// each resource must not decrease (p50 ≤ p95 ≤ p99 ≤ max, max over the last
+// 24 h ≤ max, p95 of the daily peaks ≤ max) where the model reads both.
 type RawMetrics struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Median CPU usage, in cores (0.25 = 250 millicores). In [0,1024].
@@ -282,6 +286,21 @@ type RawMetrics struct {
 	DayOfWeek *float64 `protobuf:"fixed64,11,opt,name=day_of_week,json=dayOfWeek,proto3,oneof" json:"day_of_week,omitempty"`
 	// Days since the workload first appeared, in [0,3650].
 	WorkloadAgeDays *float64 `protobuf:"fixed64,12,opt,name=workload_age_days,json=workloadAgeDays,proto3,oneof" json:"workload_age_days,omitempty"`
+	// Maximum CPU usage over the history window, in cores. In [0,1024].
+	CpuMaxCores *float64 `protobuf:"fixed64,13,opt,name=cpu_max_cores,json=cpuMaxCores,proto3,oneof" json:"cpu_max_cores,omitempty"`
+	// Maximum memory working set over the history window, in bytes. In
+	// [0,17592186044416].
+	MemMaxBytes *float64 `protobuf:"fixed64,14,opt,name=mem_max_bytes,json=memMaxBytes,proto3,oneof" json:"mem_max_bytes,omitempty"`
+	// Maximum memory working set over the last 24 h of the history window, in
+	// bytes. In [0,17592186044416].
+	MemMax_24HBytes *float64 `protobuf:"fixed64,15,opt,name=mem_max_24h_bytes,json=memMax24hBytes,proto3,oneof" json:"mem_max_24h_bytes,omitempty"`
+	// 95th percentile (nearest rank) of the daily memory peaks (one per 24 h
+	// interval counted back from the end of the window), in bytes. In
+	// [0,17592186044416].
+	MemPeakP95Bytes *float64 `protobuf:"fixed64,16,opt,name=mem_peak_p95_bytes,json=memPeakP95Bytes,proto3,oneof" json:"mem_peak_p95_bytes,omitempty"`
+	// Maximum CPU usage over the last 24 h of the history window, in cores. In
+	// [0,1024].
+	CpuMax_24HCores *float64 `protobuf:"fixed64,17,opt,name=cpu_max_24h_cores,json=cpuMax24hCores,proto3,oneof" json:"cpu_max_24h_cores,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -396,6 +415,41 @@ func (x *RawMetrics) GetDayOfWeek() float64 {
 func (x *RawMetrics) GetWorkloadAgeDays() float64 {
 	if x != nil && x.WorkloadAgeDays != nil {
 		return *x.WorkloadAgeDays
+	}
+	return 0
+}
+
+func (x *RawMetrics) GetCpuMaxCores() float64 {
+	if x != nil && x.CpuMaxCores != nil {
+		return *x.CpuMaxCores
+	}
+	return 0
+}
+
+func (x *RawMetrics) GetMemMaxBytes() float64 {
+	if x != nil && x.MemMaxBytes != nil {
+		return *x.MemMaxBytes
+	}
+	return 0
+}
+
+func (x *RawMetrics) GetMemMax_24HBytes() float64 {
+	if x != nil && x.MemMax_24HBytes != nil {
+		return *x.MemMax_24HBytes
+	}
+	return 0
+}
+
+func (x *RawMetrics) GetMemPeakP95Bytes() float64 {
+	if x != nil && x.MemPeakP95Bytes != nil {
+		return *x.MemPeakP95Bytes
+	}
+	return 0
+}
+
+func (x *RawMetrics) GetCpuMax_24HCores() float64 {
+	if x != nil && x.CpuMax_24HCores != nil {
+		return *x.CpuMax_24HCores
 	}
 	return 0
 }
@@ -725,7 +779,7 @@ const file_recommendation_v1_prediction_proto_rawDesc = "" +
 	"\x03raw\x18\x03 \x01(\v2\x1d.recommendation.v1.RawMetricsH\x00R\x03rawB\a\n" +
 	"\x05input\",\n" +
 	"\x12NormalizedFeatures\x12\x16\n" +
-	"\x06values\x18\x01 \x03(\x02R\x06values\"\xdd\x05\n" +
+	"\x06values\x18\x01 \x03(\x02R\x06values\"\xa8\b\n" +
 	"\n" +
 	"RawMetrics\x12'\n" +
 	"\rcpu_p50_cores\x18\x01 \x01(\x01H\x00R\vcpuP50Cores\x88\x01\x01\x12'\n" +
@@ -741,7 +795,12 @@ const file_recommendation_v1_prediction_proto_rawDesc = "" +
 	" \x01(\x01H\tR\thourOfDay\x88\x01\x01\x12#\n" +
 	"\vday_of_week\x18\v \x01(\x01H\n" +
 	"R\tdayOfWeek\x88\x01\x01\x12/\n" +
-	"\x11workload_age_days\x18\f \x01(\x01H\vR\x0fworkloadAgeDays\x88\x01\x01B\x10\n" +
+	"\x11workload_age_days\x18\f \x01(\x01H\vR\x0fworkloadAgeDays\x88\x01\x01\x12'\n" +
+	"\rcpu_max_cores\x18\r \x01(\x01H\fR\vcpuMaxCores\x88\x01\x01\x12'\n" +
+	"\rmem_max_bytes\x18\x0e \x01(\x01H\rR\vmemMaxBytes\x88\x01\x01\x12.\n" +
+	"\x11mem_max_24h_bytes\x18\x0f \x01(\x01H\x0eR\x0ememMax24hBytes\x88\x01\x01\x120\n" +
+	"\x12mem_peak_p95_bytes\x18\x10 \x01(\x01H\x0fR\x0fmemPeakP95Bytes\x88\x01\x01\x12.\n" +
+	"\x11cpu_max_24h_cores\x18\x11 \x01(\x01H\x10R\x0ecpuMax24hCores\x88\x01\x01B\x10\n" +
 	"\x0e_cpu_p50_coresB\x10\n" +
 	"\x0e_cpu_p95_coresB\x10\n" +
 	"\x0e_cpu_p99_coresB\x10\n" +
@@ -753,7 +812,12 @@ const file_recommendation_v1_prediction_proto_rawDesc = "" +
 	"\x0f_throttle_ratioB\x0e\n" +
 	"\f_hour_of_dayB\x0e\n" +
 	"\f_day_of_weekB\x14\n" +
-	"\x12_workload_age_days\"w\n" +
+	"\x12_workload_age_daysB\x10\n" +
+	"\x0e_cpu_max_coresB\x10\n" +
+	"\x0e_mem_max_bytesB\x14\n" +
+	"\x12_mem_max_24h_bytesB\x15\n" +
+	"\x13_mem_peak_p95_bytesB\x14\n" +
+	"\x12_cpu_max_24h_cores\"w\n" +
 	"\x0fPredictResponse\x12?\n" +
 	"\vpredictions\x18\x01 \x03(\v2\x1d.recommendation.v1.PredictionR\vpredictions\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\"\xf6\x01\n" +
