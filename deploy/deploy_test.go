@@ -181,7 +181,7 @@ func gatewayServer(t *testing.T) *httptest.Server {
 	models := serving.NewManager(serving.Options{})
 	t.Cleanup(models.Close)
 	// Nothing listens here: /healthz and /readyz must not need the gRPC side.
-	h, err := transport.NewGateway(ctx, "127.0.0.1:1", transport.GatewayOptions{Models: transport.ModelsOf(models.Acquire, models.Ready)})
+	h, err := transport.NewGateway(ctx, "127.0.0.1:1", transport.GatewayOptions{Models: transport.ModelsOf(models)})
 	if err != nil {
 		t.Fatal(err)
 	}

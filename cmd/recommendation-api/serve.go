@@ -123,7 +123,7 @@ func (s *server) open(ctx context.Context) error {
 	s.models = serving.NewManager(serving.Options{Session: serving.SessionOptions{IntraOpThreads: cfg.IntraOpThreads, InterOpThreads: 1}})
 	s.health = transport.NewHealth()
 	s.grpc = transport.NewGRPCServer(log, s.health, s.sec.grpcOptions(s.metrics)...)
-	models := transport.ModelsOf(s.models.Acquire, s.models.Ready)
+	models := transport.ModelsOf(s.models)
 	recommendationv1.RegisterRecommendationServiceServer(s.grpc, transport.NewPredictServer(models, transport.PredictOptions{MaxBatch: cfg.MaxBatch}, log))
 
 	s.releases = rollback.New(s.store, s.models, rollback.Options{

@@ -167,7 +167,7 @@ func newORTEnv(t *testing.T) *ortEnv {
 	if _, err := mgr.Activate(man.Version); err != nil {
 		t.Fatal(err)
 	}
-	models := transport.ModelsOf(mgr.Acquire, mgr.Ready)
+	models := transport.ModelsOf(mgr)
 	srv := transport.NewGRPCServer(nil, transport.NewHealth())
 	recommendationv1.RegisterRecommendationServiceServer(srv, transport.NewPredictServer(models, transport.PredictOptions{}, nil))
 	buf := bufconn.Listen(1 << 20)

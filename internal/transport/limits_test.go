@@ -28,6 +28,12 @@ func (m *heldModels) Acquire(version string) (transport.Lease, error) {
 	return m.Models.Acquire(version)
 }
 
+func (m *heldModels) AcquireMajor(major int) (transport.Lease, error) {
+	m.entered <- struct{}{}
+	<-m.release
+	return m.Models.AcquireMajor(major)
+}
+
 // TestMaxInflightPredicts fills the Predict slots and checks that one more
 // call is refused at once with ResourceExhausted (429 over REST), that
 // other methods are not limited, and that the slots free up.

@@ -70,7 +70,7 @@ func benchRequest(n int) *recommendationv1.PredictRequest {
 
 func BenchmarkWholeHandler(b *testing.B) {
 	mgr := benchManager(b)
-	srv := transport.NewPredictServer(transport.ModelsOf(mgr.Acquire, mgr.Ready), transport.PredictOptions{}, nil)
+	srv := transport.NewPredictServer(transport.ModelsOf(mgr), transport.PredictOptions{}, nil)
 	ctx := context.Background()
 	for _, n := range []int{1, 16, 100, 1000} {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
@@ -89,7 +89,7 @@ func BenchmarkWholeGRPC(b *testing.B) {
 	mgr := benchManager(b)
 	srv := transport.NewGRPCServer(nil, transport.NewHealth())
 	recommendationv1.RegisterRecommendationServiceServer(srv,
-		transport.NewPredictServer(transport.ModelsOf(mgr.Acquire, mgr.Ready), transport.PredictOptions{}, nil))
+		transport.NewPredictServer(transport.ModelsOf(mgr), transport.PredictOptions{}, nil))
 	buf := bufconn.Listen(1 << 20)
 	go func() { _ = srv.Serve(buf) }()
 	b.Cleanup(srv.Stop)

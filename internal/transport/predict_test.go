@@ -74,6 +74,23 @@ func (m *testModels) Acquire(version string) (transport.Lease, error) {
 	return &testLease{v: v, m: m}, nil
 }
 
+func (m *testModels) AcquireMajor(major int) (transport.Lease, error) {
+	v := m.active.Load()
+	if v == nil || v.man.Version.Major != major {
+		return nil, fmt.Errorf("%w of major %d", model.ErrNoActiveVersion, major)
+	}
+	m.acquired.Add(1)
+	m.inflight.Add(1)
+	return &testLease{v: v, m: m}, nil
+}
+
+func (m *testModels) ActiveManifests() []*model.Manifest {
+	if v := m.active.Load(); v != nil {
+		return []*model.Manifest{v.man}
+	}
+	return nil
+}
+
 func (m *testModels) Ready() bool { return m.active.Load() != nil }
 
 type testLease struct {
@@ -376,7 +393,7 @@ func TestPredictBadInput(t *testing.T) {
 			raw := goodRaw()
 			raw.CpuVariance = nil
 			r.Instances[1] = rawInstance("raw", raw)
-		}), codes.InvalidArgument, 400, []string{"instances[1].raw.cpu_variance: missing; every RawMetrics field is required", "[0,100]"}, false},
+		}), codes.InvalidArgument, 400, []string{"instances[1].raw.cpu_variance: missing; v1.0.0 (major 1) needs every field of its 12 features", "[0,100]"}, false},
 		{"EmptyRaw", request(1, func(r *recommendationv1.PredictRequest) {
 			r.Instances[0] = rawInstance("raw", &recommendationv1.RawMetrics{})
 		}), codes.InvalidArgument, 400, []string{"instances[0].raw.cpu_p50_cores: missing"}, false},

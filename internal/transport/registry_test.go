@@ -83,7 +83,7 @@ func newRegEnvIn(t *testing.T, dir string) *regEnv {
 	go func() { defer wg.Done(); _ = ctrl.Run(ctx) }()
 
 	srv := transport.NewGRPCServer(log, transport.NewHealth())
-	adapter := transport.ModelsOf(models.Acquire, models.Ready)
+	adapter := transport.ModelsOf(models)
 	recommendationv1.RegisterRecommendationServiceServer(srv, transport.NewPredictServer(adapter, transport.PredictOptions{}, log))
 	recommendationv1.RegisterModelRegistryServiceServer(srv, transport.NewRegistryServer(ctrl, log))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

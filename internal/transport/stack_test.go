@@ -105,7 +105,7 @@ func newStack(t *testing.T, opts stackOptions) *stack {
 	serverOpts = append(serverOpts, grpc.Creds(transport.ServerCredentials(opts.tls)))
 	health := transport.NewHealth()
 	s.srv = transport.NewGRPCServer(log, health, serverOpts...)
-	var models transport.Models = transport.ModelsOf(s.models.Acquire, s.models.Ready)
+	var models transport.Models = transport.ModelsOf(s.models)
 	if opts.wrapModels != nil {
 		models = opts.wrapModels(models)
 	}

@@ -88,7 +88,7 @@ func newTrainEnv(t *testing.T, opts jobs.Options, run bool) *trainEnv {
 	}
 	e.client = recommendationv1.NewTrainingServiceClient(conn)
 	gw, err := transport.NewGateway(ctx, lis.Addr().String(), transport.GatewayOptions{
-		Models: transport.ModelsOf(models.Acquire, models.Ready), Log: log,
+		Models: transport.ModelsOf(models), Log: log,
 	})
 	if err != nil {
 		t.Fatal(err)
