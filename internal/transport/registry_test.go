@@ -221,25 +221,34 @@ func newRegVersion(t *testing.T, version string, seed int64) *regVersion {
 	t.Helper()
 	v := model.MustParseVersion(version)
 	q := onnxfile.RandomMLP(seed)
+	feats := model.DefaultFeatures()
+	if v.Major == 2 {
+		q = onnxfile.RandomMLPV2(seed)
+		var err error
+		if feats, err = model.FeaturesFor(2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	width := len(feats)
 	b, err := onnxfile.Encode(q, v)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var acts []model.Activation
-	layers := []int{model.NumFeatures}
+	layers := []int{width}
 	for _, l := range q.Layers {
 		acts = append(acts, l.Activation)
 		layers = append(layers, l.Out)
 	}
 	var rows [][]float32
 	for r := range 6 {
-		row := make([]float32, model.NumFeatures)
+		row := make([]float32, width)
 		for j := range row {
 			row[j] = float32((r*7+j*3)%11) / 10
 		}
 		rows = append(rows, row)
 	}
-	zeros, ones := make([]float32, model.NumFeatures), make([]float32, model.NumFeatures)
+	zeros, ones := make([]float32, width), make([]float32, width)
 	for j := range ones {
 		ones[j] = 1
 	}
@@ -258,8 +267,8 @@ func newRegVersion(t *testing.T, version string, seed int64) *regVersion {
 		Version:      v,
 		CreatedAt:    time.Date(2026, 11, 1, 12, 0, int(seed), 0, time.UTC),
 		Model:        model.ModelFile{File: "predictor_" + version + ".onnx", SHA256: model.SHA256Hex(b), SizeBytes: int64(len(b))},
-		Signature:    model.DefaultSignature(),
-		Features:     model.DefaultFeatures(),
+		Signature:    model.SignatureFor(width),
+		Features:     feats,
 		Outputs:      model.DefaultOutputs(),
 		Architecture: model.Architecture{Layers: layers, Activations: acts, Parameters: q.Params(), Opset: 13},
 		Quantization: model.DefaultQuantization(),
