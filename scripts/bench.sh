@@ -189,7 +189,7 @@ start_server() {
   local dir=$TMP/${1:-server}
   [ $# -gt 0 ] && shift
   mkdir -p "$dir"
-  "$BIN" serve --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --data-dir "$dir/data" \
+  "$BIN" serve --insecure-no-auth --log-format text --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 --data-dir "$dir/data" \
     --onnxruntime-lib "$ONNXRUNTIME_LIB" "$@" >"$dir/log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 150); do
