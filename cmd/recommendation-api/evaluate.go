@@ -148,6 +148,7 @@ func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	start := time.Now()
 
+	modelHistory := trainer.DefaultHistorySteps
 	var name, short string
 	var remote *remoteModel
 	switch {
@@ -173,6 +174,7 @@ func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		defer sess.Close()
 		cfg.Features, cfg.Outputs, cfg.Predict, cfg.Model = m.Features, m.Outputs, sess.Run, n
+		modelHistory = int(m.HistoryWindow() / trainer.Step)
 		name, short = n, sh
 	}
 
@@ -185,7 +187,7 @@ func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	for _, h := range hists {
 		c := cfg
 		c.Windows.History = int(h / trainer.Step)
-		c.ModelHistory = trainer.DefaultHistorySteps
+		c.ModelHistory = min(modelHistory, c.Windows.History)
 		rep, err := traces.Evaluate(ctx, series, c)
 		if errors.Is(err, traces.ErrNoWindows) && len(hists) > 1 {
 			fmt.Fprintf(stdout, "%s history: nothing to score: %v\n\n", days(h), err)

@@ -113,7 +113,7 @@ func TestEvaluateGenericWithModelFile(t *testing.T) {
 	// A small model trained here, read back with its manifest beside it.
 	dir := t.TempDir()
 	data := filepath.Join(dir, "d.npz")
-	mustRun(t, "generate-data", "--trace", trace, "--mix-synthetic", "2000", "--output", data)
+	mustRun(t, "generate-data", "--major", "1", "--trace", trace, "--mix-synthetic", "2000", "--output", data)
 	mustRun(t, "train", "--data", data, "--output", dir, "--version", "v1.3.0", "--epochs", "2", "--eval-samples", testEvalSamples)
 	out := mustRun(t, "evaluate", "--format", "generic", "--model", filepath.Join(dir, "predictor.onnx"), "--trace", trace)
 	for _, want := range []string{"7d history: nothing to score", "2d history: 2 held-out containers scored, 6 container-days", "model v1.3.0 (", "vpa-upper-bound:", "krr-simple:"} {
@@ -212,7 +212,7 @@ func TestGenerateDataFromTraces(t *testing.T) {
 	trace := genericTrace(t)
 	dir := t.TempDir()
 	only := filepath.Join(dir, "trace.npz")
-	out := mustRun(t, "generate-data", "--trace", trace, "--output", only)
+	out := mustRun(t, "generate-data", "--major", "1", "--trace", trace, "--output", only)
 	d, err := trainer.ReadNPZ(only)
 	if err != nil {
 		t.Fatal(err)
@@ -223,7 +223,7 @@ func TestGenerateDataFromTraces(t *testing.T) {
 		t.Errorf("%d samples; output:\n%s\nwant 98 from 4 containers", d.N, out)
 	}
 	mixed := filepath.Join(dir, "mixed.npz")
-	mustRun(t, "generate-data", "--trace", trace, "--mix-synthetic", "500", "--trace-stride", "2h", "--output", mixed)
+	mustRun(t, "generate-data", "--major", "1", "--trace", trace, "--mix-synthetic", "500", "--trace-stride", "2h", "--output", mixed)
 	if d, err = trainer.ReadNPZ(mixed); err != nil || d.N != 50+500 {
 		t.Errorf("mixed: %v, N = %d; want 25·2 + 500 = 550", err, d.N)
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"recommendation-api/internal/model"
 	"recommendation-api/internal/traces"
 	"recommendation-api/internal/trainer"
 )
@@ -27,14 +28,18 @@ func runGenerateData(ctx context.Context, args []string, stdout, stderr io.Write
 	samples := fs.Int("samples", 100000, "number of containers to simulate (1..10,000,000); without --trace")
 	output := fs.String("output", "data/training_data.npz", "where to write the .npz (X [N,12] float32, Y [N,5] float32, workload [N] int32)")
 	seed := fs.Int64("seed", 42, "random seed; the same seed gives the same bytes")
+	major := fs.Int("major", model.LatestMajor, "model major whose features to write: 1 (12 features, 48 h history) or 2 (16, 7 days)")
 	tf := addTraceFlags(fs)
 	mix := fs.Int("mix-synthetic", 0, "with --trace: also simulate this many containers (0..10,000,000) and mix them in")
 	stride := fs.Duration("trace-stride", time.Duration(traces.DefaultTrainStride)*trainer.Step, "with --trace: time between consecutive samples cut from a trace (a multiple of 5m)")
 	if err := parseTraceArgs(fs, tf, args); err != nil {
 		return err
 	}
+	if _, err := model.FeaturesFor(*major); err != nil {
+		return usageError{fmt.Errorf("generate-data: --major %d; want one of %v", *major, model.Majors)}
+	}
 	if len(tf.paths) > 0 {
-		return generateFromTraces(ctx, tf, *mix, *stride, *seed, *output, stdout)
+		return generateFromTraces(ctx, tf, *mix, *stride, *seed, *major, *output, stdout)
 	}
 	if *mix != 0 {
 		return usageError{fmt.Errorf("generate-data: --mix-synthetic needs --trace; use --samples alone for synthetic data")}
@@ -43,14 +48,14 @@ func runGenerateData(ctx context.Context, args []string, stdout, stderr io.Write
 		return usageError{fmt.Errorf("generate-data: --samples %d; want 1..10000000", *samples)}
 	}
 	start := time.Now()
-	d, err := trainer.Generate(ctx, trainer.GenConfig{Samples: *samples, Seed: *seed})
+	d, err := trainer.Generate(ctx, trainer.GenConfig{Samples: *samples, Seed: *seed, Major: *major})
 	if err != nil {
 		return fmt.Errorf("generate-data: %w", err)
 	}
 	if err := trainer.WriteNPZ(*output, d); err != nil {
 		return fmt.Errorf("generate-data: %w", err)
 	}
-	fmt.Fprintf(stdout, "wrote %d samples to %s in %s\n", d.N, *output, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "wrote %d major-%d samples (%d features) to %s in %s\n", d.N, *major, d.FeatureWidth(), *output, time.Since(start).Round(time.Millisecond))
 	printWorkloadCounts(stdout, d)
 	return nil
 }
@@ -67,7 +72,7 @@ func printWorkloadCounts(stdout io.Writer, d *trainer.Dataset) {
 
 // generateFromTraces writes samples cut from traces, mixed with mix
 // simulated ones.
-func generateFromTraces(ctx context.Context, tf *traceFlags, mix int, stride time.Duration, seed int64, output string, stdout io.Writer) error {
+func generateFromTraces(ctx context.Context, tf *traceFlags, mix int, stride time.Duration, seed int64, major int, output string, stdout io.Writer) error {
 	if mix < 0 || mix > 10_000_000 {
 		return usageError{fmt.Errorf("generate-data: --mix-synthetic %d; want 0..10000000", mix)}
 	}
@@ -79,13 +84,13 @@ func generateFromTraces(ctx context.Context, tf *traceFlags, mix int, stride tim
 	if err != nil {
 		return fmt.Errorf("generate-data: %w", err)
 	}
-	d, err := traces.Dataset(series, traces.Windows{Stride: int(stride / trainer.Step)})
+	d, err := traces.DatasetFor(series, traces.Windows{Stride: int(stride / trainer.Step)}, major)
 	if err != nil {
 		return fmt.Errorf("generate-data: %w", err)
 	}
 	real := d.N
 	if mix > 0 {
-		syn, err := trainer.Generate(ctx, trainer.GenConfig{Samples: mix, Seed: seed})
+		syn, err := trainer.Generate(ctx, trainer.GenConfig{Samples: mix, Seed: seed, Major: major})
 		if err != nil {
 			return fmt.Errorf("generate-data: %w", err)
 		}

@@ -26,7 +26,9 @@ import (
 	"testing"
 
 	"recommendation-api/internal/model"
+	"recommendation-api/internal/onnxfile"
 	"recommendation-api/internal/serving"
+	"recommendation-api/internal/trainer"
 )
 
 // Small enough for `go test -race` on two busy cores.
@@ -105,7 +107,7 @@ func mustRun(t *testing.T, args ...string) string {
 
 func generate(t *testing.T, path string, seed string) {
 	t.Helper()
-	mustRun(t, "generate-data", "--samples", testSamples, "--seed", seed, "--output", path)
+	mustRun(t, "generate-data", "--major", "1", "--samples", testSamples, "--seed", seed, "--output", path)
 }
 
 func train(t *testing.T, data, out, version, seed string) string {
@@ -207,9 +209,9 @@ func TestPipeline(t *testing.T) {
 	models := filepath.Join(root, "models")
 	exported := filepath.Join(root, "exported")
 
-	out := mustRun(t, "generate-data", "--samples", testSamples, "--seed", "3", "--output", data)
-	if !strings.Contains(out, "wrote 3000 samples") {
-		t.Errorf("generate-data stdout %q; want \"wrote 3000 samples\"", out)
+	out := mustRun(t, "generate-data", "--major", "1", "--samples", testSamples, "--seed", "3", "--output", data)
+	if !strings.Contains(out, "wrote 3000 major-1 samples") {
+		t.Errorf("generate-data stdout %q; want \"wrote 3000 major-1 samples\"", out)
 	}
 
 	out = train(t, data, models, "v1.0.0", "1")
@@ -219,7 +221,7 @@ func TestPipeline(t *testing.T) {
 			t.Errorf("got %d epoch progress lines; want 1..3 in:\n%s", len(epochs), out)
 		}
 		for _, want := range []string{
-			"training v1.0.0 on 3000 samples",
+			"training v1.0.0 on 3000 samples of 12 features",
 			"v1.0.0: 1029 parameters",
 			"held-out set: 1000 samples",
 			"wrote predictor_v1.0.0.onnx, predictor.onnx and manifest.json",
@@ -724,5 +726,47 @@ func TestHelpBinary(t *testing.T) {
 		}
 		slices.Sort(names)
 		t.Errorf("failed commands wrote %v", names)
+	}
+}
+
+// TestPipelineMajor2 runs generate-data, train, validate and export for
+// major 2: 16 features from a 7-day history, the headroom head (no answer
+// has a request above its limit), ONNX Runtime agreeing with the Go forward
+// pass, and a version whose major does not match the data refused.
+func TestPipelineMajor2(t *testing.T) {
+	needORT(t)
+	t.Parallel()
+	root := t.TempDir()
+	data := filepath.Join(root, "data.npz")
+	models := filepath.Join(root, "models")
+	out := mustRun(t, "generate-data", "--major", "2", "--samples", testSamples, "--seed", "3", "--output", data)
+	if !strings.Contains(out, "wrote 3000 major-2 samples (16 features)") {
+		t.Errorf("generate-data stdout %q; want 3000 major-2 samples of 16 features", out)
+	}
+	_, err := runCmd(t, "train", "--data", data, "--output", filepath.Join(root, "v1"), "--version", "v1.0.0", "--epochs", "1")
+	checkFailure(t, err, 2, "major-2 features", "--major 1")
+
+	out = train(t, data, models, "v2.0.0", "1")
+	if !strings.Contains(out, "training v2.0.0 on 3000 samples of 16 features") {
+		t.Errorf("train stdout lacks the major-2 line:\n%s", out)
+	}
+	active := filepath.Join(models, "predictor.onnx")
+	out = mustRun(t, "validate", "--model", active, "--samples", testValSamples, "--baseline-gates=false")
+	for _, want := range []string{"PASS  signature", "[-1 16]", "PASS  ort-vs-go", "CPU request > limit 0, memory request > limit 0", "all gates passed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("validate stdout lacks %q:\n%s", want, out)
+		}
+	}
+	exported := filepath.Join(root, "exported")
+	mustRun(t, "export", "--model", active, "--output", exported)
+	b, m, err := trainer.ReadModelFile(filepath.Join(exported, "predictor.onnx"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Version.Major != 2 || m.HistoryWindowHours != 168 || m.Width() != 16 {
+		t.Errorf("exported manifest %s: window %d h, %d features; want v2, 168 h, 16", m.Version, m.HistoryWindowHours, m.Width())
+	}
+	if _, err := onnxfile.Check(b); err != nil {
+		t.Errorf("exported model fails Check: %v", err)
 	}
 }

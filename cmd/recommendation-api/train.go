@@ -31,6 +31,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	lr := fs.Float64("learning-rate", def.LearningRate, "Adam learning rate")
 	evalSamples := fs.Int("eval-samples", 20000, "size of the freshly generated held-out set the manifest's metrics come from")
 	parent := fs.String("parent", "", "version this one was trained to replace (recorded in the manifest)")
+	memUnder := fs.Float64("mem-limit-under", -1, "share of validation rows whose memory limit may fall below the following day's peak, which calibration aims at (default: the major's)")
+	cpuUnder := fs.Float64("cpu-limit-under", -1, "likewise for the CPU limit against the following day's p99 (default: the major's)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -43,8 +45,19 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usageError{fmt.Errorf("train: --parent: %w", err)}
 		}
 	}
-	cfg := def
+	cfg := trainer.DefaultTrainConfigFor(v.Major)
 	cfg.Epochs, cfg.Seed, cfg.BatchSize, cfg.LearningRate = *epochs, *seed, *batch, *lr
+	for _, u := range []struct {
+		v *float64
+		o int
+	}{{memUnder, 3}, {cpuUnder, 1}} {
+		if *u.v >= 0 {
+			if *u.v >= 0.5 {
+				return usageError{fmt.Errorf("train: limit under-share %v; want [0, 0.5)", *u.v)}
+			}
+			cfg.UnderTarget[u.o] = *u.v
+		}
+	}
 	if *epochs < 1 || *epochs > 1000 {
 		return usageError{fmt.Errorf("train: --epochs %d; want 1..1000", *epochs)}
 	}
@@ -63,7 +76,15 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	fmt.Fprintf(stdout, "training %s on %d samples from %s (%d parameters)\n", v, d.N, *data, trainer.ParamCount())
+	dataMajor, err := d.Major()
+	if err != nil {
+		return fmt.Errorf("train: %s: %w", *data, err)
+	}
+	if dataMajor != v.Major {
+		return usageError{fmt.Errorf("train: %s holds major-%d features (%d per row) but --version %s is major %d; generate the data with --major %d or pick a v%d version",
+			*data, dataMajor, d.FeatureWidth(), v, v.Major, v.Major, dataMajor)}
+	}
+	fmt.Fprintf(stdout, "training %s on %d samples of %d features from %s\n", v, d.N, d.FeatureWidth(), *data)
 	res, err := trainer.Train(ctx, d, cfg, func(p trainer.Progress) {
 		if p.Phase != "training" {
 			fmt.Fprintf(stdout, "%s (best epoch %d, validation loss %.5f)\n", p.Phase, p.BestEpoch, p.ValLoss)
@@ -78,7 +99,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	res.Record.DataFile, res.Record.DataSHA256, res.Record.ParentVersion = *data, model.SHA256Hex(raw), *parent
 
 	evalSeed := *seed + 1_000_003
-	ev, err := trainer.GenerateEval(ctx, trainer.GenConfig{Samples: *evalSamples, Seed: evalSeed})
+	ev, err := trainer.GenerateEval(ctx, trainer.GenConfig{Samples: *evalSamples, Seed: evalSeed, Major: v.Major})
 	if err != nil {
 		return fmt.Errorf("train: held-out set: %w", err)
 	}

@@ -86,9 +86,14 @@ func validateModel(ctx context.Context, path string, samples int, seed int64, li
 	defer sess.Close()
 
 	sig := sess.Signature()
-	gates = append(gates, trainer.Gate{Name: "signature", Passed: sig.Equal(model.DefaultSignature()) && sig.Equal(m.Signature),
-		Detail: fmt.Sprintf("ONNX Runtime reports %v -> %v; served API needs %v -> %v",
-			sig.Inputs, sig.Outputs, model.DefaultSignature().Inputs, model.DefaultSignature().Outputs)})
+	width, _, ferr := model.FormatFor(m.Version.Major)
+	wantSig := model.SignatureFor(width)
+	gates = append(gates, trainer.Gate{Name: "signature", Passed: ferr == nil && sig.Equal(wantSig) && sig.Equal(m.Signature) && m.Width() == width,
+		Detail: fmt.Sprintf("ONNX Runtime reports %v -> %v; major %d is served as %v -> %v",
+			sig.Inputs, sig.Outputs, m.Version.Major, wantSig.Inputs, wantSig.Outputs)})
+	if ferr != nil {
+		return gates, nil
+	}
 	if q.Params() != m.Architecture.Parameters {
 		gates = append(gates, trainer.Gate{Name: "parameters", Detail: fmt.Sprintf("file has %d, manifest says %d", q.Params(), m.Architecture.Parameters)})
 	}
@@ -103,7 +108,7 @@ func validateModel(ctx context.Context, path string, samples int, seed int64, li
 	// ONNX Runtime against the pure-Go forward pass of the same int8 weights.
 	rng := rand.New(rand.NewPCG(uint64(seed), 3))
 	const rows = 1000
-	x := make([]float32, rows*model.NumFeatures)
+	x := make([]float32, rows*width)
 	for i := range x {
 		x[i] = rng.Float32()
 	}
@@ -119,7 +124,7 @@ func validateModel(ctx context.Context, path string, samples int, seed int64, li
 	gates = append(gates, trainer.Gate{Name: "ort-vs-go", Passed: worst <= agreementTolerance,
 		Detail: fmt.Sprintf("max |ONNX Runtime − Go| over %d random rows %.2g; allowed %g", rows, worst, agreementTolerance)})
 
-	ev, err := trainer.GenerateEval(ctx, trainer.GenConfig{Samples: samples, Seed: seed})
+	ev, err := trainer.GenerateEval(ctx, trainer.GenConfig{Samples: samples, Seed: seed, Major: m.Version.Major})
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +188,7 @@ func int8VsFloatGate(ctx context.Context, q *model.QuantizedMLP, m *model.Manife
 		return &trainer.Gate{Name: "int8-vs-float", Advisory: true,
 			Detail: fmt.Sprintf("not measured: the manifest's held-out set has %d samples; want 1..1000000", rec.HeldOutSamples)}, nil
 	}
-	ev, err := trainer.GenerateEval(ctx, trainer.GenConfig{Samples: rec.HeldOutSamples, Seed: rec.HeldOutSeed})
+	ev, err := trainer.GenerateEval(ctx, trainer.GenConfig{Samples: rec.HeldOutSamples, Seed: rec.HeldOutSeed, Major: m.Version.Major})
 	if err != nil {
 		return nil, err
 	}

@@ -35,10 +35,14 @@ const (
 	// HeadNone: the last layer's activation gives the outputs (major 1).
 	HeadNone Head = ""
 	// HeadHeadroom: the last layer (activation none) gives, per resource, a
-	// request z_r and a headroom z_h; the outputs are
-	// clip([z_cr, z_cr + ReLU(z_ch), z_mr, z_mr + ReLU(z_mh), z_c], 0, 1).
-	// Each limit is at least its request in the graph itself, whatever the
-	// weights (major 2).
+	// request z_r relative to the history maximum and a headroom z_h; with
+	// x_cmax and x_mmax the normalized cpu_max and mem_max inputs, the
+	// outputs are clip([x_cmax + z_cr, x_cmax + z_cr + ReLU(z_ch),
+	// x_mmax + z_mr, x_mmax + z_mr + ReLU(z_mh), z_c], 0, 1). Each limit is at
+	// least its request in the graph itself, whatever the weights, and the
+	// network learns factors around the history maxima (the heuristic
+	// limit = k × max is its zero point, since the normalization is
+	// logarithmic). Major 2.
 	HeadHeadroom Head = "headroom"
 )
 
@@ -71,9 +75,30 @@ func FormatFor(major int) (width int, head Head, err error) {
 	return len(specs), head, nil
 }
 
+// HeadSkip returns the input columns of major 2's headroom head: the
+// positions of cpu_max and mem_max in a model reading width features (-1
+// when the width is not major 2's).
+func HeadSkip(width int) (cpuMax, memMax int) {
+	specs, _ := FeaturesFor(2)
+	if width != len(specs) {
+		return -1, -1
+	}
+	cpuMax, memMax = -1, -1
+	for i, s := range specs {
+		switch s.Name {
+		case FeatureCPUMax:
+			cpuMax = i
+		case FeatureMemMax:
+			memMax = i
+		}
+	}
+	return cpuMax, memMax
+}
+
 // ApplyHead turns one row of the last layer's values (after its
-// activation) into the outputs, in float32 as the ONNX graph computes them.
-func (h Head) ApplyHead(z []float32) {
+// activation) into the outputs, given the row's input x, in float32 as the
+// ONNX graph computes them: base = z·B + ReLU(z)·G, then + x·S, then clip.
+func (h Head) ApplyHead(z, x []float32) {
 	if h != HeadHeadroom || len(z) != NumOutputs {
 		return
 	}
@@ -84,9 +109,13 @@ func (h Head) ApplyHead(z []float32) {
 		return v
 	}
 	clip := func(v float32) float32 { return min(max(v, 0), 1) }
-	z[1] = clip(z[0] + relu(z[1]))
-	z[3] = clip(z[2] + relu(z[3]))
-	z[0], z[2], z[4] = clip(z[0]), clip(z[2]), clip(z[4])
+	var sc, sm float32
+	if c, m := HeadSkip(len(x)); c >= 0 && m >= 0 {
+		sc, sm = x[c], x[m]
+	}
+	z[1] = clip((z[0] + relu(z[1])) + sc)
+	z[3] = clip((z[2] + relu(z[3])) + sm)
+	z[0], z[2], z[4] = clip(z[0]+sc), clip(z[2]+sm), clip(z[4])
 }
 
 // Params returns the number of weights and biases (1,029 for 12-32-16-5).
@@ -114,6 +143,9 @@ func (m *QuantizedMLP) Validate() error {
 	case HeadHeadroom:
 		if a := m.Layers[len(m.Layers)-1].Activation; a != ActNone && a != "" {
 			return fmt.Errorf("%w: the headroom head needs a last layer without activation; it has %s", ErrInvalidModel, a)
+		}
+		if c, _ := HeadSkip(m.InputWidth()); c < 0 {
+			return fmt.Errorf("%w: the headroom head reads major 2's history maxima; the model reads %d features", ErrInvalidModel, m.InputWidth())
 		}
 	default:
 		return fmt.Errorf("%w: head %q; want none or %s", ErrInvalidModel, m.Head, HeadHeadroom)
@@ -164,8 +196,9 @@ func (m *QuantizedMLP) Forward(x []float32, n int) []float32 {
 		cur, width = next, l.Out
 	}
 	if m.Head == HeadHeadroom {
+		in := m.InputWidth()
 		for r := 0; r < n; r++ {
-			m.Head.ApplyHead(cur[r*width : (r+1)*width])
+			m.Head.ApplyHead(cur[r*width:(r+1)*width], x[r*in:(r+1)*in])
 		}
 	}
 	return cur

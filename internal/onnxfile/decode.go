@@ -91,7 +91,7 @@ func decodeModel(mp *onnxpb.ModelProto) (*model.QuantizedMLP, model.Version, err
 	x, width := model.InputName, inputWidth(g)
 	for w.pos < len(w.nodes) {
 		if len(m.Layers) > 0 && w.nodes[w.pos].GetName() == headRelu {
-			if err := w.head(x); err != nil {
+			if err := w.head(x, width0(m.Layers)); err != nil {
 				return nil, model.Version{}, err
 			}
 			m.Head, x = model.HeadHeadroom, model.OutputName
@@ -192,7 +192,9 @@ func inputWidth(g *onnxpb.GraphProto) int {
 
 // head decodes the headroom head (see encodeHead) reading z, the last
 // layer's output, requiring its constants to be the head's own.
-func (w *walker) head(z string) error {
+func width0(l []model.DenseLayer) int { return l[0].In }
+
+func (w *walker) head(z string, width int) error {
 	const layer = -1
 	relu, err := w.next(layer, "Relu", 1, 1)
 	if err != nil {
@@ -210,6 +212,14 @@ func (w *walker) head(z string) error {
 	if err != nil {
 		return err
 	}
+	skip, err := w.next(layer, "MatMul", 2, 2)
+	if err != nil {
+		return err
+	}
+	total, err := w.next(layer, "Add", 2, 2)
+	if err != nil {
+		return err
+	}
 	clip, err := w.next(layer, "Clip", 3, 3)
 	if err != nil {
 		return err
@@ -217,7 +227,8 @@ func (w *walker) head(z string) error {
 	r, b, g, s := relu.GetOutput()[0], base.GetOutput()[0], gate.GetOutput()[0], sum.GetOutput()[0]
 	switch {
 	case relu.GetInput()[0] != z, base.GetInput()[0] != z, gate.GetInput()[0] != r,
-		sum.GetInput()[0] != b, sum.GetInput()[1] != g, clip.GetInput()[0] != s:
+		sum.GetInput()[0] != b, sum.GetInput()[1] != g, skip.GetInput()[0] != model.InputName,
+		total.GetInput()[0] != s, total.GetInput()[1] != skip.GetOutput()[0], clip.GetInput()[0] != total.GetOutput()[0]:
 		return invalid("the headroom head's nodes are not wired as this server writes them")
 	case clip.GetOutput()[0] != model.OutputName:
 		return invalid("the headroom head writes %q; want the graph output %q", clip.GetOutput()[0], model.OutputName)
@@ -228,7 +239,7 @@ func (w *walker) head(z string) error {
 	for _, c := range []struct {
 		name string
 		want []float32
-	}{{base.GetInput()[1], wantBase}, {gate.GetInput()[1], wantGate}} {
+	}{{base.GetInput()[1], wantBase}, {gate.GetInput()[1], wantGate}, {skip.GetInput()[1], skipMatrix(width)}} {
 		t, err := w.init(layer, c.name, onnxpb.TensorProto_FLOAT, 2)
 		if err != nil {
 			return err

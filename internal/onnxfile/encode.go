@@ -117,7 +117,7 @@ func Encode(m *model.QuantizedMLP, version model.Version) ([]byte, error) {
 		x = out
 	}
 	if m.Head == model.HeadHeadroom {
-		encodeHead(g, x)
+		encodeHead(g, x, m.InputWidth())
 	}
 	mp := &onnxpb.ModelProto{
 		IrVersion:    proto.Int64(IRVersion),
@@ -143,6 +143,9 @@ const (
 	headGate    = "head.gate"
 	headSum     = "head.sum"
 	headClip    = "head.clip"
+	headSkip    = "head.skip"
+	headTotal   = "head.total"
+	headSkipM   = "head.skip_matrix"
 	headBaseM   = "head.base_matrix"
 	headGateM   = "head.gate_matrix"
 	headClipMin = "head.clip_min"
@@ -165,14 +168,30 @@ func headMatrices() (base, gate []float32) {
 	return base, gate
 }
 
+// skipMatrix is the head's constant [width,5] matrix: x·S puts the
+// normalized cpu_max under both CPU outputs and mem_max under both memory
+// outputs (model.HeadSkip).
+func skipMatrix(width int) []float32 {
+	const n = model.NumOutputs
+	s := make([]float32, width*n)
+	c, m := model.HeadSkip(width)
+	if c >= 0 && m >= 0 {
+		s[c*n+0], s[c*n+1] = 1, 1
+		s[m*n+2], s[m*n+3] = 1, 1
+	}
+	return s
+}
+
 // encodeHead appends the headroom head reading z (the last layer's Add
-// output): Relu, two MatMuls by the constant matrices, Add, Clip to [0,1].
-func encodeHead(g *onnxpb.GraphProto, z string) {
+// output) and the graph input: Relu, two MatMuls by the constant matrices,
+// Add, the input's maxima (MatMul by the skip matrix), Add, Clip to [0,1].
+func encodeHead(g *onnxpb.GraphProto, z string, width int) {
 	base, gate := headMatrices()
 	dims := []int64{model.NumOutputs, model.NumOutputs}
 	g.Initializer = append(g.Initializer,
 		tensor(headBaseM, onnxpb.TensorProto_FLOAT, dims, floatBytes(base)),
 		tensor(headGateM, onnxpb.TensorProto_FLOAT, dims, floatBytes(gate)),
+		tensor(headSkipM, onnxpb.TensorProto_FLOAT, []int64{int64(width), model.NumOutputs}, floatBytes(skipMatrix(width))),
 		tensor(headClipMin, onnxpb.TensorProto_FLOAT, nil, floatBytes([]float32{0})),
 		tensor(headClipMax, onnxpb.TensorProto_FLOAT, nil, floatBytes([]float32{1})),
 	)
@@ -181,7 +200,9 @@ func encodeHead(g *onnxpb.GraphProto, z string) {
 		node(headBase, "MatMul", []string{z, headBaseM}, headBase),
 		node(headGate, "MatMul", []string{headRelu, headGateM}, headGate),
 		node(headSum, "Add", []string{headBase, headGate}, headSum),
-		node(headClip, "Clip", []string{headSum, headClipMin, headClipMax}, model.OutputName),
+		node(headSkip, "MatMul", []string{model.InputName, headSkipM}, headSkip),
+		node(headTotal, "Add", []string{headSum, headSkip}, headTotal),
+		node(headClip, "Clip", []string{headTotal, headClipMin, headClipMax}, model.OutputName),
 	)
 }
 

@@ -85,6 +85,11 @@ func TestHeadroomHead_Refused(t *testing.T) {
 	v1Head.Layers[2].Activation = model.ActNone
 	v1Head.Head = model.HeadHeadroom
 
+	// A 12-feature model cannot carry the head: it reads major 2's maxima.
+	if _, err := onnxfile.Encode(&v1Head, model.MustParseVersion("v1.5.0")); !errors.Is(err, model.ErrInvalidModel) {
+		t.Errorf("Encode(12 features with the head) = %v; want ErrInvalidModel", err)
+	}
+
 	tamper := func(edit func(g *onnxpb.GraphProto)) []byte {
 		var mp onnxpb.ModelProto
 		if err := proto.Unmarshal(encodeVersion(t, v2, "v2.0.0"), &mp); err != nil {
@@ -115,7 +120,6 @@ func TestHeadroomHead_Refused(t *testing.T) {
 		{"V2AsMajor1", encodeVersion(t, v2, "v1.5.0"), model.ErrSignatureMismatch, "major 1"},
 		{"V1AsMajor2", encodeVersion(t, v1, "v2.0.0"), model.ErrSignatureMismatch, "major 2"},
 		{"Major2WithoutHead", encodeVersion(t, &noHead, "v2.0.0"), model.ErrInvalidModel, "headroom head"},
-		{"Major1WithHead", encodeVersion(t, &v1Head, "v1.5.0"), model.ErrInvalidModel, "activation"},
 		{"Major3", encodeVersion(t, v2, "v3.0.0"), model.ErrSignatureMismatch, "majors"},
 		{"GateMatrixChanged", tamper(func(g *onnxpb.GraphProto) {
 			raw := initializer(g, "head.gate_matrix").RawData
@@ -129,6 +133,12 @@ func TestHeadroomHead_Refused(t *testing.T) {
 			raw := initializer(g, "head.clip_max").RawData
 			raw[3] = 0x40 // 2
 		}), model.ErrInvalidModel, "Clip bound"},
+		{"SkipMatrixMoved", tamper(func(g *onnxpb.GraphProto) {
+			raw := initializer(g, "head.skip_matrix").RawData
+			raw[4*(5*13+3)+3] = 0    // mem_max no longer under mem_limit
+			raw[4*(5*14+3)+3] = 0x3f // mem_max_24h instead
+			raw[4*(5*14+3)+2] = 0x80
+		}), model.ErrInvalidModel, "head.skip_matrix"},
 		{"HeadRewired", tamper(func(g *onnxpb.GraphProto) {
 			for _, n := range g.GetNode() {
 				if n.GetName() == "head.sum" {

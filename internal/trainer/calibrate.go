@@ -36,18 +36,29 @@ func Calibrate(q *model.QuantizedMLP, x, y []float32, n int, target [model.NumOu
 		// admissible (model.Admissible) with the requests as calibrated so
 		// far. A limit is then never below its request, and coverage is
 		// counted on the served value.
+		width := q.InputWidth()
+		skipCPU, skipMem := model.HeadSkip(width)
+		skip := func(r, o int) float64 {
+			if q.Head != model.HeadHeadroom || skipCPU < 0 {
+				return 0
+			}
+			if o <= outCPULimit {
+				return float64(x[r*width+skipCPU])
+			}
+			return float64(x[r*width+skipMem])
+		}
 		served := func(r int, s float64) float64 {
 			z := logits[r*model.NumOutputs : (r+1)*model.NumOutputs]
 			var v float64
 			if q.Head == model.HeadHeadroom && (o == outCPULimit || o == outMemLimit) {
-				// limit = request + ReLU(headroom): the shift opens the headroom.
-				v = outs[o].Denormalize(min(max(float64(z[o-1])+shift[o-1]+max(float64(z[o])+s, 0), 0), 1))
+				// limit = max + request + ReLU(headroom): the shift opens the headroom.
+				v = outs[o].Denormalize(min(max(float64(z[o-1])+shift[o-1]+max(float64(z[o])+s, 0)+skip(r, o), 0), 1))
 			} else {
-				v = outs[o].Denormalize(last.Activation.Apply(float64(z[o]) + s))
+				v = outs[o].Denormalize(last.Activation.Apply(float64(z[o]) + s + skip(r, o)))
 			}
 			switch o {
 			case outCPULimit, outMemLimit:
-				req := outs[o-1].Denormalize(last.Activation.Apply(float64(z[o-1]) + shift[o-1]))
+				req := outs[o-1].Denormalize(last.Activation.Apply(float64(z[o-1]) + shift[o-1] + skip(r, o-1)))
 				v = max(v, req, minimumOf(o))
 			case outCPURequest, outMemRequest:
 				v = max(v, minimumOf(o))

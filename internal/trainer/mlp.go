@@ -170,8 +170,12 @@ func (m *FloatMLP) forwardRow(x []float32, ws *workspace) []float64 {
 	if m.Head == model.HeadHeadroom {
 		clip := func(v float64) float64 { return min(max(v, 0), 1) }
 		z := ws.pre
-		out[outCPURequest], out[outCPULimit] = clip(z[outCPURequest]), clip(z[outCPURequest]+max(z[outCPULimit], 0))
-		out[outMemRequest], out[outMemLimit] = clip(z[outMemRequest]), clip(z[outMemRequest]+max(z[outMemLimit], 0))
+		var sc, sm float64
+		if c, mm := model.HeadSkip(len(x)); c >= 0 {
+			sc, sm = float64(x[c]), float64(x[mm])
+		}
+		out[outCPURequest], out[outCPULimit] = clip(z[outCPURequest]+sc), clip(z[outCPURequest]+max(z[outCPULimit], 0)+sc)
+		out[outMemRequest], out[outMemLimit] = clip(z[outMemRequest]+sm), clip(z[outMemRequest]+max(z[outMemLimit], 0)+sm)
 		out[4] = clip(z[4])
 	}
 	return out

@@ -67,6 +67,18 @@ func DefaultTrainConfig() TrainConfig {
 	}
 }
 
+// DefaultTrainConfigFor returns the defaults for a major: major 1's are
+// DefaultTrainConfig's; major 2 calibrates its limits to leave fewer rows
+// under the following day's peak (its data mixes real traces, whose peaks
+// are harder to forecast than the generator's).
+func DefaultTrainConfigFor(major int) TrainConfig {
+	c := DefaultTrainConfig()
+	if major >= 2 {
+		c.UnderTarget = [model.NumOutputs]float64{0, 0.3, 0, 0.02, 0}
+	}
+	return c
+}
+
 func (c TrainConfig) withDefaults() TrainConfig {
 	d := DefaultTrainConfig()
 	if c.Epochs <= 0 {
