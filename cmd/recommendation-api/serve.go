@@ -148,7 +148,11 @@ func (s *server) open(ctx context.Context) error {
 
 	// Serve the registry's active version; on first start (empty registry)
 	// register and activate the embedded default model.
-	if err := s.releases.Start(gwCtx, defaultmodel.Load); err != nil {
+	var seeds []rollback.Seed // the embedded default model of every major
+	for _, load := range defaultmodel.All() {
+		seeds = append(seeds, load)
+	}
+	if err := s.releases.Start(gwCtx, seeds...); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	s.health.SetServing(true)

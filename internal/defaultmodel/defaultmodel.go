@@ -33,3 +33,10 @@ func Load() ([]byte, *model.Manifest, error) {
 	}
 	return append([]byte(nil), onnxBytes...), m, nil
 }
+
+// All returns a loader for the embedded default model of every major, in
+// ascending major order: what the server registers and activates on an
+// empty registry (one active version per major).
+func All() []func() ([]byte, *model.Manifest, error) {
+	return []func() ([]byte, *model.Manifest, error){Load}
+}

@@ -89,10 +89,12 @@ type servingModels struct {
 	rows []float32
 }
 
-func (s *servingModels) Acquire(string) (transport.Lease, error) { return s, nil }
-func (s *servingModels) Ready() bool                             { return true }
-func (s *servingModels) Manifest() *model.Manifest               { return s.man }
-func (s *servingModels) Release()                                {}
+func (s *servingModels) Acquire(string) (transport.Lease, error)   { return s, nil }
+func (s *servingModels) AcquireMajor(int) (transport.Lease, error) { return s, nil }
+func (s *servingModels) ActiveManifests() []*model.Manifest        { return []*model.Manifest{s.man} }
+func (s *servingModels) Ready() bool                               { return true }
+func (s *servingModels) Manifest() *model.Manifest                 { return s.man }
+func (s *servingModels) Release()                                  {}
 func (s *servingModels) Run(x []float32, n int) ([]float32, error) {
 	s.rows = append(s.rows, x...)
 	return s.mlp.Forward(x, n), nil
