@@ -3,9 +3,11 @@ package rollback
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -323,5 +325,81 @@ func TestConcurrentReleasesAreSerialized(t *testing.T) {
 	}
 	if n := f.models.LiveSessions(); n > 2 {
 		t.Fatalf("%d live sessions; want the active one and at most one warm", n)
+	}
+}
+
+// failingLoads is the registry with Load of one version failing while
+// fail is set, counting the attempts.
+type failingLoads struct {
+	model.Registry
+	version  model.Version
+	fail     atomic.Bool
+	attempts atomic.Int64
+}
+
+func (f *failingLoads) Load(v model.Version) ([]byte, *model.Manifest, error) {
+	if v == f.version {
+		f.attempts.Add(1)
+		if f.fail.Load() {
+			return nil, nil, fmt.Errorf("registry: load %s: %w", v, model.ErrStorageReadOnly)
+		}
+	}
+	return f.Registry.Load(v)
+}
+
+// TestAutoRollbackBacksOff: when the automatic rollback cannot load its
+// target, the watcher retries after 1 s, 2 s, ... (on the controller's
+// clock) instead of at every check, and rolls back once it can.
+func TestAutoRollbackBacksOff(t *testing.T) {
+	store, err := registry.Open(filepath.Join(t.TempDir(), "registry.db"), registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	reg := &failingLoads{Registry: store, version: model.MustParseVersion("v1.0.0")}
+	models := serving.NewManager(serving.Options{})
+	defer models.Close()
+	var clock atomic.Int64 // seconds since an epoch
+	now := func() time.Time { return time.Unix(1_800_000_000+clock.Load(), 0) }
+	ctl := New(reg, models, Options{Probation: time.Hour, MinCalls: 5, FailureThreshold: 0.2, Now: now})
+	seed := func() ([]byte, *model.Manifest, error) { b, m := version(t, "v1.0.0", 1, false); return b, m, nil }
+	if err := ctl.Start(context.Background(), seed); err != nil {
+		t.Fatal(err)
+	}
+	b, m := version(t, "v1.1.0", 7, true)
+	if _, err := ctl.Register(context.Background(), b, m, "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ctl.Activate(context.Background(), m.Version, model.Change{Actor: "alice"}); err != nil {
+		t.Fatal(err)
+	}
+	x := make([]float32, model.NumFeatures)
+	for range 10 {
+		l, err := models.Acquire("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = l.Run(x, 1) // the broken version fails every call
+		l.Release()
+	}
+	reg.fail.Store(true)
+	reg.attempts.Store(0)
+	ctl.checkProbations() // attempt 1 fails: retry in 1 s
+	ctl.checkProbations() // too early
+	clock.Add(1)
+	ctl.checkProbations() // attempt 2 fails: retry in 2 s
+	clock.Add(1)
+	ctl.checkProbations() // too early
+	if got := reg.attempts.Load(); got != 2 {
+		t.Fatalf("%d load attempts over 4 checks in 2 s; want 2 (backing off)", got)
+	}
+	reg.fail.Store(false)
+	clock.Add(1)
+	ctl.checkProbations()
+	if got := models.Active().Version.String(); got != "v1.0.0" {
+		t.Fatalf("serving %s once the target loads; want the automatic rollback to v1.0.0", got)
+	}
+	if v, on := ctl.OnProbation(); on {
+		t.Errorf("%s still on probation after the automatic rollback", v)
 	}
 }
