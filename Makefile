@@ -10,7 +10,7 @@ BIN   := bin/recommendation-api
 ORT_LIB = $(shell scripts/install-onnxruntime.sh $(ONNXRUNTIME_LIB) | tail -n 1)
 GO_PKGS := ./...
 # Packages with concurrent code run under the race detector.
-RACE_PKGS := ./internal/serving/... ./internal/registry/... ./internal/rollback/... ./internal/transport/... ./internal/trainer/... ./internal/jobs/... ./internal/traces/... ./cmd/...
+RACE_PKGS := ./internal/serving/... ./internal/registry/... ./internal/rollback/... ./internal/transport/... ./internal/trainer/... ./internal/jobs/... ./internal/traces/... ./internal/etcdstore/... ./internal/auth/... ./cmd/...
 
 .PHONY: all build run test deps deps-system tools ort proto check-generated fmt-check vet pipeline bench default-model compose-check clean
 
@@ -52,7 +52,7 @@ run: build
 
 test: deps fmt-check vet check-generated compose-check
 	ONNXRUNTIME_LIB=$(ORT_LIB) go test -race -timeout 20m $(RACE_PKGS)
-	ONNXRUNTIME_LIB=$(ORT_LIB) go test -timeout 10m $$(go list ./... | grep -v -e /internal/serving -e /internal/registry -e /internal/rollback -e /internal/transport -e /internal/trainer -e /internal/jobs -e /internal/traces -e /cmd/)
+	ONNXRUNTIME_LIB=$(ORT_LIB) go test -timeout 10m $$(go list ./... | grep -v -e /internal/serving -e /internal/registry -e /internal/rollback -e /internal/transport -e /internal/trainer -e /internal/jobs -e /internal/traces -e /internal/etcdstore -e /internal/auth -e /cmd/)
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
