@@ -23,6 +23,7 @@ import (
 const crashChildEnv = "REGISTRY_CRASH_CHILD_DB"
 
 // TestCrashKill runs a child process that registers and activates versions
+// of majors 1 and 2 (each with its own active version)
 // in a loop, kills it with SIGKILL at random moments, and checks after each
 // kill that the file opens, is consistent, and holds only whole operations:
 // every listed version loads with a matching checksum, the active version is
@@ -94,12 +95,21 @@ func TestCrashChild(t *testing.T) {
 	bytesSrc := rand.NewChaCha8(key)
 	fmt.Println("running")
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
-		v, err := s.Newest()
-		switch {
-		case errors.Is(err, model.ErrVersionNotFound):
-			v = version("v1.0.0")
-		case err != nil:
+		// Majors 1 and 2 side by side: each has its own active version.
+		major := 1 + rng.IntN(2)
+		list, err := s.List()
+		if err != nil {
 			fail(err)
+		}
+		v := model.Version{Major: major}
+		for _, e := range list {
+			if e.Manifest.Version.Major == major {
+				v = e.Manifest.Version // ascending: the last is the newest
+			}
+		}
+		switch {
+		case v.Minor == 0 && v.Patch == 0:
+			v.Patch = 1
 		case rng.IntN(4) == 0:
 			v, _ = v.Bump("minor")
 		default:
@@ -113,15 +123,20 @@ func TestCrashChild(t *testing.T) {
 		}
 		fmt.Printf("register %s done\n", v)
 
-		list, err := s.List()
-		if err != nil {
+		if list, err = s.List(); err != nil {
 			fail(err)
+		}
+		var same []model.Version
+		for _, e := range list {
+			if e.Manifest.Version.Major == major {
+				same = append(same, e.Manifest.Version)
+			}
 		}
 		to, action := v, registry.ActionActivate
 		if rng.IntN(3) == 0 {
-			to, action = list[rng.IntN(len(list))].Manifest.Version, registry.ActionRollback
+			to, action = same[rng.IntN(len(same))], registry.ActionRollback
 		}
-		if cur, err := s.Active(1); err == nil && cur == to {
+		if cur, err := s.Active(major); err == nil && cur == to {
 			continue // activating the active version records nothing
 		}
 		fmt.Printf("activate %s begin\n", to)
@@ -189,10 +204,18 @@ func runAndKill(t *testing.T, path string, d time.Duration) []string {
 
 // crashState accumulates what the children reported across kills.
 type crashState struct {
-	registers   int // "register ... done" lines
-	activations int // "activate ... done" lines
-	lastActive  string
-	doneRegs    []string // versions whose register was reported done
+	registers   int            // "register ... done" lines
+	activations int            // "activate ... done" lines
+	lastActive  map[int]string // per major
+	doneRegs    []string       // versions whose register was reported done
+}
+
+// setActive records v as the last activated version of its major.
+func (st *crashState) setActive(v string) {
+	if st.lastActive == nil {
+		st.lastActive = map[int]string{}
+	}
+	st.lastActive[version(v).Major] = v
 }
 
 // pendingOp is the operation a child was killed in the middle of.
@@ -219,7 +242,7 @@ func (st *crashState) consume(t *testing.T, lines []string) pendingOp {
 				st.doneRegs = append(st.doneRegs, f[1])
 			} else {
 				st.activations++
-				st.lastActive = f[1]
+				st.setActive(f[1])
 			}
 		default:
 			// A line cut by the kill can only be the last one.
@@ -248,9 +271,15 @@ func verifyAfterCrash(t *testing.T, path string, st *crashState, p pendingOp) (c
 	if err != nil {
 		t.Fatalf("List after kill: %v", err)
 	}
-	// The newest five, plus the active version and its rollback target.
-	if len(list) > registry.DefaultKeep+2 {
-		t.Errorf("%d versions listed; retention keeps at most %d", len(list), registry.DefaultKeep+2)
+	// Per major, the newest five plus the active version and its rollback target.
+	perMajor := map[int]int{}
+	for _, e := range list {
+		perMajor[e.Manifest.Version.Major]++
+	}
+	for major, n := range perMajor {
+		if n > registry.DefaultKeep+2 {
+			t.Errorf("%d versions of major %d listed; retention keeps at most %d", n, major, registry.DefaultKeep+2)
+		}
 	}
 	present := map[string]bool{}
 	for _, e := range list {
@@ -266,7 +295,7 @@ func verifyAfterCrash(t *testing.T, path string, st *crashState, p pendingOp) (c
 		t.Fatalf("History after kill: %v", err)
 	}
 	var registers, activations int
-	var lastActivation registry.Event
+	lastActivation := map[int]registry.Event{}
 	registered := map[string]bool{}
 	for i, ev := range h {
 		if ev.Seq != uint64(i+1) {
@@ -278,7 +307,7 @@ func verifyAfterCrash(t *testing.T, path string, st *crashState, p pendingOp) (c
 			registered[ev.To] = true
 		case registry.ActionActivate, registry.ActionRollback:
 			activations++
-			lastActivation = ev
+			lastActivation[ev.Major] = ev
 		}
 	}
 
@@ -301,7 +330,7 @@ func verifyAfterCrash(t *testing.T, path string, st *crashState, p pendingOp) (c
 		if committed {
 			wantActs++
 			st.activations++
-			st.lastActive = p.version
+			st.setActive(p.version)
 		}
 	}
 	if registers != wantRegs || activations != wantActs {
@@ -314,21 +343,20 @@ func verifyAfterCrash(t *testing.T, path string, st *crashState, p pendingOp) (c
 		}
 	}
 
-	active, err := s.Active(1)
-	if errors.Is(err, model.ErrNoActiveVersion) {
-		if activations != 0 {
-			t.Errorf("no active version after %d activations", activations)
-		}
-		return committed
-	}
+	actives, err := s.Actives()
 	if err != nil {
-		t.Fatalf("Active after kill: %v", err)
+		t.Fatalf("Actives after kill: %v", err)
 	}
-	if !present[active.String()] {
-		t.Errorf("active %s is not listed (%d listed)", active, len(list))
+	if len(actives) == 0 && activations != 0 {
+		t.Errorf("no active version after %d activations", activations)
 	}
-	if lastActivation.To != active.String() || active.String() != st.lastActive {
-		t.Errorf("active %s; last activation event %+v; child last activated %s", active, lastActivation, st.lastActive)
+	for major, active := range actives {
+		if !present[active.String()] {
+			t.Errorf("active %s is not listed (%d listed)", active, len(list))
+		}
+		if lastActivation[major].To != active.String() || active.String() != st.lastActive[major] {
+			t.Errorf("major %d: active %s; last activation event %+v; child last activated %s", major, active, lastActivation[major], st.lastActive[major])
+		}
 	}
 	return committed
 }
