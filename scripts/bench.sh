@@ -21,13 +21,16 @@
 #   6.   Go micro-benchmarks of internal/serving (ONNX Runtime vs pure Go).
 #   7.   Wall time and peak RSS of generate-data, train, validate at 100,000
 #        samples (after the server is stopped).
+#   8.   Two majors side by side: Predict of both formats while each major is
+#        rolled back and re-activated every second, against no swaps.
 #
 # Usage: scripts/bench.sh [--out FILE] [--concurrency 8] [--duration 3s]
 #          [--rounds 5] [--swap-duration 6s] [--swap-rounds 5]
 #          [--train-duration 12s] [--train-rounds 2] [--train-wall-rounds 2]
 #          [--train-rps N] [--skip-train-workers2]
 #          [--benchtime 500ms] [--skip-predict] [--skip-swap] [--skip-training]
-#          [--skip-go] [--skip-pipeline] [--only predict,swap,training,go,pipeline]
+#          [--skip-go] [--skip-pipeline] [--skip-majors]
+#          [--only predict,swap,training,go,pipeline,majors]
 #          [--keep] [--deadline SECONDS]
 # --train-rps caps the training-job section's Predict load at N calls/s (ghz
 # --rps); by default it runs as fast as it can, like the other sections.
@@ -54,7 +57,7 @@ TRAIN_ROUNDS=2
 TRAIN_WALL_ROUNDS=2
 TRAIN_RPS=""
 LOAD_RPS=""  # ghz --rps for ghz_run; set only around the training-job runs
-SKIP_PREDICT=0 SKIP_SWAP=0 SKIP_TRAINING=0 SKIP_TRAIN_W2=0 SKIP_GO=0 SKIP_PIPELINE=0 KEEP=0
+SKIP_PREDICT=0 SKIP_SWAP=0 SKIP_TRAINING=0 SKIP_TRAIN_W2=0 SKIP_GO=0 SKIP_PIPELINE=0 SKIP_MAJORS=0 KEEP=0
 ONLY=""
 DEADLINE=600
 PIPELINE_SAMPLES=100000
@@ -80,6 +83,7 @@ while [ $# -gt 0 ]; do
     --skip-training) SKIP_TRAINING=1; shift ;;
     --only) ONLY=$2; shift 2 ;;
     --skip-go) SKIP_GO=1; shift ;;
+    --skip-majors) SKIP_MAJORS=1; shift ;;
     --skip-pipeline) SKIP_PIPELINE=1; shift ;;
     --keep) KEEP=1; shift ;;
     --deadline) DEADLINE=$2; shift 2 ;;
@@ -93,15 +97,16 @@ done
   die "--concurrency, --rounds, --swap-rounds, --train-rounds and --train-wall-rounds are positive integers"
 [[ -z $TRAIN_RPS || $TRAIN_RPS =~ ^[1-9][0-9]*$ ]] || die "--train-rps is a positive integer"
 if [ -n "$ONLY" ]; then
-  SKIP_PREDICT=1 SKIP_SWAP=1 SKIP_TRAINING=1 SKIP_GO=1 SKIP_PIPELINE=1
+  SKIP_PREDICT=1 SKIP_SWAP=1 SKIP_TRAINING=1 SKIP_GO=1 SKIP_PIPELINE=1 SKIP_MAJORS=1
   for sec in ${ONLY//,/ }; do
     case $sec in
       predict) SKIP_PREDICT=0 ;;
       swap) SKIP_SWAP=0 ;;
       training) SKIP_TRAINING=0 ;;
       go) SKIP_GO=0 ;;
+      majors) SKIP_MAJORS=0 ;;
       pipeline) SKIP_PIPELINE=0 ;;
-      *) die "--only: unknown section $sec; want predict, swap, training, go, pipeline" ;;
+      *) die "--only: unknown section $sec; want predict, swap, training, go, pipeline, majors" ;;
     esac
   done
 fi
@@ -506,6 +511,31 @@ bench_training_job() {
   fi
 }
 
+# ---------------------------------------------------------------- 8. two majors side by side
+# Predict of major 1 (12 values) and major 2 (its wider rows) at random from
+# --concurrency callers while each major is rolled back and re-activated
+# every second, against the same load without swaps, alternating rounds on
+# one server (scripts/bench/majors). Its own markdown goes after the report.
+bench_majors() {
+  start_server majors
+  local cmd="go run ./scripts/bench/majors -grpc $GRPC -duration $SWAP_DUR -rounds $SWAP_ROUNDS -concurrency $CONC"
+  log "two majors: $cmd"
+  {
+    echo
+    echo "## Two majors side by side, each rolled back and re-activated every second"
+    echo
+    echo "\`go run ./scripts/bench/majors -duration $SWAP_DUR -rounds $SWAP_ROUNDS -concurrency $CONC\` against a fresh server."
+    echo
+    echo "| round | load | calls | failed | wrong major | p50 | p99 |"
+    echo "|---|---|---|---|---|---|---|"
+  } >"$RES/majors.md"
+  local rc=0
+  run timeout 600 go run ./scripts/bench/majors -grpc "$GRPC" -duration "$SWAP_DUR" -rounds "$SWAP_ROUNDS" \
+    -concurrency "$CONC" >>"$RES/majors.md" 2>"$RES/majors.err" || rc=$?
+  if [ "$rc" != 0 ]; then log "majors exited $rc:"; tail -n 20 "$RES/majors.err" >&2; fi
+  stop_server
+}
+
 # ---------------------------------------------------------------- 6. Go micro-benchmarks
 bench_go() {
   local cmd="go test -run '^\$' -bench 'SessionRun|ForwardGo|AcquireRelease' -benchtime $BENCHTIME -count $GOCOUNT ./internal/serving/"
@@ -568,10 +598,12 @@ if [ "$SKIP_SWAP" = 0 ]; then
 fi
 if [ "$SKIP_TRAINING" = 0 ]; then bench_training_job; else meta training_skipped="$(skipped training)"; fi
 stop_server
+if [ "$SKIP_MAJORS" = 0 ]; then bench_majors; fi
 if [ "$SKIP_GO" = 0 ]; then bench_go; else meta gobench_skipped="$(skipped go)"; fi
 if [ "$SKIP_PIPELINE" = 0 ]; then bench_pipeline; else meta pipeline_skipped="$(skipped pipeline)"; fi
 meta load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 $REPORT markdown "$RES" >"$TMP/report.md"
+[ -f "$RES/majors.md" ] && cat "$RES/majors.md" >>"$TMP/report.md"
 if [ -n "$OUT" ]; then cp "$TMP/report.md" "$OUT"; log "report written to $OUT"; fi
 cat "$TMP/report.md"
