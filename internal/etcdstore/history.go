@@ -100,8 +100,7 @@ func (s *Store) SetActiveIf(to model.Version, ev model.Event, expected *model.Ve
 			cur, has = v, true
 		}
 		if expected != nil && (cur != *expected || has == expected.IsZero()) {
-			msg := fmt.Sprintf("expected_active %s, but the active version of major %d is %s; nothing changed", orNone(*expected), to.Major, activeName(cur, has))
-			return nil, model.Public(fmt.Errorf("%w: %s", model.ErrActiveMismatch, msg), msg)
+			return nil, model.ActiveMismatch(to.Major, *expected, cur)
 		}
 		if has && cur == to {
 			return nil, fmt.Errorf("%w: %s is already the active version of major %d", model.ErrAlreadyActive, to, to.Major)
@@ -133,19 +132,6 @@ func (s *Store) SetActiveIf(to model.Version, ev model.Event, expected *model.Ve
 	return ev, nil
 }
 
-func orNone(v model.Version) string {
-	if v.IsZero() {
-		return "none"
-	}
-	return v.String()
-}
-
-func activeName(v model.Version, has bool) string {
-	if !has {
-		return "none"
-	}
-	return v.String()
-}
 
 // historyBatch is how many events one read of the history fetches.
 const historyBatch = 1000

@@ -1,6 +1,9 @@
 package model
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // History event actions.
 const (
@@ -76,4 +79,19 @@ type Release struct {
 	Changed bool
 	Active  Version
 	Note    string
+}
+
+// ActiveMismatch returns the error of a compare-and-swap that lost: the
+// caller expected expected (the zero Version: none) as major's active
+// version and actual is (the zero Version: none). It wraps
+// ErrActiveMismatch and its public message names both.
+func ActiveMismatch(major int, expected, actual Version) error {
+	name := func(v Version) string {
+		if v.IsZero() {
+			return "none"
+		}
+		return v.String()
+	}
+	msg := fmt.Sprintf("expected_active %s, but the active version of major %d is %s; nothing changed", name(expected), major, name(actual))
+	return Public(fmt.Errorf("%w: %s", ErrActiveMismatch, msg), msg)
 }

@@ -152,8 +152,7 @@ func (s *Store) SetActiveIf(to model.Version, ev Event, expected *model.Version)
 			return err
 		}
 		if expected != nil && (cur != *expected || has == expected.IsZero()) {
-			msg := fmt.Sprintf("expected_active %s, but the active version of major %d is %s; nothing changed", orNone(*expected), to.Major, activeName(cur, has))
-			return model.Public(fmt.Errorf("%w: %s", model.ErrActiveMismatch, msg), msg)
+			return model.ActiveMismatch(to.Major, *expected, cur)
 		}
 		if has && cur == to {
 			return fmt.Errorf("%w: %s is already the active version of major %d", model.ErrAlreadyActive, to, to.Major)
@@ -179,20 +178,6 @@ func (s *Store) SetActiveIf(to model.Version, ev Event, expected *model.Version)
 		return Event{}, fmt.Errorf("registry: set active %s: %w", to, storageError(s.path, err))
 	}
 	return ev, nil
-}
-
-func orNone(v model.Version) string {
-	if v.IsZero() {
-		return "none"
-	}
-	return v.String()
-}
-
-func activeName(v model.Version, has bool) string {
-	if !has {
-		return "none"
-	}
-	return v.String()
 }
 
 // History returns every kept event, oldest first (at most

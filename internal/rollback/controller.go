@@ -328,17 +328,9 @@ func (c *Controller) expect(major int, expected *model.Version) error {
 		return &StepError{Step: "read", Version: *expected, Err: err}
 	}
 	if cur != *expected {
-		msg := fmt.Sprintf("expected_active %s, but the active version of major %d is %s; nothing changed", versionOrNone(*expected), major, versionOrNone(cur))
-		return model.Public(fmt.Errorf("%w: %s", model.ErrActiveMismatch, msg), msg)
+		return model.ActiveMismatch(major, *expected, cur)
 	}
 	return nil
-}
-
-func versionOrNone(v model.Version) string {
-	if v.IsZero() {
-		return "none"
-	}
-	return v.String()
 }
 
 // release runs the flow and records it. Callers hold mu. Releasing the
