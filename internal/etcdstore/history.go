@@ -132,7 +132,6 @@ func (s *Store) SetActiveIf(to model.Version, ev model.Event, expected *model.Ve
 	return ev, nil
 }
 
-
 // historyBatch is how many events one read of the history fetches.
 const historyBatch = 1000
 
