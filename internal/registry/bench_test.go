@@ -16,20 +16,7 @@ import (
 func BenchmarkRollbackTarget(b *testing.B) {
 	for _, events := range []int{100, 10_000, 100_000} {
 		b.Run(fmt.Sprintf("history=%d", events), func(b *testing.B) {
-			s, err := registry.Open(filepath.Join(b.TempDir(), "registry.db"), registry.Options{HistoryKeep: events})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			for _, v := range []string{"v1.0.0", "v1.0.1"} {
-				m := modelBytes(1, 256)
-				if _, err := s.Register(m, newManifest(model.MustParseVersion(v), m), "bench"); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if err := registry.FillHistory(s, events, "v1.0.0", "v1.0.1"); err != nil {
-				b.Fatal(err)
-			}
+			s := benchStore(b, events)
 			b.ResetTimer()
 			// One iteration: find the target, roll back to it, activate the
 			// version rolled back from again (so the index never runs dry).
@@ -58,20 +45,7 @@ func BenchmarkRollbackTarget(b *testing.B) {
 func BenchmarkPreviousActive(b *testing.B) {
 	for _, events := range []int{100, 100_000} {
 		b.Run(fmt.Sprintf("history=%d", events), func(b *testing.B) {
-			s, err := registry.Open(filepath.Join(b.TempDir(), "registry.db"), registry.Options{HistoryKeep: events})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			for _, v := range []string{"v1.0.0", "v1.0.1"} {
-				m := modelBytes(1, 256)
-				if _, err := s.Register(m, newManifest(model.MustParseVersion(v), m), "bench"); err != nil {
-					b.Fatal(err)
-				}
-			}
-			if err := registry.FillHistory(s, events, "v1.0.0", "v1.0.1"); err != nil {
-				b.Fatal(err)
-			}
+			s := benchStore(b, events)
 			for b.Loop() {
 				if _, err := s.PreviousActive(1); err != nil {
 					b.Fatal(err)
@@ -79,4 +53,25 @@ func BenchmarkPreviousActive(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchStore opens a registry with v1.0.0 and v1.0.1 and a history of
+// events alternating activations between them.
+func benchStore(b *testing.B, events int) *registry.Store {
+	b.Helper()
+	s, err := registry.Open(filepath.Join(b.TempDir(), "registry.db"), registry.Options{HistoryKeep: events})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	for _, v := range []string{"v1.0.0", "v1.0.1"} {
+		m := modelBytes(1, 256)
+		if _, err := s.Register(m, newManifest(model.MustParseVersion(v), m), "bench"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := registry.FillHistory(s, events, "v1.0.0", "v1.0.1"); err != nil {
+		b.Fatal(err)
+	}
+	return s
 }
