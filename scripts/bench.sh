@@ -546,6 +546,19 @@ bench_go() {
     -count "$GOCOUNT" -timeout 4m ./internal/serving/ >"$RES/gobench.txt" 2>&1 || rc=$?
   meta gobench_rc="$rc"
   if [ "$rc" != 0 ]; then log "go test exited $rc:"; tail -n 20 "$RES/gobench.txt" >&2; fi
+  # The rollback target comes from an index: its cost against the history's length.
+  log "registry benchmarks: rollback cost with 100 to 100,000 history events"
+  {
+    echo
+    echo "## Rollback cost against the history's length"
+    echo
+    echo "\`go test -run '^\$' -bench 'RollbackTarget|PreviousActive' -benchtime 200x ./internal/registry/\`: a rollback"
+    echo "(find the target, record it, re-activate; each commit fsyncs) and the target lookup alone."
+    echo
+    echo '```'
+    go test -run '^$' -bench 'RollbackTarget|PreviousActive' -benchtime 200x -benchmem ./internal/registry/ 2>&1 | grep -E '^Benchmark'
+    echo '```'
+  } >"$RES/registry.md" || log "registry benchmarks failed"
 }
 
 # ---------------------------------------------------------------- 7. pipeline cost
@@ -604,6 +617,6 @@ if [ "$SKIP_PIPELINE" = 0 ]; then bench_pipeline; else meta pipeline_skipped="$(
 meta load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 $REPORT markdown "$RES" >"$TMP/report.md"
-[ -f "$RES/majors.md" ] && cat "$RES/majors.md" >>"$TMP/report.md"
+for extra in majors registry; do [ -f "$RES/$extra.md" ] && cat "$RES/$extra.md" >>"$TMP/report.md"; done
 if [ -n "$OUT" ]; then cp "$TMP/report.md" "$OUT"; log "report written to $OUT"; fi
 cat "$TMP/report.md"
