@@ -617,6 +617,6 @@ if [ "$SKIP_PIPELINE" = 0 ]; then bench_pipeline; else meta pipeline_skipped="$(
 meta load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 $REPORT markdown "$RES" >"$TMP/report.md"
-for extra in majors registry; do [ -f "$RES/$extra.md" ] && cat "$RES/$extra.md" >>"$TMP/report.md"; done
+for extra in majors registry; do if [ -f "$RES/$extra.md" ]; then cat "$RES/$extra.md" >>"$TMP/report.md"; fi; done
 if [ -n "$OUT" ]; then cp "$TMP/report.md" "$OUT"; log "report written to $OUT"; fi
 cat "$TMP/report.md"
