@@ -215,3 +215,7 @@ func (b *tailBuffer) String() string {
 
 // errKilled marks a call cut by the server's death.
 var errKilled = errors.New("server killed")
+
+func credentialsTLS(f *TLSFiles) credentials.TransportCredentials {
+	return credentials.NewTLS(f.ClientConfig())
+}
