@@ -487,7 +487,7 @@ func (s *soak) swapper(ctx context.Context) {
 		err := s.swap(ctx, i)
 		if err == nil {
 			s.swaps.Add(1)
-		} else if !s.inWindow(begin, time.Now()) && ctx.Err() == nil {
+		} else if !s.inWindow(begin, time.Now()) && !ended(ctx) {
 			s.res.SwapFailures = append(s.res.SwapFailures, fmt.Sprintf("%.1fs: %v", begin.Sub(s.start).Seconds(), err))
 		}
 	}
@@ -519,6 +519,13 @@ func (s *soak) swap(ctx context.Context, i int) error {
 	return err
 }
 
+// ended reports whether the run is over: a call cut by the run's own
+// deadline is not a failure (gRPC may see the deadline before ctx.Err does).
+func ended(ctx context.Context) bool {
+	d, ok := ctx.Deadline()
+	return ctx.Err() != nil || ok && !time.Now().Before(d)
+}
+
 var rngMu sync.Mutex
 
 func (s *soak) rngIntN(n int) int { rngMu.Lock(); defer rngMu.Unlock(); return s.rng.IntN(n) }
@@ -530,7 +537,7 @@ func (s *soak) trainer(ctx context.Context) {
 		begin := time.Now()
 		err := s.train(ctx)
 		s.res.Jobs++
-		if err != nil && ctx.Err() == nil && !s.inWindow(begin, time.Now()) {
+		if err != nil && !ended(ctx) && !s.inWindow(begin, time.Now()) {
 			s.res.JobFailures = append(s.res.JobFailures, fmt.Sprintf("%.1fs: %v", begin.Sub(s.start).Seconds(), err))
 		}
 		select {
@@ -690,6 +697,12 @@ const warmUp = 15 * time.Second
 // 1,000 swaps, with the number of samples used; NaN when no lifetime has
 // two samples with different swap counts.
 func (r *SoakResult) RSSSlope() (float64, int) {
+	slope, _, n := r.rssFit()
+	return slope, n
+}
+
+// rssFit is RSSSlope with the slope's standard error (KiB per 1,000 swaps).
+func (r *SoakResult) rssFit() (slope, stderr float64, n int) {
 	byPID := map[int][]Sample{}
 	first := map[int]time.Duration{}
 	for _, s := range r.Samples {
@@ -702,7 +715,8 @@ func (r *SoakResult) RSSSlope() (float64, int) {
 		byPID[s.PID] = append(byPID[s.PID], s)
 	}
 	var sxy, sxx float64
-	n := 0
+	type pt struct{ dx, dy float64 }
+	var pts []pt
 	for _, ss := range byPID {
 		if len(ss) < 2 {
 			continue
@@ -715,16 +729,28 @@ func (r *SoakResult) RSSSlope() (float64, int) {
 		mx /= float64(len(ss))
 		my /= float64(len(ss))
 		for _, s := range ss {
-			dx := float64(s.Swaps) - mx
-			sxy += dx * (float64(s.RSSKiB) - my)
+			dx, dy := float64(s.Swaps)-mx, float64(s.RSSKiB)-my
+			sxy += dx * dy
 			sxx += dx * dx
+			pts = append(pts, pt{dx, dy})
 		}
 		n += len(ss)
 	}
 	if sxx == 0 {
-		return math.NaN(), n
+		return math.NaN(), math.NaN(), n
 	}
-	return sxy / sxx * 1000, n
+	b := sxy / sxx
+	var sse float64
+	for _, p := range pts {
+		e := p.dy - b*p.dx
+		sse += e * e
+	}
+	dof := n - len(byPID) - 1
+	stderr = math.NaN()
+	if dof > 0 {
+		stderr = math.Sqrt(sse/float64(dof)/sxx) * 1000
+	}
+	return b * 1000, stderr, n
 }
 
 // percentile returns the q-quantile (0..1) of sorted d.
@@ -795,8 +821,8 @@ func (r *SoakResult) Report(w io.Writer, command, commit string) {
 			fmt.Fprintf(w, "| %s | %.0fs | %d | %.1f MiB | %d | %d |\n", x.name, x.s.At.Seconds(), x.s.PID, float64(x.s.RSSKiB)/1024, x.s.Goroutines, x.s.Swaps)
 		}
 	}
-	slope, n := r.RSSSlope()
-	fmt.Fprintf(w, "\nRSS growth: %.0f KiB per 1,000 swaps (least-squares slope of RSS against swaps within each process lifetime, its first %s left out as warm-up; %d samples every 5 s).\n", slope, warmUp, n)
+	slope, se, n := r.rssFit()
+	fmt.Fprintf(w, "\nRSS growth: %.0f ± %.0f KiB (standard error) per 1,000 swaps (least-squares slope of RSS against swaps within each process lifetime, its first %s left out as warm-up; %d samples every 5 s).\n", slope, se, warmUp, n)
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
