@@ -1,6 +1,9 @@
 # recommendation-api — every target installs what it needs first.
 #   make run    build and serve (gRPC 127.0.0.1:50051, REST 127.0.0.1:8080, no authentication) on the embedded default model
-#   make test   formatting, vet, generated-code check, all tests (race detector on)
+#   make test   formatting, vet, generated-code check, all tests (race detector on), a 30-kill crash loop, fuzz-short
+#   make crash  the crash loop: 300 SIGKILLs of the real server (CRASH_FLAGS="-n 1000 -v")
+#   make soak   the 10-minute soak with tokens, TLS, swaps, jobs and kills; markdown on stdout (SOAK_FLAGS="-duration 3m")
+#   make fuzz   every fuzz target for FUZZTIME each (default 1m); fuzz-short runs each for 3 s
 SHELL := /bin/bash
 ROOT  := $(CURDIR)
 TOOLS := $(ROOT)/.tools/bin
@@ -12,7 +15,7 @@ GO_PKGS := ./...
 # Packages with concurrent code run under the race detector.
 RACE_PKGS := ./internal/serving/... ./internal/registry/... ./internal/rollback/... ./internal/transport/... ./internal/trainer/... ./internal/jobs/... ./internal/traces/... ./internal/etcdstore/... ./internal/auth/... ./cmd/...
 
-.PHONY: all build run test deps deps-system tools ort proto check-generated fmt-check vet pipeline bench default-model compose-check clean
+.PHONY: all build run test crash soak fuzz fuzz-short deps deps-system tools ort proto check-generated fmt-check vet pipeline bench default-model compose-check clean
 
 all: build
 
@@ -50,9 +53,39 @@ deps-system:
 run: build
 	ONNXRUNTIME_LIB=$(ORT_LIB) ./$(BIN) serve --insecure-no-auth
 
+# The second line includes internal/reliability: its test is the crash loop with 30 kills.
 test: deps fmt-check vet check-generated compose-check
 	ONNXRUNTIME_LIB=$(ORT_LIB) go test -race -timeout 20m $(RACE_PKGS)
 	ONNXRUNTIME_LIB=$(ORT_LIB) go test -timeout 10m $$(go list ./... | grep -v -e /internal/serving -e /internal/registry -e /internal/rollback -e /internal/transport -e /internal/trainer -e /internal/jobs -e /internal/traces -e /internal/etcdstore -e /internal/auth -e /cmd/)
+	@$(MAKE) --no-print-directory fuzz-short
+
+## crash, soak: the reliability checks (internal/reliability); docs/reliability.md has a run of each.
+crash: ort
+	ONNXRUNTIME_LIB=$(ORT_LIB) go run ./internal/reliability/cmd/crash $(CRASH_FLAGS)
+
+soak: ort
+	ONNXRUNTIME_LIB=$(ORT_LIB) go run ./internal/reliability/cmd/soak $(SOAK_FLAGS)
+
+## fuzz: every decoder facing outside input, package:target. Seed corpora are
+## in each package's testdata/fuzz/<target>.
+FUZZ_TARGETS := \
+	internal/model:FuzzParseVersion internal/model:FuzzParseManifest \
+	internal/auth:FuzzParse \
+	internal/features:FuzzNormalize internal/features:FuzzPercentiles \
+	internal/transport:FuzzPredictRequest internal/transport:FuzzPredictAdmissible \
+	internal/onnxfile:FuzzDecode internal/onnxfile:FuzzCheck \
+	internal/trainer:FuzzReadNPZ \
+	internal/traces:FuzzReadBitbrains internal/traces:FuzzReadGeneric \
+	internal/registry:FuzzOpenLayout1
+FUZZTIME ?= 1m
+
+fuzz: ort
+	@set -e; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
+	  ONNXRUNTIME_LIB=$(ORT_LIB) go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg; done
+
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
