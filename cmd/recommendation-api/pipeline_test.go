@@ -25,6 +25,7 @@ import (
 	"strings"
 	"testing"
 
+	"recommendation-api/internal/leakcheck"
 	"recommendation-api/internal/model"
 	"recommendation-api/internal/onnxfile"
 	"recommendation-api/internal/serving"
@@ -67,7 +68,16 @@ func testMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 		return 1
 	}
-	return m.Run()
+	code := m.Run()
+	if code == 0 {
+		// Every in-process server a test started is stopped: no goroutine
+		// and no ONNX Runtime session outlives the tests.
+		if err := leakcheck.Check(); err != nil {
+			fmt.Fprintln(os.Stderr, "leakcheck:", err)
+			return 1
+		}
+	}
+	return code
 }
 
 // needORT skips tests that load the model into ONNX Runtime when the library

@@ -182,6 +182,15 @@ func (p *tensorPool) put(t *ioTensors) int {
 	return -1
 }
 
+// openSessions counts the ONNX Runtime sessions of this process not yet
+// destroyed, whichever Manager made them.
+var openSessions atomic.Int64
+
+// OpenSessions is the number of ONNX Runtime sessions created and not yet
+// closed in this process; tests check it returns to 0 (a leaked session
+// holds native memory).
+func OpenSessions() int64 { return openSessions.Load() }
+
 // NewSession creates a session from ONNX model bytes. The bytes are first
 // decoded and checked by onnxfile.Check, so ONNX Runtime only ever sees a
 // file exactly as this project's encoder writes it: no external data (no
@@ -268,6 +277,7 @@ func newCheckedSession(c *onnxfile.Checked, opt SessionOptions, config []configE
 	if err != nil {
 		return nil, model.Public(fmt.Errorf("serving: new session: %w: ONNX Runtime refuses the model: %v", model.ErrInvalidModel, err), ortRefused)
 	}
+	openSessions.Add(1)
 	// Enough idle pairs per batch size for every P to have a Run in flight
 	// and another waiting; more concurrent Runs create and destroy theirs.
 	slots := min(max(2*runtime.GOMAXPROCS(0), 4), 32)
@@ -465,6 +475,7 @@ func (s *Session) Close() error {
 			}
 		}
 		err = s.ort.Destroy()
+		openSessions.Add(-1)
 	})
 	return err
 }
