@@ -220,4 +220,8 @@ func TestRegisterOnFullDisk(t *testing.T) {
 		t.Fatalf("register on a full disk: %d %s; want 507, RESOURCE_EXHAUSTED, naming %s", lastCode, lastBody, dir)
 	}
 	e.checkServes(t, seedVersion, nil)
+	// The refused write left the file whole.
+	if err := e.store.Check(); err != nil {
+		t.Errorf("registry after a full disk: %v", err)
+	}
 }
