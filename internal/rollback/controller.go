@@ -32,6 +32,10 @@ type Options struct {
 	// makes to serve a major's active version (in sync, or why not and
 	// when it tries again). It is called without the controller's lock.
 	OnFollow func(FollowStatus)
+	// Load, when set, loads a version into the serving manager in place
+	// of its Load (a seam for tests of failed loads); it must load into
+	// the manager the controller was given.
+	Load func(b []byte, m *model.Manifest) error
 	// FollowBackoff is the first wait before Follow retries a failed load
 	// (doubling up to FollowMaxBackoff); defaults 500ms and 30s.
 	FollowBackoff, FollowMaxBackoff time.Duration
@@ -206,7 +210,11 @@ func (c *Controller) loadAndSwap(v model.Version) error {
 	if err := checkServable(m); err != nil {
 		return fail("check format", err)
 	}
-	if err := c.models.Load(b, m); err != nil {
+	load := c.models.Load
+	if c.opts.Load != nil {
+		load = c.opts.Load
+	}
+	if err := load(b, m); err != nil {
 		return fail("load", err)
 	}
 	if _, err := c.models.Activate(v); err != nil {
