@@ -78,7 +78,7 @@ func startServer(t *testing.T, before func(*server)) *testServer {
 
 // startServerWith is startServer with configure, if not nil, changing the
 // configuration first.
-func startServerWith(t *testing.T, configure func(*Config), before func(*server)) *testServer {
+func startServerWith(t testing.TB, configure func(*Config), before func(*server)) *testServer {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
@@ -177,7 +177,7 @@ func defaultVersion(t *testing.T) *model.Manifest {
 
 // testModelVersion encodes onnxfile.RandomMLP(seed) as version, with a
 // manifest as the trainer writes it (checksum, specs, golden rows).
-func testModelVersion(t *testing.T, seed int64, version string) ([]byte, *model.Manifest) {
+func testModelVersion(t testing.TB, seed int64, version string) ([]byte, *model.Manifest) {
 	t.Helper()
 	q := onnxfile.RandomMLP(seed)
 	v := model.MustParseVersion(version)
