@@ -21,13 +21,20 @@
 #   6.   Go micro-benchmarks of internal/serving (ONNX Runtime vs pure Go).
 #   7.   Wall time and peak RSS of generate-data, train, validate at 100,000
 #        samples (after the server is stopped).
+#   8.   Replicas (etcd mode): three in-process servers on one real etcd
+#        (Debian etcd-server) under Predict load; --replica-rollbacks
+#        activate+rollback pairs, each through another replica; the
+#        distribution of the time from a call's return until all three answer
+#        with the new version, and the failed Predict calls (must be 0).
+#        BenchmarkReplicaConvergence in cmd/recommendation-api.
 #
 # Usage: scripts/bench.sh [--out FILE] [--concurrency 8] [--duration 3s]
 #          [--rounds 5] [--swap-duration 6s] [--swap-rounds 5]
 #          [--train-duration 12s] [--train-rounds 2] [--train-wall-rounds 2]
 #          [--train-rps N] [--skip-train-workers2]
 #          [--benchtime 500ms] [--skip-predict] [--skip-swap] [--skip-training]
-#          [--skip-go] [--skip-pipeline] [--only predict,swap,training,go,pipeline]
+#          [--skip-go] [--skip-pipeline] [--skip-replicas] [--replica-rollbacks 50]
+#          [--only predict,swap,training,go,pipeline,replicas]
 #          [--keep] [--deadline SECONDS]
 # --train-rps caps the training-job section's Predict load at N calls/s (ghz
 # --rps); by default it runs as fast as it can, like the other sections.
@@ -54,7 +61,8 @@ TRAIN_ROUNDS=2
 TRAIN_WALL_ROUNDS=2
 TRAIN_RPS=""
 LOAD_RPS=""  # ghz --rps for ghz_run; set only around the training-job runs
-SKIP_PREDICT=0 SKIP_SWAP=0 SKIP_TRAINING=0 SKIP_TRAIN_W2=0 SKIP_GO=0 SKIP_PIPELINE=0 KEEP=0
+SKIP_PREDICT=0 SKIP_SWAP=0 SKIP_TRAINING=0 SKIP_TRAIN_W2=0 SKIP_GO=0 SKIP_PIPELINE=0 SKIP_REPLICAS=0 KEEP=0
+REPLICA_ROLLBACKS=50
 ONLY=""
 DEADLINE=600
 PIPELINE_SAMPLES=100000
@@ -81,6 +89,8 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift 2 ;;
     --skip-go) SKIP_GO=1; shift ;;
     --skip-pipeline) SKIP_PIPELINE=1; shift ;;
+    --skip-replicas) SKIP_REPLICAS=1; shift ;;
+    --replica-rollbacks) REPLICA_ROLLBACKS=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --deadline) DEADLINE=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -92,8 +102,9 @@ done
 [[ $CONC =~ ^[1-9][0-9]*$ && $ROUNDS =~ ^[1-9][0-9]*$ && $SWAP_ROUNDS =~ ^[1-9][0-9]*$ && $TRAIN_ROUNDS =~ ^[1-9][0-9]*$ && $TRAIN_WALL_ROUNDS =~ ^[1-9][0-9]*$ ]] ||
   die "--concurrency, --rounds, --swap-rounds, --train-rounds and --train-wall-rounds are positive integers"
 [[ -z $TRAIN_RPS || $TRAIN_RPS =~ ^[1-9][0-9]*$ ]] || die "--train-rps is a positive integer"
+[[ $REPLICA_ROLLBACKS =~ ^[1-9][0-9]*$ ]] || die "--replica-rollbacks is a positive integer"
 if [ -n "$ONLY" ]; then
-  SKIP_PREDICT=1 SKIP_SWAP=1 SKIP_TRAINING=1 SKIP_GO=1 SKIP_PIPELINE=1
+  SKIP_PREDICT=1 SKIP_SWAP=1 SKIP_TRAINING=1 SKIP_GO=1 SKIP_PIPELINE=1 SKIP_REPLICAS=1
   for sec in ${ONLY//,/ }; do
     case $sec in
       predict) SKIP_PREDICT=0 ;;
@@ -101,7 +112,8 @@ if [ -n "$ONLY" ]; then
       training) SKIP_TRAINING=0 ;;
       go) SKIP_GO=0 ;;
       pipeline) SKIP_PIPELINE=0 ;;
-      *) die "--only: unknown section $sec; want predict, swap, training, go, pipeline" ;;
+      replicas) SKIP_REPLICAS=0 ;;
+      *) die "--only: unknown section $sec; want predict, swap, training, go, pipeline, replicas" ;;
     esac
   done
 fi
@@ -543,6 +555,28 @@ bench_pipeline() {
   done
 }
 
+# ---------------------------------------------------------------- 8. replicas
+# Its markdown table is appended to the report as printed by the benchmark.
+bench_replicas() {
+  if ! command -v etcd >/dev/null && [ -z "${ETCD_BIN:-}" ]; then
+    echo "_Replicas: skipped, no etcd server (apt-get install etcd-server)._" >"$RES/replicas.md"
+    return
+  fi
+  local cmd="RECO_BENCH_ROLLBACKS=$REPLICA_ROLLBACKS go test -run '^\$' -bench ReplicaConvergence -benchtime 1x ./cmd/recommendation-api/"
+  log "replicas: $cmd"
+  local rc=0
+  run timeout 400 env RECO_BENCH_ROLLBACKS="$REPLICA_ROLLBACKS" go test -run '^$' -bench ReplicaConvergence -benchtime 1x \
+    -timeout 6m ./cmd/recommendation-api/ >"$RES/replicas.txt" 2>&1 || rc=$?
+  {
+    echo "## 8. Replicas: convergence after a release (etcd mode)"
+    echo
+    echo "\`$cmd\` (exit $rc)"
+    echo
+    grep -E '^(replica convergence|\||Predict calls)' "$RES/replicas.txt" || tail -n 20 "$RES/replicas.txt"
+  } >"$RES/replicas.md"
+  if [ "$rc" != 0 ]; then log "go test exited $rc:"; tail -n 20 "$RES/replicas.txt" >&2; fi
+}
+
 # ---------------------------------------------------------------- run
 # /usr/bin/time measures the pipeline steps and ghz's own CPU time.
 if [ ! -x /usr/bin/time ]; then
@@ -570,8 +604,10 @@ if [ "$SKIP_TRAINING" = 0 ]; then bench_training_job; else meta training_skipped
 stop_server
 if [ "$SKIP_GO" = 0 ]; then bench_go; else meta gobench_skipped="$(skipped go)"; fi
 if [ "$SKIP_PIPELINE" = 0 ]; then bench_pipeline; else meta pipeline_skipped="$(skipped pipeline)"; fi
+if [ "$SKIP_REPLICAS" = 0 ]; then bench_replicas; fi
 meta load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 $REPORT markdown "$RES" >"$TMP/report.md"
+if [ -f "$RES/replicas.md" ]; then { echo; cat "$RES/replicas.md"; } >>"$TMP/report.md"; fi
 if [ -n "$OUT" ]; then cp "$TMP/report.md" "$OUT"; log "report written to $OUT"; fi
 cat "$TMP/report.md"

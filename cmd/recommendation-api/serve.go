@@ -257,6 +257,14 @@ func unwrapPath(err error) error {
 //  5. the worker is awaited, since it writes to the registry that close
 //     then closes.
 //
+// With --registry etcd://... the job worker is jobs.Follow on every replica
+// plus, while this replica holds the leader lease, jobs.Lead and the
+// probation watcher (rollback.Lead), started and stopped as leadership
+// comes and goes; queued jobs then stay queued for the next leader. The
+// election (etcdstore.Elector.Run) and the follower of the active pointers
+// (rollback.Follow fed by WatchActives and a probe every second) stop
+// after step 5, so a leader resigns only once its job is recorded.
+//
 // A worker still busy at the deadline (a job blocked in a read that does not
 // heed its context, such as a trace on a hung mount) is not waited for:
 // serve returns an error without closing the registry, and the process
