@@ -224,8 +224,11 @@ func TestReplicaPartitioned(t *testing.T) {
 	eventuallyTrue(t, waitFor, "the cut replica reports major 1 NOT_SERVING", func() bool {
 		return cut.majorHealth(ctx) == healthpb.HealthCheckResponse_NOT_SERVING
 	})
-	if g := gaugeValue(t, cut.srv.repl.reach); g != 0 {
-		t.Errorf("recommendation_registry_reachable = %v on the cut replica; want 0", g)
+	eventuallyTrue(t, waitFor, "the cut replica reports recommendation_registry_reachable 0", func() bool {
+		return gaugeValue(t, cut.srv.repl.reach) == 0
+	})
+	if g := gaugeValue(t, cut.srv.repl.follow.WithLabelValues("1")); g != 0 {
+		t.Errorf("recommendation_replica_in_sync{major=1} = %v on the cut replica; want 0", g)
 	}
 	b, man := testModelVersion(t, 31, "v1.1.0")
 	if err := registerVersion(ctx, ok, b, man); err != nil {
@@ -328,9 +331,7 @@ func TestReplicaLeaderKilledMidJob(t *testing.T) {
 	eventuallyTrue(t, waitFor, "the leader runs the job queued through the follower", func() bool {
 		return get(follower).GetState() == recommendationv1.JobState_JOB_STATE_RUNNING
 	})
-	if !strings.Contains(leader.stderr.String(), id) {
-		t.Errorf("the leader's log does not mention %s", id)
-	}
+	eventuallyTrue(t, waitFor, "the leader logs that it started "+id, func() bool { return strings.Contains(leader.stderr.String(), id) })
 	if err := leader.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
