@@ -3,6 +3,7 @@ package deploy
 import (
 	"fmt"
 	"net"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -53,6 +54,7 @@ type composeService struct {
 	StopGracePeriod string   `json:"stop_grace_period"`
 	DependsOn       []string `json:"depends_on"`
 	Restart         string   `json:"restart"`
+	Profiles        []string `json:"profiles"`
 }
 
 func TestCompose(t *testing.T) {
@@ -182,4 +184,59 @@ func TestCompose(t *testing.T) {
 		}
 		t.Errorf("%s scrapes no %s/metrics", prometheusFile, want)
 	})
+}
+
+// TestComposeEtcdProfile: the optional profile "etcd" adds an etcd and a
+// server whose --registry names it on the port it listens on, with the
+// same token secret; the default services stay out of the profile; and
+// docker-compose itself accepts the file with and without the profile.
+func TestComposeEtcdProfile(t *testing.T) {
+	var cf composeFileT
+	readStrict(t, composeFile, &cf)
+	etcd, ok := cf.Services["etcd"]
+	if !ok {
+		t.Fatal("no service etcd")
+	}
+	api, ok := cf.Services["recommendation-api-etcd"]
+	if !ok {
+		t.Fatal("no service recommendation-api-etcd")
+	}
+	for name, s := range cf.Services {
+		inProfile := slices.Contains(s.Profiles, "etcd")
+		if want := name == "etcd" || name == "recommendation-api-etcd"; inProfile != want {
+			t.Errorf("service %s in profile etcd: %v; want %v", name, inProfile, want)
+		}
+	}
+	f := flags(api.Command)
+	reg := f["registry"]
+	if !strings.HasPrefix(reg, "etcd://") {
+		t.Fatalf("recommendation-api-etcd --registry %q; want etcd://HOST:PORT", reg)
+	}
+	host, port, err := net.SplitHostPort(strings.TrimPrefix(reg, "etcd://"))
+	if err != nil || host != "etcd" {
+		t.Fatalf("--registry %q: want the etcd service's host:port (%v)", reg, err)
+	}
+	listens := flags(etcd.Command)["listen-client-urls"]
+	if !strings.HasSuffix(listens, ":"+port) {
+		t.Errorf("etcd listens on %q; the server dials port %s", listens, port)
+	}
+	if !slices.Contains(api.DependsOn, "etcd") {
+		t.Errorf("recommendation-api-etcd depends on %v; want etcd", api.DependsOn)
+	}
+	if len(api.Secrets) != 1 || f["token-file"] != "/run/secrets/"+api.Secrets[0] || f["insecure-no-auth"] != "" {
+		t.Errorf("recommendation-api-etcd: secrets %v, --token-file %q; want the token secret, and auth on", api.Secrets, f["token-file"])
+	}
+	if flags(etcd.Command)["auto-compaction-retention"] == "" {
+		t.Error("etcd runs without --auto-compaction-retention: deleted models would never free space")
+	}
+	bin, err := exec.LookPath("docker-compose")
+	if err != nil {
+		t.Skip("docker-compose not installed (Debian docker-compose): the file was not validated by it")
+	}
+	for _, args := range [][]string{{"config", "-q"}, {"--profile", "etcd", "config", "-q"}} {
+		cmd := exec.Command(bin, append([]string{"-f", composeFile}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("docker-compose %v: %v\n%s", args, err, out)
+		}
+	}
 }

@@ -23,14 +23,20 @@
 #        samples (after the server is stopped).
 #   8.   Two majors side by side: Predict of both formats while each major is
 #        rolled back and re-activated every second, against no swaps.
+#   9.   Replicas (etcd mode): three in-process servers on one real etcd
+#        (Debian etcd-server) under Predict load; --replica-rollbacks
+#        activate+rollback pairs, each through another replica; the
+#        distribution of the time from a call's return until all three answer
+#        with the new version, and the failed Predict calls (must be 0).
+#        BenchmarkReplicaConvergence in cmd/recommendation-api.
 #
 # Usage: scripts/bench.sh [--out FILE] [--concurrency 8] [--duration 3s]
 #          [--rounds 5] [--swap-duration 6s] [--swap-rounds 5]
 #          [--train-duration 12s] [--train-rounds 2] [--train-wall-rounds 2]
 #          [--train-rps N] [--skip-train-workers2]
 #          [--benchtime 500ms] [--skip-predict] [--skip-swap] [--skip-training]
-#          [--skip-go] [--skip-pipeline] [--skip-majors]
-#          [--only predict,swap,training,go,pipeline,majors]
+#          [--skip-go] [--skip-pipeline] [--skip-majors] [--skip-replicas] [--replica-rollbacks 50]
+#          [--only predict,swap,training,go,pipeline,majors,replicas]
 #          [--keep] [--deadline SECONDS]
 # --train-rps caps the training-job section's Predict load at N calls/s (ghz
 # --rps); by default it runs as fast as it can, like the other sections.
@@ -57,7 +63,8 @@ TRAIN_ROUNDS=2
 TRAIN_WALL_ROUNDS=2
 TRAIN_RPS=""
 LOAD_RPS=""  # ghz --rps for ghz_run; set only around the training-job runs
-SKIP_PREDICT=0 SKIP_SWAP=0 SKIP_TRAINING=0 SKIP_TRAIN_W2=0 SKIP_GO=0 SKIP_PIPELINE=0 SKIP_MAJORS=0 KEEP=0
+SKIP_PREDICT=0 SKIP_SWAP=0 SKIP_TRAINING=0 SKIP_TRAIN_W2=0 SKIP_GO=0 SKIP_PIPELINE=0 SKIP_MAJORS=0 SKIP_REPLICAS=0 KEEP=0
+REPLICA_ROLLBACKS=50
 ONLY=""
 DEADLINE=600
 PIPELINE_SAMPLES=100000
@@ -85,6 +92,8 @@ while [ $# -gt 0 ]; do
     --skip-go) SKIP_GO=1; shift ;;
     --skip-majors) SKIP_MAJORS=1; shift ;;
     --skip-pipeline) SKIP_PIPELINE=1; shift ;;
+    --skip-replicas) SKIP_REPLICAS=1; shift ;;
+    --replica-rollbacks) REPLICA_ROLLBACKS=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --deadline) DEADLINE=$2; shift 2 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -96,8 +105,9 @@ done
 [[ $CONC =~ ^[1-9][0-9]*$ && $ROUNDS =~ ^[1-9][0-9]*$ && $SWAP_ROUNDS =~ ^[1-9][0-9]*$ && $TRAIN_ROUNDS =~ ^[1-9][0-9]*$ && $TRAIN_WALL_ROUNDS =~ ^[1-9][0-9]*$ ]] ||
   die "--concurrency, --rounds, --swap-rounds, --train-rounds and --train-wall-rounds are positive integers"
 [[ -z $TRAIN_RPS || $TRAIN_RPS =~ ^[1-9][0-9]*$ ]] || die "--train-rps is a positive integer"
+[[ $REPLICA_ROLLBACKS =~ ^[1-9][0-9]*$ ]] || die "--replica-rollbacks is a positive integer"
 if [ -n "$ONLY" ]; then
-  SKIP_PREDICT=1 SKIP_SWAP=1 SKIP_TRAINING=1 SKIP_GO=1 SKIP_PIPELINE=1 SKIP_MAJORS=1
+  SKIP_PREDICT=1 SKIP_SWAP=1 SKIP_TRAINING=1 SKIP_GO=1 SKIP_PIPELINE=1 SKIP_MAJORS=1 SKIP_REPLICAS=1
   for sec in ${ONLY//,/ }; do
     case $sec in
       predict) SKIP_PREDICT=0 ;;
@@ -106,7 +116,8 @@ if [ -n "$ONLY" ]; then
       go) SKIP_GO=0 ;;
       majors) SKIP_MAJORS=0 ;;
       pipeline) SKIP_PIPELINE=0 ;;
-      *) die "--only: unknown section $sec; want predict, swap, training, go, pipeline, majors" ;;
+      replicas) SKIP_REPLICAS=0 ;;
+      *) die "--only: unknown section $sec; want predict, swap, training, go, pipeline, majors, replicas" ;;
     esac
   done
 fi
@@ -586,6 +597,28 @@ bench_pipeline() {
   done
 }
 
+# ---------------------------------------------------------------- 8. replicas
+# Its markdown table is appended to the report as printed by the benchmark.
+bench_replicas() {
+  if ! command -v etcd >/dev/null && [ -z "${ETCD_BIN:-}" ]; then
+    echo "_Replicas: skipped, no etcd server (apt-get install etcd-server)._" >"$RES/replicas.md"
+    return
+  fi
+  local cmd="RECO_BENCH_ROLLBACKS=$REPLICA_ROLLBACKS go test -run '^\$' -bench ReplicaConvergence -benchtime 1x ./cmd/recommendation-api/"
+  log "replicas: $cmd"
+  local rc=0
+  run timeout 400 env RECO_BENCH_ROLLBACKS="$REPLICA_ROLLBACKS" go test -run '^$' -bench ReplicaConvergence -benchtime 1x \
+    -timeout 6m ./cmd/recommendation-api/ >"$RES/replicas.txt" 2>&1 || rc=$?
+  {
+    echo "## 8. Replicas: convergence after a release (etcd mode)"
+    echo
+    echo "\`$cmd\` (exit $rc)"
+    echo
+    grep -E '^(replica convergence|\||Predict calls)' "$RES/replicas.txt" || tail -n 20 "$RES/replicas.txt"
+  } >"$RES/replicas.md"
+  if [ "$rc" != 0 ]; then log "go test exited $rc:"; tail -n 20 "$RES/replicas.txt" >&2; fi
+}
+
 # ---------------------------------------------------------------- run
 # /usr/bin/time measures the pipeline steps and ghz's own CPU time.
 if [ ! -x /usr/bin/time ]; then
@@ -614,9 +647,11 @@ stop_server
 if [ "$SKIP_MAJORS" = 0 ]; then bench_majors; fi
 if [ "$SKIP_GO" = 0 ]; then bench_go; else meta gobench_skipped="$(skipped go)"; fi
 if [ "$SKIP_PIPELINE" = 0 ]; then bench_pipeline; else meta pipeline_skipped="$(skipped pipeline)"; fi
+if [ "$SKIP_REPLICAS" = 0 ]; then bench_replicas; fi
 meta load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 $REPORT markdown "$RES" >"$TMP/report.md"
 for extra in majors registry; do if [ -f "$RES/$extra.md" ]; then cat "$RES/$extra.md" >>"$TMP/report.md"; fi; done
+if [ -f "$RES/replicas.md" ]; then { echo; cat "$RES/replicas.md"; } >>"$TMP/report.md"; fi
 if [ -n "$OUT" ]; then cp "$TMP/report.md" "$OUT"; log "report written to $OUT"; fi
 cat "$TMP/report.md"

@@ -17,7 +17,9 @@ import (
 type Config struct {
 	GRPCAddr         string        // gRPC listen address
 	HTTPAddr         string        // REST gateway listen address
-	DataDir          string        // where the registry's bbolt file lives
+	DataDir          string        // where the registry's bbolt file lives (bbolt mode)
+	Registry         string        // "" (bbolt in DataDir), bbolt://PATH or etcd://HOST:PORT[,HOST:PORT...]
+	EtcdConfig                     // prefix, TLS, auth and leader lease of etcd mode
 	MaxBatch         int           // largest Predict batch
 	ORTLib           string        // libonnxruntime path ("" = $ONNXRUNTIME_LIB, .tools/lib, system)
 	IntraOpThreads   int           // ONNX Runtime threads per session
@@ -48,6 +50,7 @@ func DefaultConfig() Config {
 		LogLevel:         "info",
 		LogFormat:        "json",
 		SecurityConfig:   DefaultSecurityConfig(),
+		EtcdConfig:       DefaultEtcdConfig(),
 	}
 }
 
@@ -103,6 +106,8 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	str(&c.HTTPAddr, "http-addr", "RECO_HTTP_ADDR", "REST listen address; the default listens on every interface, 127.0.0.1:8080 on loopback only")
 	str(&c.DataDir, "data-dir", "RECO_DATA_DIR", "directory of the model registry (bbolt file)")
 	integer(&c.MaxBatch, "max-batch", "RECO_MAX_BATCH", "largest number of instances in one Predict call")
+	str(&c.Registry, "registry", "RECO_REGISTRY", "where the model registry lives: bbolt://PATH (one replica) or etcd://HOST:PORT[,HOST:PORT...] (several replicas sharing it); empty means bbolt://DATA-DIR/registry.db")
+	addEtcdFlags(fs, &c.EtcdConfig, str, duration)
 	str(&c.ORTLib, "onnxruntime-lib", "ONNXRUNTIME_LIB", "path to libonnxruntime.so.1; empty looks for .tools/lib/libonnxruntime.so.1 in the working directory and its parents, then the system library path")
 	integer(&c.IntraOpThreads, "intra-op-threads", "RECO_INTRA_OP_THREADS", "ONNX Runtime intra-op threads per session")
 	integer(&c.JobQueue, "job-queue", "RECO_JOB_QUEUE", "training jobs that may wait behind the running one")
@@ -149,6 +154,9 @@ func (c Config) validate() error {
 		return usageError{fmt.Errorf("serve: --failure-threshold %v; want (0, 1]", c.FailureThreshold)}
 	case c.ShutdownTimeout <= 0:
 		return usageError{fmt.Errorf("serve: --shutdown-timeout must be positive")}
+	}
+	if err := c.validateRegistry(); err != nil {
+		return err
 	}
 	return c.SecurityConfig.validate()
 }

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -19,7 +18,9 @@ import (
 
 	recommendationv1 "recommendation-api/api/proto/recommendation/v1"
 	"recommendation-api/internal/defaultmodel"
+	"recommendation-api/internal/etcdstore"
 	"recommendation-api/internal/jobs"
+	"recommendation-api/internal/model"
 	"recommendation-api/internal/registry"
 	"recommendation-api/internal/rollback"
 	"recommendation-api/internal/serving"
@@ -62,7 +63,11 @@ type server struct {
 	cfg        Config
 	log        *slog.Logger
 	models     *serving.Manager
-	store      *registry.Store
+	store      model.Registry     // bbolt file or etcd
+	etcd       *etcdstore.Store   // the store in etcd mode; nil with bbolt
+	elector    *etcdstore.Elector // etcd mode: the leader election
+	replica    string             // etcd mode: this replica's name
+	repl       *replication       // etcd mode: in-sync state for health and metrics
 	releases   *rollback.Controller
 	jobs       *jobs.Manager
 	health     *transport.Health
@@ -116,7 +121,7 @@ func (s *server) open(ctx context.Context) error {
 			return err
 		}
 	}
-	if s.store, err = openRegistry(cfg.DataDir); err != nil {
+	if err := s.openStore(); err != nil {
 		return err
 	}
 	s.metrics = s.newMetrics(started)
@@ -126,10 +131,19 @@ func (s *server) open(ctx context.Context) error {
 	models := transport.ModelsOf(s.models)
 	recommendationv1.RegisterRecommendationServiceServer(s.grpc, transport.NewPredictServer(models, transport.PredictOptions{MaxBatch: cfg.MaxBatch}, log))
 
-	s.releases = rollback.New(s.store, s.models, rollback.Options{
-		Probation: cfg.Probation, FailureThreshold: cfg.FailureThreshold, Log: log})
+	relOpts := rollback.Options{Probation: cfg.Probation, FailureThreshold: cfg.FailureThreshold, Log: log}
+	jobOpts := jobs.Options{QueueSize: cfg.JobQueue, Workers: cfg.TrainWorkers, TraceDir: cfg.TraceDir, Log: log}
+	if s.etcd != nil {
+		s.repl = newReplication(s.metrics.Registry())
+		relOpts.OnFollow = s.followed
+		jobOpts.Shared = &jobs.Shared{Replica: s.replica, RunnerTTL: cfg.LeaderLeaseTTL}
+		if s.elector, err = s.etcd.NewElector(etcdstore.ElectorOptions{Name: s.replica, TTL: cfg.LeaderLeaseTTL}); err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	s.releases = rollback.New(s.store, s.models, relOpts)
 	recommendationv1.RegisterModelRegistryServiceServer(s.grpc, transport.NewRegistryServer(s.metrics.Releases(s.releases), log))
-	if s.jobs, err = jobs.New(s.store, s.releases, jobs.Options{QueueSize: cfg.JobQueue, Workers: cfg.TrainWorkers, TraceDir: cfg.TraceDir, Log: log}); err != nil {
+	if s.jobs, err = jobs.New(s.store, s.releases, jobOpts); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	recommendationv1.RegisterTrainingServiceServer(s.grpc, transport.NewTrainingServer(s.jobs, log))
@@ -156,6 +170,13 @@ func (s *server) open(ctx context.Context) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	s.health.SetServing(true)
+	for _, major := range s.models.Majors() {
+		s.health.SetMajorServing(major, true)
+	}
+	if s.repl != nil {
+		s.reportReplication()
+		s.log.Info("registry shared in etcd", "registry", cfg.Registry, "prefix", s.etcd.Prefix(), "replica", s.replica)
+	}
 	return nil
 }
 
@@ -187,11 +208,10 @@ func unwrapOp(err error) error {
 // openRegistry opens the registry file in dir, creating both if needed. A
 // failure says which of the usual causes it is: another process holds the
 // file's lock, the directory or the file is not writable by this process.
-func openRegistry(dir string) (*registry.Store, error) {
+func openRegistry(dir, path string) (*registry.Store, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("serve: data directory %s cannot be created: %v; choose another with --data-dir", dir, unwrapPath(err))
 	}
-	path := filepath.Join(dir, "registry.db")
 	store, err := registry.Open(path, registry.Options{})
 	if err == nil {
 		return store, nil
@@ -241,6 +261,14 @@ func unwrapPath(err error) error {
 //  5. the worker is awaited, since it writes to the registry that close
 //     then closes.
 //
+// With --registry etcd://... the job worker is jobs.Follow on every replica
+// plus, while this replica holds the leader lease, jobs.Lead and the
+// probation watcher (rollback.Lead), started and stopped as leadership
+// comes and goes; queued jobs then stay queued for the next leader. The
+// election (etcdstore.Elector.Run) and the follower of the active pointers
+// (rollback.Follow fed by WatchActives and a probe every second) stop
+// after step 5, so a leader resigns only once its job is recorded.
+//
 // A worker still busy at the deadline (a job blocked in a read that does not
 // heed its context, such as a trace on a hung mount) is not waited for:
 // serve returns an error without closing the registry, and the process
@@ -255,8 +283,20 @@ func (s *server) serve(ctx context.Context) error {
 	jobsCtx, stopJobs := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopJobs()
 	jobsDone := make(chan struct{})
-	g.Go(func() error { defer close(jobsDone); s.jobs.Run(jobsCtx); return nil })
-	g.Go(func() error { return s.releases.Run(gctx) }) // probation watcher
+	// Etcd mode's replication: the election and the follower of the
+	// active pointers run until the job actor has returned (a leader
+	// resigns only once its running job is recorded), then stop.
+	replCtx, stopRepl := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRepl()
+	if s.etcd == nil {
+		g.Go(func() error { defer close(jobsDone); s.jobs.Run(jobsCtx); return nil })
+		g.Go(func() error { return s.releases.Run(gctx) }) // probation watcher
+	} else {
+		// Probation and the job queue only while this replica leads.
+		g.Go(func() error { defer close(jobsDone); s.runShared(jobsCtx); return nil })
+		g.Go(func() error { return s.elector.Run(replCtx) })
+		g.Go(func() error { return s.followRegistry(replCtx) })
+	}
 	g.Go(func() error {
 		// ErrServerStopped: the context ended before Serve started, and
 		// shutdown already stopped the server; that is a clean stop too.
@@ -289,7 +329,9 @@ func (s *server) serve(ctx context.Context) error {
 	abandoned := make(chan error, 1)                                     // the worker outlived the deadline
 	g.Go(func() error {
 		<-gctx.Done()
-		if err := s.shutdown(stopJobs, jobsDone); err != nil {
+		err := s.shutdown(stopJobs, jobsDone)
+		stopRepl()
+		if err != nil {
 			abandoned <- err
 		}
 		return nil

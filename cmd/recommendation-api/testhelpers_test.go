@@ -73,10 +73,20 @@ type testServer struct {
 // and serve's result checked, when the test ends.
 func startServer(t *testing.T, before func(*server)) *testServer {
 	t.Helper()
+	return startServerWith(t, nil, before)
+}
+
+// startServerWith is startServer with configure, if not nil, changing the
+// configuration first.
+func startServerWith(t testing.TB, configure func(*Config), before func(*server)) *testServer {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.InsecureNoAuth = true // loopback; security_test.go covers tokens and TLS
+	if configure != nil {
+		configure(&cfg)
+	}
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
@@ -167,7 +177,7 @@ func defaultVersion(t *testing.T) *model.Manifest {
 
 // testModelVersion encodes onnxfile.RandomMLP(seed) as version, with a
 // manifest as the trainer writes it (checksum, specs, golden rows).
-func testModelVersion(t *testing.T, seed int64, version string) ([]byte, *model.Manifest) {
+func testModelVersion(t testing.TB, seed int64, version string) ([]byte, *model.Manifest) {
 	t.Helper()
 	q := onnxfile.RandomMLP(seed)
 	v := model.MustParseVersion(version)

@@ -2,6 +2,7 @@ package etcdstore
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -52,6 +53,13 @@ type Options struct {
 	// Client, when set, is used instead of dialing Endpoints (for TLS or
 	// authentication set up by the caller); Close leaves it open.
 	Client *clientv3.Client
+	// TLS, when set, is the client's TLS configuration (the cluster's CA,
+	// and a client certificate for etcd's --client-cert-auth); the
+	// endpoints are then https URLs.
+	TLS *tls.Config
+	// Username and Password authenticate to an etcd with auth enabled;
+	// empty Username means none.
+	Username, Password string
 	// Prefix is where the registry's keys live; several registries can
 	// share a cluster under different prefixes. "" means DefaultPrefix.
 	Prefix string
@@ -122,6 +130,9 @@ func Open(opts Options) (*Store, error) {
 		c, err := clientv3.New(clientv3.Config{
 			Endpoints:   opts.Endpoints,
 			DialTimeout: opts.DialTimeout,
+			TLS:         opts.TLS,
+			Username:    opts.Username,
+			Password:    opts.Password,
 			Logger:      zap.NewNop(),
 			// Notice a dead member's connection without waiting for TCP.
 			DialKeepAliveTime:    2 * time.Second,

@@ -63,6 +63,25 @@
 // Activation.Activated false; a version also activated says so
 // (InterruptedAfterActivating, Activation.Activated true).
 //
+// # Several replicas
+//
+// With Options.Shared the manager is one of several replicas sharing the
+// registry (etcd). The records are the truth: Get, List and Watch read
+// them (Follow re-reads them every Shared.Poll, so a watch on a replica
+// that does not run the job follows it), Start on any replica writes a
+// QUEUED record, and only the replica running Lead — the elected leader —
+// runs jobs, adopting queued records in id order. Cancel on another
+// replica writes a request (bucket CancelBucket) the leader applies. The
+// runner records its name and renews a heartbeat in the job's record every
+// third of Shared.RunnerTTL; a leader that sees a RUNNING job's heartbeat
+// unchanged for RunnerTTL (by its own clock, so clocks need not agree)
+// marks it FAILED with InterruptedRunnerLost, resolved against the
+// registry as a restart does. A leader that stops leaves the queue for the
+// next one. Ids carry a random per-process suffix (job-00000012-k3f9qz),
+// since two replicas may take the same sequence number at once; two
+// replicas reserving the same version at once is caught when the job
+// registers (model.ErrVersionExists).
+//
 // # Cancellation and CPU
 //
 // Cancel takes a queued job out of the queue at once; a running one has its

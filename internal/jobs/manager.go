@@ -73,6 +73,10 @@ type Options struct {
 	// TraceDir is the directory trace sources are read from; a job's
 	// Traces are relative to it. Empty refuses jobs with traces.
 	TraceDir string
+	// Shared, when set, makes this manager one of several replicas sharing
+	// the registry's job records; see the package documentation. Nil is
+	// the single-process manager.
+	Shared *Shared
 }
 
 func (o Options) withDefaults() Options {
@@ -115,6 +119,8 @@ type Manager struct {
 	queue   []*entry // QUEUED jobs, oldest first
 	seq     uint64   // the highest job sequence number used
 	stopped bool     // Run has returned: nothing will run any more
+
+	shared *sharedState // nil for a single-process manager
 }
 
 // entry is one job and what its readers wait on.
@@ -126,6 +132,7 @@ type entry struct {
 	done      chan struct{}           // closed when the job reaches a final state
 	cancel    context.CancelCauseFunc // while running
 	committed bool                    // registration has begun: too late to cancel
+	local     bool                    // shared: queued or running on this replica, whose copy is the truth
 }
 
 func newEntry(j Job, at time.Time) *entry {
@@ -155,6 +162,11 @@ func New(store model.Registry, releases *rollback.Controller, opts Options) (*Ma
 		store: store, releases: releases, opts: opts, log: opts.Log,
 		wake: make(chan struct{}, 1), jobs: make(map[string]*entry),
 	}
+	if opts.Shared != nil {
+		if err := m.initShared(*opts.Shared); err != nil {
+			return nil, err
+		}
+	}
 	records, err := store.ListRecords(Bucket)
 	if err != nil {
 		return nil, fmt.Errorf("jobs: read jobs: %w", err)
@@ -169,8 +181,10 @@ func New(store model.Registry, releases *rollback.Controller, opts Options) (*Ma
 		if seq, ok := parseID(j.ID); ok {
 			m.seq = max(m.seq, seq)
 		}
-		if !j.State.Final() {
-			if err := m.markInterrupted(&j, now); err != nil {
+		// Shared: a pending job may be another replica's; the leader
+		// resolves it (see Lead).
+		if !j.State.Final() && m.shared == nil {
+			if err := m.markInterrupted(&j, now, InterruptedRunning); err != nil {
 				return nil, err
 			}
 			if err := m.put(&j); err != nil {
@@ -192,8 +206,8 @@ func New(store model.Registry, releases *rollback.Controller, opts Options) (*Ma
 // Registered from the registry, an Activation saying whether the version is
 // active, and the error InterruptedAfterRegistering or
 // InterruptedAfterActivating naming the version.
-func (m *Manager) markInterrupted(j *Job, now time.Time) error {
-	msg := InterruptedRunning
+func (m *Manager) markInterrupted(j *Job, now time.Time, running string) error {
+	msg := running
 	if j.State == StateQueued {
 		msg = InterruptedQueued
 	}
@@ -239,8 +253,11 @@ const (
 
 func formatID(seq uint64) string { return fmt.Sprintf("%s%0*d", idPrefix, idDigits, seq) }
 
+// parseID returns the sequence number of an id, "job-00000012" or, made by
+// a replica sharing the registry, "job-00000012-k3f9qz".
 func parseID(id string) (uint64, bool) {
-	n, err := strconv.ParseUint(strings.TrimPrefix(id, idPrefix), 10, 64)
+	digits, _, _ := strings.Cut(strings.TrimPrefix(id, idPrefix), "-")
+	n, err := strconv.ParseUint(digits, 10, 64)
 	return n, err == nil && strings.HasPrefix(id, idPrefix)
 }
 
@@ -332,21 +349,32 @@ func (m *Manager) Start(req Request) (*Job, error) {
 	if _, _, err := m.traceFiles(req); err != nil {
 		return nil, err
 	}
+	if m.shared != nil {
+		// See every replica's jobs: their versions are reserved, their
+		// queued ones count against the queue.
+		if err := m.sync(); err != nil {
+			return nil, err
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.stopped {
+	if m.stopped || (m.shared != nil && m.shared.closed) {
 		return nil, fmt.Errorf("%w: the server is shutting down; start the job again once it is back", model.ErrQueueFull)
 	}
 	v, err := m.versionFor(req)
 	if err != nil {
 		return nil, err
 	}
-	if n := len(m.queue); n >= m.opts.QueueSize {
+	if n := m.waiting(); n >= m.opts.QueueSize {
 		return nil, fmt.Errorf("%w: %d jobs are waiting, the most the queue holds; retry when one has finished, or cancel one", model.ErrQueueFull, n)
 	}
 	now := m.now()
+	id := formatID(m.seq + 1)
+	if m.shared != nil {
+		id += "-" + m.shared.tag
+	}
 	j := Job{
-		ID: formatID(m.seq + 1), State: StateQueued, Params: req, CreatedAt: now,
+		ID: id, State: StateQueued, Params: req, CreatedAt: now,
 		Version: v, Progress: Progress{Phase: PhaseQueued, Epochs: req.Epochs},
 	}
 	if err := m.put(&j); err != nil {
@@ -355,7 +383,10 @@ func (m *Manager) Start(req Request) (*Job, error) {
 	m.seq++
 	e := newEntry(j, now)
 	m.jobs[j.ID] = e
-	m.queue = append(m.queue, e)
+	if m.shared == nil || m.shared.leading {
+		e.local = m.shared != nil
+		m.queue = append(m.queue, e)
+	}
 	select {
 	case m.wake <- struct{}{}:
 	default:
@@ -396,6 +427,9 @@ func (m *Manager) registered(v model.Version) (bool, error) {
 // Get returns the job with that id, or an error wrapping
 // model.ErrJobNotFound.
 func (m *Manager) Get(id string) (*Job, error) {
+	if err := m.refresh(id); err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, err := m.entry(id)
@@ -416,6 +450,11 @@ func (m *Manager) entry(id string) (*entry, error) {
 
 // List returns every job, newest first.
 func (m *Manager) List() ([]*Job, error) {
+	if m.shared != nil {
+		if err := m.sync(); err != nil {
+			return nil, err
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	list := make([]*Job, 0, len(m.jobs))
@@ -433,11 +472,19 @@ func (m *Manager) List() ([]*Job, error) {
 // or activating can no longer be stopped, and a finished one is left as it
 // is: Cancel returns them unchanged. Unknown ids give model.ErrJobNotFound.
 func (m *Manager) Cancel(id string) (*Job, error) {
+	if err := m.refresh(id); err != nil {
+		return nil, err
+	}
 	m.mu.Lock()
 	e, err := m.entry(id)
 	if err != nil {
 		m.mu.Unlock()
 		return nil, err
+	}
+	if m.shared != nil && !e.local && !e.job.State.Final() {
+		// Another replica runs it, or will: ask the leader.
+		m.mu.Unlock()
+		return m.requestCancel(e)
 	}
 	switch {
 	case e.job.State == StateQueued:
@@ -468,6 +515,13 @@ func (m *Manager) Cancel(id string) (*Job, error) {
 // coalesced into the latest. It returns nil after the final event, send's
 // error, ctx's error when ctx ends first, or model.ErrJobNotFound.
 func (m *Manager) Watch(ctx context.Context, id string, send func(Event) error) error {
+	if err := m.refresh(id); err != nil {
+		return err
+	}
+	var closing <-chan struct{}
+	if m.shared != nil {
+		closing = m.shared.closing
+	}
 	m.mu.Lock()
 	e, err := m.entry(id)
 	m.mu.Unlock()
@@ -496,6 +550,8 @@ func (m *Manager) Watch(ctx context.Context, id string, send func(Event) error) 
 		case <-changed:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-closing:
+			return fmt.Errorf("%w: this replica stopped following job %s; watch it on another replica", model.ErrShuttingDown, id)
 		}
 	}
 }
@@ -512,13 +568,20 @@ func (m *Manager) Run(ctx context.Context) {
 		m.log.Error("jobs: Run called twice; the second call does nothing")
 		return
 	}
+	m.work(ctx)
+	m.stop()
+}
+
+// work runs queued jobs one at a time until ctx ends.
+func (m *Manager) work(ctx context.Context) {
 	for {
 		e, jctx, cancel := m.next(ctx)
 		if e == nil {
-			m.stop()
 			return
 		}
+		stopBeat := m.heartbeat(jctx, e)
 		err := m.executeNiced(jctx, e)
+		stopBeat()
 		cause := context.Cause(jctx)
 		cancel(nil)
 		m.mu.Lock()
@@ -532,6 +595,7 @@ func (m *Manager) Run(ctx context.Context) {
 		default:
 			m.finish(e, StateFailed, err.Error())
 		}
+		e.local = false
 		j := e.job
 		m.mu.Unlock()
 		m.log.Info("training job finished", "job", j.ID, "state", j.State, "version", j.Version,
@@ -567,6 +631,9 @@ func (m *Manager) next(ctx context.Context) (*entry, context.Context, context.Ca
 			m.change(e, true, func(j *Job) {
 				j.State, j.StartedAt = StateRunning, m.now()
 				j.Progress.Phase = PhaseGenerating
+				if m.shared != nil {
+					j.Runner, j.Heartbeat = m.shared.Replica, j.StartedAt
+				}
 			})
 			m.mu.Unlock()
 			m.log.Info("training job started", "job", e.job.ID, "version", e.job.Version)

@@ -31,6 +31,9 @@ var (
 	ErrQueueFull = errors.New("training queue full")
 	// ErrJobNotFound: no training job has that id.
 	ErrJobNotFound = errors.New("training job not found")
+	// ErrShuttingDown: this server is stopping; the call may succeed on
+	// another replica or once it is back.
+	ErrShuttingDown = errors.New("server shutting down")
 )
 
 // Sentinels of release control and the registry.

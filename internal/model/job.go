@@ -90,6 +90,12 @@ type Job struct {
 	Evaluation    *JobEvaluation `json:"evaluation,omitempty"`
 	Activation    *JobActivation `json:"activation,omitempty"`
 	Pruned        []string       `json:"pruned_versions,omitempty"` // versions retention deleted at registration
+	// Runner is the replica running the job (several replicas sharing a
+	// registry), and Heartbeat the last time it renewed the record while
+	// the job was RUNNING; a leader that sees the heartbeat unchanged for a
+	// lease's length marks the job FAILED "interrupted: runner lost".
+	Runner    string    `json:"runner,omitempty"`
+	Heartbeat time.Time `json:"heartbeat,omitzero"`
 }
 
 // Progress is how far a training job has got.

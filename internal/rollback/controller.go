@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"recommendation-api/internal/model"
@@ -27,6 +28,17 @@ type Options struct {
 	CheckInterval    time.Duration // how often the watcher looks (default 1s)
 	Log              *slog.Logger
 	Now              func() time.Time // the clock of probations; nil means time.Now
+	// OnFollow, when set, is told the outcome of every attempt Follow
+	// makes to serve a major's active version (in sync, or why not and
+	// when it tries again). It is called without the controller's lock.
+	OnFollow func(FollowStatus)
+	// Load, when set, loads a version into the serving manager in place
+	// of its Load (a seam for tests of failed loads); it must load into
+	// the manager the controller was given.
+	Load func(b []byte, m *model.Manifest) error
+	// FollowBackoff is the first wait before Follow retries a failed load
+	// (doubling up to FollowMaxBackoff); defaults 500ms and 30s.
+	FollowBackoff, FollowMaxBackoff time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -47,6 +59,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.FollowBackoff <= 0 {
+		o.FollowBackoff = 500 * time.Millisecond
+	}
+	if o.FollowMaxBackoff <= 0 {
+		o.FollowMaxBackoff = 30 * time.Second
 	}
 	return o
 }
@@ -98,6 +116,11 @@ type Controller struct {
 	// instant rollback.
 	probations map[int]*probation
 	warm       map[int]model.Version
+
+	leading atomic.Bool // Lead runs: versions Follow swaps in go on probation
+
+	followMu sync.Mutex // guards follow
+	follow   map[int]FollowStatus
 }
 
 // probation is the watch over a newly activated version.
@@ -112,7 +135,7 @@ type probation struct {
 // New returns a Controller over a registry and a serving manager.
 func New(store model.Registry, models *serving.Manager, opts Options) *Controller {
 	return &Controller{store: store, models: models, opts: opts.withDefaults(),
-		probations: map[int]*probation{}, warm: map[int]model.Version{}}
+		probations: map[int]*probation{}, warm: map[int]model.Version{}, follow: map[int]FollowStatus{}}
 }
 
 // Seed returns an embedded default model: its bytes and manifest.
@@ -138,16 +161,30 @@ func (c *Controller) Start(ctx context.Context, seeds ...Seed) error {
 		if _, ok := actives[m.Version.Major]; ok {
 			continue
 		}
+		// Replicas sharing a registry may all start on an empty one at
+		// once: of several registering the seed one stores it, and the
+		// activation is made only if the major still has none; whoever
+		// loses a race serves what the winner recorded.
 		const why = "first start: embedded default model"
 		if _, err := c.store.Manifest(m.Version); errors.Is(err, model.ErrVersionNotFound) {
-			if _, err := c.store.RegisterWith(b, m, model.RegisterOptions{Actor: "system", Reason: why}); err != nil {
+			if _, err := c.store.RegisterWith(b, m, model.RegisterOptions{Actor: "system", Reason: why}); err != nil && !errors.Is(err, model.ErrVersionExists) {
 				return fmt.Errorf("start: register default model %s: %w", m.Version, err)
 			}
 		}
-		if _, err := c.store.SetActive(m.Version, model.Event{Action: model.ActionActivate, Reason: why, Actor: "system"}); err != nil {
+		none := model.Version{}
+		_, err = c.store.SetActiveIf(m.Version, model.Event{Action: model.ActionActivate, Reason: why, Actor: "system"}, &none)
+		switch {
+		case err == nil:
+			actives[m.Version.Major] = m.Version
+		case errors.Is(err, model.ErrActiveMismatch), errors.Is(err, model.ErrAlreadyActive):
+			cur, aerr := c.store.Active(m.Version.Major)
+			if aerr != nil {
+				return fmt.Errorf("start: %w", aerr)
+			}
+			actives[m.Version.Major] = cur
+		default:
 			return fmt.Errorf("start: %w", err)
 		}
-		actives[m.Version.Major] = m.Version
 	}
 	majors := make([]int, 0, len(actives))
 	for major := range actives {
@@ -173,7 +210,11 @@ func (c *Controller) loadAndSwap(v model.Version) error {
 	if err := checkServable(m); err != nil {
 		return fail("check format", err)
 	}
-	if err := c.models.Load(b, m); err != nil {
+	load := c.models.Load
+	if c.opts.Load != nil {
+		load = c.opts.Load
+	}
+	if err := load(b, m); err != nil {
 		return fail("load", err)
 	}
 	if _, err := c.models.Activate(v); err != nil {
@@ -433,7 +474,14 @@ func (c *Controller) checkProbation(major int, p *probation) {
 		if c.now().Before(p.retryAt) {
 			return
 		}
-		if _, err := c.release(p.previous, model.ActionAutoRollback, reason, "system", nil); err != nil {
+		// Guarded by the version judged: when another replica changed the
+		// major meanwhile, this probation is over.
+		if _, err := c.release(p.previous, model.ActionAutoRollback, reason, "system", &p.version); err != nil {
+			if errors.Is(err, model.ErrActiveMismatch) {
+				c.opts.Log.Info("probation ended: the active version changed elsewhere", "major", major, "version", p.version)
+				delete(c.probations, major)
+				return
+			}
 			// Back off (1 s, 2 s, ... up to a minute) instead of failing
 			// and logging at every check.
 			p.backoff = min(max(2*p.backoff, time.Second), time.Minute)

@@ -14,4 +14,14 @@
 // version's session is kept warm, and past a threshold the controller rolls
 // back by itself and records why. Calls that change the active version are
 // serialized by a mutex, so each sees a consistent before and after.
+//
+// Replicas sharing a registry (etcd) each run Follow: when the registry's
+// active version of a major changes, by any replica, the replica runs the
+// flow's read → load → swap without a registry write, keeping the previous
+// version warm; a failed load leaves the current version serving, is
+// reported (FollowStatus) and retried with backoff. Only the elected leader
+// runs Lead, the probation watcher, which also watches versions activated
+// through other replicas (judged on its own traffic); an automatic
+// rollback is guarded by the version it judged, so it never undoes a change
+// made elsewhere meanwhile.
 package rollback

@@ -65,6 +65,8 @@ var codeTable = []struct {
 	{model.ErrStorageReadOnly, codes.Unavailable, "STORAGE_READ_ONLY", 0, ""},
 	{model.ErrQueueFull, codes.ResourceExhausted, "QUEUE_FULL", 0, ""},
 	{model.ErrJobNotFound, codes.NotFound, "JOB_NOT_FOUND", 0, ""},
+	{model.ErrShuttingDown, codes.Unavailable, "SHUTTING_DOWN", 0, ""},
+	{model.ErrConcurrentChange, codes.Aborted, "CONCURRENT_CHANGE", http.StatusConflict, ""},
 	{context.Canceled, codes.Canceled, "", 0, ""},
 	{context.DeadlineExceeded, codes.DeadlineExceeded, "", 0, ""},
 }

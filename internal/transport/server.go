@@ -63,6 +63,23 @@ func (h *Health) SetServing(serving bool) {
 	}
 }
 
+// MajorService is the health service name of one major's predictions,
+// e.g. "recommendation.v1.RecommendationService/v1". A replica sharing a
+// registry reports it NOT_SERVING while it cannot serve that major's
+// active version (it then answers with the version it serves), so a
+// probe can tell a replica that fell behind; "" and PredictService stay
+// SERVING while any version serves.
+func MajorService(major int) string { return fmt.Sprintf("%s/v%d", PredictService, major) }
+
+// SetMajorServing sets the status of MajorService(major).
+func (h *Health) SetMajorServing(major int, serving bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if serving {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	h.srv.SetServingStatus(MajorService(major), st)
+}
+
 // Shutdown reports NOT_SERVING for everything and ignores later
 // SetServing calls; call it when graceful shutdown begins so load balancers
 // drain the server.
