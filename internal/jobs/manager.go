@@ -73,6 +73,10 @@ type Options struct {
 	// TraceDir is the directory trace sources are read from; a job's
 	// Traces are relative to it. Empty refuses jobs with traces.
 	TraceDir string
+	// MaxSamples caps a job's simulated containers below MaxSamples, the
+	// package's own bound: the size of job this server's operators may
+	// start (0 means MaxSamples).
+	MaxSamples int
 	// Shared, when set, makes this manager one of several replicas sharing
 	// the registry's job records; see the package documentation. Nil is
 	// the single-process manager.
@@ -345,6 +349,9 @@ func (m *Manager) Start(req Request) (*Job, error) {
 	req, err := normalize(req)
 	if err != nil {
 		return nil, err
+	}
+	if c := m.opts.MaxSamples; c > 0 && req.Samples > c {
+		return nil, invalid("samples: %d; this server accepts at most %d simulated containers per job (--max-job-samples)", req.Samples, c)
 	}
 	if _, _, err := m.traceFiles(req); err != nil {
 		return nil, err

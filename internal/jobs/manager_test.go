@@ -583,3 +583,22 @@ func TestRestartAfterRegistering(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxSamples: a job larger than the server's cap is refused naming the
+// cap, and nothing is queued.
+func TestMaxSamples(t *testing.T) {
+	f := open(t, "")
+	m := f.manager(t, jobs.Options{MaxSamples: 5000}, false)
+	req := small(jobs.PolicyNever)
+	req.Samples = 6000
+	if _, err := m.Start(req); !errors.Is(err, model.ErrInvalidInput) || !strings.Contains(err.Error(), "at most 5000") {
+		t.Fatalf("Start(6000 samples) with a 5000 cap: %v; want ErrInvalidInput naming the cap", err)
+	}
+	if list, err := m.List(); err != nil || len(list) != 0 {
+		t.Errorf("jobs after the refusal: %v, %v; want none", list, err)
+	}
+	req.Samples = 5000
+	if _, err := m.Start(req); err != nil {
+		t.Errorf("Start(5000 samples) with a 5000 cap: %v", err)
+	}
+}
