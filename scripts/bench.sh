@@ -43,7 +43,7 @@
 # --only runs just the sections named (comma-separated), e.g.
 # `scripts/bench.sh --only training` (about 2½ minutes).
 # Prints the markdown report, and writes it to FILE with --out.
-# Bounded: a watchdog stops everything after --deadline seconds (default 600);
+# Bounded: a watchdog stops everything after --deadline seconds (default 1200);
 # the servers it starts are always stopped and the temp directory removed
 # (--keep leaves the raw results for inspection).
 set -euo pipefail
@@ -66,7 +66,7 @@ LOAD_RPS=""  # ghz --rps for ghz_run; set only around the training-job runs
 SKIP_PREDICT=0 SKIP_SWAP=0 SKIP_TRAINING=0 SKIP_TRAIN_W2=0 SKIP_GO=0 SKIP_PIPELINE=0 SKIP_MAJORS=0 SKIP_REPLICAS=0 KEEP=0
 REPLICA_ROLLBACKS=50
 ONLY=""
-DEADLINE=600
+DEADLINE=1200
 PIPELINE_SAMPLES=100000
 BIN=${BIN:-bin/recommendation-api}
 
