@@ -15,7 +15,7 @@ GO_PKGS := ./...
 # Packages with concurrent code run under the race detector.
 RACE_PKGS := ./internal/serving/... ./internal/registry/... ./internal/rollback/... ./internal/transport/... ./internal/trainer/... ./internal/jobs/... ./internal/traces/... ./internal/etcdstore/... ./internal/auth/... ./cmd/...
 
-.PHONY: all build run test crash soak fuzz fuzz-short deps deps-system tools ort proto check-generated fmt-check vet pipeline bench default-model compose-check clean
+.PHONY: all build run test crash soak fuzz fuzz-short deps deps-system tools ort proto check-generated fmt-check vet pipeline bench default-model compose-check clean console console-check console-screenshots
 
 all: build
 
@@ -36,11 +36,15 @@ ort:
 # etcd-server (a real etcd the etcd registry's tests start on loopback) and
 # prometheus (its promtool checks deploy/prometheus.yml). promtool is optional:
 # where apt-get cannot install it, compose-check says so and skips that check.
+# npm builds the console (make console, console-check); chromium runs the
+# console's browser tests (cmd/recommendation-api/console_test.go).
 deps-system:
 	@need=""; opt=""; \
 	/usr/bin/python3 -c 'import onnx' 2>/dev/null || need="$$need python3-onnx"; \
 	command -v docker-compose >/dev/null || need="$$need docker-compose"; \
 	command -v etcd >/dev/null || need="$$need etcd-server"; \
+	command -v npm >/dev/null || need="$$need npm"; \
+	command -v chromium >/dev/null || need="$$need chromium"; \
 	command -v promtool >/dev/null || opt="prometheus"; \
 	if [ -n "$$need$$opt" ]; then \
 	  echo "installing$$need $$opt with apt-get"; \
@@ -50,11 +54,15 @@ deps-system:
 	    || echo "prometheus (promtool) could not be installed; compose-check will skip deploy/prometheus.yml"; fi; \
 	fi
 
+# The console (http://127.0.0.1:8080/console/) shows the evaluate reports in
+# data/evaluations; the committed ones (of the embedded default model) are
+# copied there unless files of those names exist.
 run: build
+	@mkdir -p data/evaluations; for f in docs/evaluation/*-heldout.json; do [ -e data/evaluations/$$(basename $$f) ] || cp $$f data/evaluations/; done
 	ONNXRUNTIME_LIB=$(ORT_LIB) ./$(BIN) serve --insecure-no-auth
 
 # The second line includes internal/reliability: its test is the crash loop with 30 kills.
-test: deps fmt-check vet check-generated compose-check
+test: deps fmt-check vet check-generated compose-check console-check
 	ONNXRUNTIME_LIB=$(ORT_LIB) go test -race -timeout 20m $(RACE_PKGS)
 	ONNXRUNTIME_LIB=$(ORT_LIB) go test -timeout 10m $$(go list ./... | grep -v -e /internal/serving -e /internal/registry -e /internal/rollback -e /internal/transport -e /internal/trainer -e /internal/jobs -e /internal/traces -e /internal/etcdstore -e /internal/auth -e /cmd/)
 	@$(MAKE) --no-print-directory fuzz-short
@@ -119,5 +127,24 @@ bench: build ort
 	scripts/install-tools.sh --bench
 	ONNXRUNTIME_LIB=$(ORT_LIB) scripts/bench.sh
 
+## console: rebuild the operator console (web/ → internal/console/dist, which
+## is committed and embedded) and refresh the vendored axe-core of its tests.
+console: deps-system
+	npm ci --no-audit --no-fund --loglevel=error
+	node web/build.mjs
+	cp node_modules/axe-core/axe.min.js cmd/recommendation-api/testdata/axe.min.js
+
+# console-check: the committed build is what the sources and package-lock.json
+# give now (the build is deterministic), as check-generated does for protobuf.
+console-check: deps-system
+	@npm ci --no-audit --no-fund --loglevel=error
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; node web/build.mjs "$$tmp/dist" && \
+	if ! diff -r internal/console/dist "$$tmp/dist" >/dev/null || ! cmp -s node_modules/axe-core/axe.min.js cmd/recommendation-api/testdata/axe.min.js; then \
+	  diff -r internal/console/dist "$$tmp/dist" | head -20; echo "console build is stale: run make console"; exit 1; fi
+
+## console-screenshots: the pictures in docs/console, from the browser test.
+console-screenshots: deps-system ort
+	RECO_CONSOLE_SCREENSHOTS=$(ROOT)/docs/console ONNXRUNTIME_LIB=$(ORT_LIB) go test -count=1 -run TestConsoleBrowser ./cmd/recommendation-api
+
 clean:
-	rm -rf bin data models
+	rm -rf bin data models node_modules

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 
 	recommendationv1 "recommendation-api/api/proto/recommendation/v1"
+	"recommendation-api/internal/console"
 	"recommendation-api/internal/defaultmodel"
 	"recommendation-api/internal/etcdstore"
 	"recommendation-api/internal/jobs"
@@ -158,6 +160,8 @@ func (s *server) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
+	// The operator console under /console/, beside the REST routes it calls.
+	gw = console.Mount(gw, console.Options{Guard: s.sec.authn.RequireHTTP, EvaluationDir: filepath.Join(cfg.DataDir, "evaluations"), Log: log})
 	s.newHTTPServers(gw)
 
 	// Serve the registry's active version; on first start (empty registry)
