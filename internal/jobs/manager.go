@@ -406,17 +406,33 @@ func (m *Manager) Start(req Request) (*Job, error) {
 // versionFor resolves the version req produces against the registry and
 // the pending jobs. Callers hold mu.
 func (m *Manager) versionFor(req Request) (model.Version, error) {
-	newest, err := m.store.Newest()
-	if err != nil && !errors.Is(err, model.ErrVersionNotFound) {
+	newest, err := newestOf(m.store, rollback.ServedMajor)
+	if err != nil {
 		return model.Version{}, fmt.Errorf("jobs: %w", err)
 	}
 	pending := make(map[model.Version]string)
 	for id, e := range m.jobs {
-		if !e.job.State.Final() {
+		if !e.job.State.Final() && e.job.Version.Major == rollback.ServedMajor {
 			pending[e.job.Version] = id
 		}
 	}
 	return resolveVersion(req, newest, m.registered, pending)
+}
+
+// newestOf returns the highest registered version of major (zero when
+// there is none): another major's versions are another format's.
+func newestOf(store model.Registry, major int) (model.Version, error) {
+	list, err := store.List()
+	if err != nil {
+		return model.Version{}, err
+	}
+	var newest model.Version
+	for _, e := range list {
+		if v := e.Manifest.Version; v.Major == major && v.Compare(newest) > 0 {
+			newest = v
+		}
+	}
+	return newest, nil
 }
 
 // registered reports whether v is in the registry.

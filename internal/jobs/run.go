@@ -35,11 +35,11 @@ func (m *Manager) execute(ctx context.Context, e *entry) error {
 	copy(mix[:], req.Mix)
 
 	// The version may have been registered since the job was queued.
-	newest, err := m.store.Newest()
-	if err != nil && !errors.Is(err, model.ErrVersionNotFound) {
+	newest, err := newestOf(m.store, v.Major)
+	if err != nil {
 		return err
 	}
-	if err == nil && v.Compare(newest) <= 0 {
+	if !newest.IsZero() && v.Compare(newest) <= 0 {
 		return fmt.Errorf("%s is no longer higher than the newest registered version, %s, which was registered after the job was queued; start a new job", v, newest)
 	}
 

@@ -267,28 +267,41 @@ func (s *soak) as(ctx context.Context, token string) context.Context {
 	return (&crashLoop{}).as(ctx, token)
 }
 
-// registerVersions uploads opts.Versions random major-1 versions after the
-// newest registered one.
+// registerVersions uploads opts.Versions random versions of each of majors
+// 1 and 2 after the newest registered one of that major, and activates the
+// first major-2 one when the server serves no major 2 yet, so the soak
+// always drives two majors side by side.
 func (s *soak) registerVersions(ctx context.Context) error {
 	octx := s.as(ctx, s.tokens.Operator)
 	list, err := s.registry().ListVersions(octx, &recommendationv1.ListVersionsRequest{})
 	if err != nil {
 		return err
 	}
-	newest := model.MustParseVersion("v1.0.0")
-	for _, v := range list.GetVersions() {
-		if pv, err := model.ParseVersion(v.GetVersion()); err == nil && pv.Major == 1 && pv.Compare(newest) > 0 {
-			newest = pv
+	for _, major := range []int{1, 2} {
+		newest := model.Version{Major: major}
+		for _, v := range list.GetVersions() {
+			if pv, err := model.ParseVersion(v.GetVersion()); err == nil && pv.Major == major && pv.Compare(newest) > 0 {
+				newest = pv
+			}
 		}
-	}
-	for i := range s.opts.Versions {
-		newest, _ = newest.Bump("patch")
-		b, mj, err := NewVersion(int64(s.opts.Seed%1e6)*100+int64(i), newest)
-		if err != nil {
-			return err
+		first := model.Version{}
+		for i := range s.opts.Versions {
+			newest, _ = newest.Bump("patch")
+			if first.IsZero() {
+				first = newest
+			}
+			b, mj, err := NewVersion(int64(s.opts.Seed%1e6)*100+int64(major*50+i), newest)
+			if err != nil {
+				return err
+			}
+			if _, err := s.registry().RegisterVersion(octx, &recommendationv1.RegisterVersionRequest{Onnx: b, ManifestJson: mj, Reason: "soak"}); err != nil {
+				return fmt.Errorf("register %s: %w", newest, err)
+			}
 		}
-		if _, err := s.registry().RegisterVersion(octx, &recommendationv1.RegisterVersionRequest{Onnx: b, ManifestJson: mj, Reason: "soak"}); err != nil {
-			return fmt.Errorf("register %s: %w", newest, err)
+		if _, ok := list.GetActiveByMajor()[int32(major)]; !ok && !first.IsZero() {
+			if _, err := s.registry().ActivateVersion(octx, &recommendationv1.ActivateVersionRequest{Version: first.String(), Reason: "soak: serve a second major"}); err != nil {
+				return fmt.Errorf("activate %s: %w", first, err)
+			}
 		}
 	}
 	return nil
@@ -344,9 +357,26 @@ func request(k callKind, i int) *recommendationv1.PredictRequest {
 		id := fmt.Sprintf("c%d-%d", i, j)
 		if k.major == 0 {
 			f := float64((i+j)%7) / 7
-			req.Instances = append(req.Instances, &recommendationv1.Instance{ContainerId: id, Input: &recommendationv1.Instance_Raw{Raw: transport.RawMetricsOf(features.Raw{
+			r := features.Raw{
 				CPUP50: 0.2 + f, CPUP95: 0.45 + f, CPUP99: 0.6 + f, MemP50: 300 << 20, MemP95: 380 << 20, MemP99: 400 << 20,
-				CPUVariance: 0.4, MemTrend: -0.01, ThrottleRatio: 0.02, HourOfDay: float64(i % 24), DayOfWeek: float64(i % 7), WorkloadAgeDays: 42})}})
+				CPUVariance: 0.4, MemTrend: -0.01, ThrottleRatio: 0.02, HourOfDay: float64(i % 24), DayOfWeek: float64(i % 7), WorkloadAgeDays: 42}
+			// The history maxima (and what else the catalogue holds beyond
+			// major 1's features), above the p99s: these rows go to major 2.
+			for _, ft := range model.Catalog()[model.NumFeatures:] {
+				_, k, _ := model.LookupFeature(ft.Spec.Name)
+				if strings.HasPrefix(ft.Spec.Name, "cpu") {
+					r.Set(k, 0.8+f)
+				} else {
+					r.Set(k, 450<<20)
+				}
+			}
+			if i%2 == 1 { // and half without them: these go to major 1
+				raw := transport.RawMetricsOf(r)
+				raw.CpuMaxCores, raw.MemMaxBytes = nil, nil
+				req.Instances = append(req.Instances, &recommendationv1.Instance{ContainerId: id, Input: &recommendationv1.Instance_Raw{Raw: raw}})
+				continue
+			}
+			req.Instances = append(req.Instances, &recommendationv1.Instance{ContainerId: id, Input: &recommendationv1.Instance_Raw{Raw: transport.RawMetricsOf(r)}})
 			continue
 		}
 		v := make([]float32, k.width)
@@ -496,8 +526,9 @@ func (s *soak) swapper(ctx context.Context) {
 func (s *soak) swap(ctx context.Context, i int) error {
 	octx, cancel := context.WithTimeout(s.as(ctx, s.tokens.Operator), 10*time.Second)
 	defer cancel()
+	major := 1 + (i/2)%2 // each major in turn: activate, then roll back
 	if i%2 == 1 {
-		_, err := s.registry().Rollback(octx, &recommendationv1.RollbackRequest{Reason: "soak"})
+		_, err := s.registry().Rollback(octx, &recommendationv1.RollbackRequest{Major: int32(major), Reason: "soak"})
 		if status.Code(err) != codes.NotFound { // NotFound: the rollback index is used up; activate instead
 			return err
 		}
@@ -508,12 +539,12 @@ func (s *soak) swap(ctx context.Context, i int) error {
 	}
 	var others []string
 	for _, v := range list.GetVersions() {
-		if !v.GetActive() && strings.HasPrefix(v.GetVersion(), "v1.") {
+		if !v.GetActive() && v.GetMajor() == int32(major) {
 			others = append(others, v.GetVersion())
 		}
 	}
 	if len(others) == 0 {
-		return fmt.Errorf("no other version to activate")
+		return fmt.Errorf("no other version of major %d to activate", major)
 	}
 	_, err = s.registry().ActivateVersion(octx, &recommendationv1.ActivateVersionRequest{Version: others[s.rngIntN(len(others))], Reason: "soak"})
 	return err

@@ -10,19 +10,29 @@ import (
 	"recommendation-api/internal/trainer"
 )
 
-// NewVersion returns the bytes and manifest JSON of a valid major-1 model
-// version: a random int8 MLP (onnxfile.RandomMLP(seed)) encoded as the
-// project writes it, with the golden rows of its own forward pass. The
+// NewVersion returns the bytes and manifest JSON of a valid model version
+// of v's major (1 or 2): a random int8 MLP (onnxfile.RandomMLP or
+// RandomMLPV2(seed)) encoded as the project writes it, with the major's
+// declared features and the golden rows of its own forward pass. The
 // server accepts it as an upload.
 func NewVersion(seed int64, v model.Version) ([]byte, string, error) {
-	q := onnxfile.RandomMLP(seed)
+	q, feats := onnxfile.RandomMLP(seed), model.DefaultFeatures()
+	window := 0
+	if v.Major == 2 {
+		q = onnxfile.RandomMLPV2(seed)
+		var err error
+		if feats, err = model.FeaturesFor(2); err != nil {
+			return nil, "", err
+		}
+		window = 7 * 24
+	}
 	b, err := onnxfile.Encode(q, v)
 	if err != nil {
 		return nil, "", err
 	}
 	const n = 6
 	rng := rand.New(rand.NewPCG(uint64(seed), 7))
-	x := make([]float32, n*model.NumFeatures)
+	x := make([]float32, n*len(feats))
 	for i := range x {
 		x[i] = rng.Float32()
 	}
@@ -31,10 +41,12 @@ func NewVersion(seed int64, v model.Version) ([]byte, string, error) {
 		Version:   v,
 		CreatedAt: time.Now().UTC().Truncate(time.Second),
 		Model:     model.ModelFile{File: "predictor_" + v.String() + ".onnx", SHA256: model.SHA256Hex(b), SizeBytes: int64(len(b))},
-		Signature: model.DefaultSignature(),
-		Features:  model.DefaultFeatures(),
+		Signature: model.SignatureFor(len(feats)),
+		Features:  feats,
 		Outputs:   model.DefaultOutputs(),
 		Golden:    trainer.GoldenFor(q, x, n),
+
+		HistoryWindowHours: window,
 	}
 	mj, err := json.Marshal(m)
 	if err != nil {
