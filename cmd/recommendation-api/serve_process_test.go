@@ -271,6 +271,21 @@ func TestShutdownDeadlineWithStuckJob(t *testing.T) {
 			t.Fatalf("job never ran: %v", got.GetJob())
 		}
 	}
+	// RUNNING comes before the job opens the trace: wait until it is
+	// blocked on the FIFO (a non-blocking open for writing succeeds only
+	// once a reader has it open), and keep that writer open without writing,
+	// so the job's read blocks rather than seeing end of file.
+	fifo := filepath.Join(traceDir, "stuck.csv")
+	for deadline := time.Now().Add(waitFor); ; time.Sleep(10 * time.Millisecond) {
+		fd, err := syscall.Open(fifo, syscall.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if err == nil {
+			t.Cleanup(func() { syscall.Close(fd) })
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the job never opened %s: %v", fifo, err)
+		}
+	}
 
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
