@@ -350,6 +350,9 @@ func (m *Manager) Start(req Request) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
+	if req.Major, err = m.targetMajor(req.Major); err != nil {
+		return nil, err
+	}
 	if c := m.opts.MaxSamples; c > 0 && req.Samples > c {
 		return nil, invalid("samples: %d; this server accepts at most %d simulated containers per job (--max-job-samples)", req.Samples, c)
 	}
@@ -406,17 +409,43 @@ func (m *Manager) Start(req Request) (*Job, error) {
 // versionFor resolves the version req produces against the registry and
 // the pending jobs. Callers hold mu.
 func (m *Manager) versionFor(req Request) (model.Version, error) {
-	newest, err := newestOf(m.store, rollback.ServedMajor)
+	newest, err := newestOf(m.store, req.Major)
 	if err != nil {
 		return model.Version{}, fmt.Errorf("jobs: %w", err)
 	}
 	pending := make(map[model.Version]string)
 	for id, e := range m.jobs {
-		if !e.job.State.Final() && e.job.Version.Major == rollback.ServedMajor {
+		if !e.job.State.Final() && e.job.Version.Major == req.Major {
 			pending[e.job.Version] = id
 		}
 	}
 	return resolveVersion(req, newest, m.registered, pending)
+}
+
+// targetMajor resolves a job's major: one this build can train, or with 0
+// the newest major that has an active version (rollback.ServedMajor when
+// none has). Errors wrap model.ErrInvalidInput.
+func (m *Manager) targetMajor(major int) (int, error) {
+	if major != 0 {
+		if !slices.Contains(model.Majors, major) {
+			return 0, invalid("major: %d; this server trains majors %v, or 0 for the newest served", major, model.Majors)
+		}
+		return major, nil
+	}
+	actives, err := m.store.Actives()
+	if err != nil {
+		return 0, fmt.Errorf("jobs: %w", err)
+	}
+	newest := 0
+	for mj := range actives {
+		if slices.Contains(model.Majors, mj) && mj > newest {
+			newest = mj
+		}
+	}
+	if newest == 0 {
+		newest = rollback.ServedMajor
+	}
+	return newest, nil
 }
 
 // newestOf returns the highest registered version of major (zero when

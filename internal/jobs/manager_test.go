@@ -58,8 +58,8 @@ func TestStartRefusesBadRequests(t *testing.T) {
 		{"VersionAndBump", with(func(r *jobs.Request) { r.Version, r.Bump = "v1.5.0", "patch" }), model.ErrInvalidInput, "both set"},
 		{"MalformedVersion", with(func(r *jobs.Request) { r.Version = "1.5.0" }), model.ErrInvalidVersion, "version: invalid version \"1.5.0\""},
 		{"UnknownBump", with(func(r *jobs.Request) { r.Bump = "huge" }), model.ErrInvalidVersion, "bump: invalid version: bump \"huge\"; want major, minor or patch"},
-		{"MajorBump", with(func(r *jobs.Request) { r.Bump = "major" }), model.ErrInvalidInput, "bump: major would produce v2.0.0, but this server serves major version 1"},
-		{"OtherMajor", with(func(r *jobs.Request) { r.Version = "v2.0.0" }), model.ErrInvalidInput, "version: v2.0.0 is major version 2; this server serves major version 1"},
+		{"MajorBump", with(func(r *jobs.Request) { r.Bump = "major" }), model.ErrInvalidInput, "bump: major would produce v2.0.0, but the job trains major version 1"},
+		{"OtherMajor", with(func(r *jobs.Request) { r.Version = "v2.0.0" }), model.ErrInvalidInput, "version: v2.0.0 is major version 2; the job trains major 1 (set major)"},
 		{"ZeroVersion", with(func(r *jobs.Request) { r.Version = "v0.0.0" }), model.ErrInvalidInput, "version: v0.0.0 is major version 0"},
 		{"Registered", with(func(r *jobs.Request) { r.Version = "v1.0.0" }), model.ErrVersionExists, "version: v1.0.0 is already registered"},
 		{"Pending", with(func(r *jobs.Request) { r.Version = "v1.4.0" }), model.ErrVersionExists, "version: v1.4.0 is the version " + pending.ID + " will produce"},
@@ -600,5 +600,42 @@ func TestMaxSamples(t *testing.T) {
 	req.Samples = 5000
 	if _, err := m.Start(req); err != nil {
 		t.Errorf("Start(5000 samples) with a 5000 cap: %v", err)
+	}
+}
+
+// TestJobTrainsMajor2: a job for major 2 trains major 2's features,
+// registers v2.0.1 and activates it beside major 1's active version; an
+// unknown major is refused.
+func TestJobTrainsMajor2(t *testing.T) {
+	f := open(t, "")
+	m := f.manager(t, jobs.Options{}, true)
+	req := small(jobs.PolicyAlways)
+	req.Major, req.Bump = 2, "patch"
+	j, err := m.Start(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Version.String() != "v2.0.1" {
+		t.Fatalf("job version %s; want v2.0.1", j.Version)
+	}
+	wait(t, m, j.ID)
+	got, err := m.Get(j.ID)
+	if err != nil || got.State != jobs.StateSucceeded {
+		t.Fatalf("job = %+v, %v; want SUCCEEDED", got, err)
+	}
+	man, err := f.store.Manifest(j.Version)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want, _ := model.FeaturesFor(2); len(man.Features) != len(want) {
+		t.Errorf("v2.0.1 declares %d features; want major 2's %d", len(man.Features), len(want))
+	}
+	actives, _ := f.store.Actives()
+	if actives[2] != j.Version || actives[1].Major != 1 {
+		t.Errorf("actives %v; want major 2 at %s and major 1 untouched", actives, j.Version)
+	}
+	req.Major = 7
+	if _, err := m.Start(req); !errors.Is(err, model.ErrInvalidInput) {
+		t.Errorf("Start(major 7): %v; want ErrInvalidInput", err)
 	}
 }

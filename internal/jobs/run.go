@@ -71,7 +71,7 @@ func (m *Manager) execute(ctx context.Context, e *entry) error {
 
 	m.update(e, true, func(j *Job) { j.Progress.Phase, j.Progress.Remaining = PhaseEvaluating, evalEst })
 	seed := HeldOutSeed(req.Seed)
-	ev, err := trainer.GenerateEval(ctx, trainer.GenConfig{Samples: m.opts.EvalSamples, Seed: seed, Mix: mix, Workers: m.opts.Workers})
+	ev, err := trainer.GenerateEval(ctx, trainer.GenConfig{Samples: m.opts.EvalSamples, Seed: seed, Mix: mix, Workers: m.opts.Workers, Major: v.Major})
 	if err != nil {
 		return fmt.Errorf("generate held-out data: %w", err)
 	}
@@ -83,7 +83,7 @@ func (m *Manager) execute(ctx context.Context, e *entry) error {
 		HeldOutSamples: ev.N, HeldOutSeed: seed,
 		Candidate: scoresOf(v, metrics), Baseline: metrics.Baseline,
 	}
-	parent, active, activeErr := m.evaluateActive(ev, seed)
+	parent, active, activeErr := m.evaluateActive(ev, seed, v.Major)
 	eval.Active, eval.ActiveError = active, activeErr
 	better, why := compare(eval, parent)
 	m.update(e, true, func(j *Job) {
@@ -167,8 +167,8 @@ func meanLimitSlack(s model.Scores) float64 { return (s.CPULimitSlack + s.MemLim
 
 // evaluateActive scores the active version on ev. It returns the active
 // version (zero when none), its scores, or why it could not be scored.
-func (m *Manager) evaluateActive(ev *trainer.EvalSet, seed int64) (model.Version, *ModelScores, string) {
-	av, err := m.releases.Active(0)
+func (m *Manager) evaluateActive(ev *trainer.EvalSet, seed int64, major int) (model.Version, *ModelScores, string) {
+	av, err := m.releases.Active(major)
 	if errors.Is(err, model.ErrNoActiveVersion) {
 		return model.Version{}, nil, ""
 	}

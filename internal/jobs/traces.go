@@ -66,7 +66,7 @@ func (m *Manager) traceDataset(ctx context.Context, req Request) (*trainer.Datas
 	if err != nil {
 		return nil, fmt.Errorf("read traces: %w", err)
 	}
-	d, err := traces.Dataset(series, traces.Windows{Stride: traces.DefaultTrainStride})
+	d, err := traces.DatasetFor(series, traces.Windows{Stride: traces.DefaultTrainStride}, req.Major)
 	if err != nil {
 		return nil, fmt.Errorf("cut traces: %w", err)
 	}
@@ -86,7 +86,7 @@ func (m *Manager) trainingData(ctx context.Context, req Request, mix [trainer.Nu
 			return real, nil
 		}
 	}
-	d, err := trainer.Generate(ctx, trainer.GenConfig{Samples: req.Samples, Seed: req.Seed, Mix: mix, Workers: m.opts.Workers})
+	d, err := trainer.Generate(ctx, trainer.GenConfig{Samples: req.Samples, Seed: req.Seed, Mix: mix, Workers: m.opts.Workers, Major: req.Major})
 	if err != nil {
 		return nil, fmt.Errorf("generate training data: %w", err)
 	}

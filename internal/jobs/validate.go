@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"recommendation-api/internal/model"
-	"recommendation-api/internal/rollback"
 	"recommendation-api/internal/trainer"
 )
 
@@ -142,15 +141,15 @@ func resolveVersion(req Request, newest model.Version, registered func(model.Ver
 	if req.Bump != "" {
 		base := top.v
 		if base.IsZero() {
-			base = model.Version{Major: rollback.ServedMajor}
+			base = model.Version{Major: req.Major}
 		}
 		v, err := base.Bump(req.Bump)
 		if err != nil {
 			return model.Version{}, fmt.Errorf("bump: %w", err)
 		}
-		if v.Major != rollback.ServedMajor {
-			return model.Version{}, invalid("bump: %s would produce %s, but this server serves major version %d (a new major version changes the input/output format); want patch or minor",
-				req.Bump, v, rollback.ServedMajor)
+		if v.Major != req.Major {
+			return model.Version{}, invalid("bump: %s would produce %s, but the job trains major version %d (a new major version changes the input/output format); want patch or minor",
+				req.Bump, v, req.Major)
 		}
 		return v, nil
 	}
@@ -159,9 +158,9 @@ func resolveVersion(req Request, newest model.Version, registered func(model.Ver
 	if err != nil {
 		return model.Version{}, fmt.Errorf("version: %w", err)
 	}
-	if v.Major != rollback.ServedMajor {
-		return model.Version{}, invalid("version: %s is major version %d; this server serves major version %d, want v%d.x.y",
-			v, v.Major, rollback.ServedMajor, rollback.ServedMajor)
+	if v.Major != req.Major {
+		return model.Version{}, invalid("version: %s is major version %d; the job trains major %d (set major), want v%d.x.y",
+			v, v.Major, req.Major, req.Major)
 	}
 	if id, ok := pending[v]; ok {
 		return model.Version{}, fmt.Errorf("version: %s is the version %s will produce: %w", v, id, model.ErrVersionExists)

@@ -54,6 +54,9 @@ const (
 // JobRequest is what StartTraining asks for. Zero LearningRate, BatchSize,
 // Policy and Mix take their defaults; Start documents the bounds.
 type JobRequest struct {
+	// Major is the major version (I/O format) the job trains; 0 means the
+	// newest major the server serves.
+	Major        int              `json:"major,omitempty"`
 	Samples      int              `json:"samples"`
 	Epochs       int              `json:"epochs"`
 	Seed         int64            `json:"seed"`

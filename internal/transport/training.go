@@ -75,6 +75,7 @@ func (s *TrainingServer) StartTraining(ctx context.Context, req *recommendationv
 		Reason:       req.GetReason(),
 		Traces:       req.GetTraces(),
 		TraceFormat:  req.GetTraceFormat(),
+		Major:        int(req.GetMajor()),
 	})
 	if err != nil {
 		return nil, StatusError(ctx, s.log, method, err)
@@ -198,7 +199,7 @@ func jobProto(j *model.Job) *recommendationv1.Job {
 			Samples: int64(p.Samples), Epochs: int32(p.Epochs), Seed: p.Seed, WorkloadMix: p.Mix,
 			LearningRate: p.LearningRate, BatchSize: int32(p.BatchSize), Version: p.Version, Bump: p.Bump,
 			ActivationPolicy: policyProto[p.Policy], Actor: p.Actor, Reason: p.Reason,
-			Traces: p.Traces, TraceFormat: p.TraceFormat,
+			Traces: p.Traces, TraceFormat: p.TraceFormat, Major: int32(p.Major),
 		},
 		CreatedAt:      timestamp(j.CreatedAt),
 		StartedAt:      timestamp(j.StartedAt),

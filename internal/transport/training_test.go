@@ -337,7 +337,7 @@ func TestTrainingBadRequests(t *testing.T) {
 		{"Samples", &recommendationv1.StartTrainingRequest{Samples: 1 << 40, Epochs: 3}, codes.InvalidArgument, "samples:"},
 		{"Policy", &recommendationv1.StartTrainingRequest{Samples: 3000, Epochs: 3, ActivationPolicy: 9}, codes.InvalidArgument, "activation_policy: 9"},
 		{"Actor", &recommendationv1.StartTrainingRequest{Samples: 3000, Epochs: 3, Actor: "system"}, codes.InvalidArgument, "actor: \"system\" is reserved"},
-		{"OtherMajor", &recommendationv1.StartTrainingRequest{Samples: 3000, Epochs: 3, Version: "v2.1.0"}, codes.InvalidArgument, "this server serves major version 1"},
+		{"OtherMajor", &recommendationv1.StartTrainingRequest{Samples: 3000, Epochs: 3, Version: "v2.1.0"}, codes.InvalidArgument, "the job trains major 1 (set major)"},
 	} {
 		t.Run("GRPC"+tc.name, func(t *testing.T) {
 			_, err := e.client.StartTraining(ctx, tc.req)

@@ -272,7 +272,10 @@ type StartTrainingRequest struct {
 	Traces []string `protobuf:"bytes,12,rep,name=traces,proto3" json:"traces,omitempty"`
 	// Format of the traces: "generic" (CSV container_id,timestamp,cpu_cores,
 	// memory_bytes) or "bitbrains" (GWA-T-12 files); empty detects it per file.
-	TraceFormat   string `protobuf:"bytes,13,opt,name=trace_format,json=traceFormat,proto3" json:"trace_format,omitempty"`
+	TraceFormat string `protobuf:"bytes,13,opt,name=trace_format,json=traceFormat,proto3" json:"trace_format,omitempty"`
+	// The major version (I/O format) to train: 1 (12 features) or 2 (with
+	// the history maxima); 0 means the newest major the server serves.
+	Major         int32 `protobuf:"varint,14,opt,name=major,proto3" json:"major,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -398,6 +401,13 @@ func (x *StartTrainingRequest) GetTraceFormat() string {
 	return ""
 }
 
+func (x *StartTrainingRequest) GetMajor() int32 {
+	if x != nil {
+		return x.Major
+	}
+	return 0
+}
+
 // StartTrainingResponse holds the queued job.
 type StartTrainingResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -475,7 +485,10 @@ type TrainingParams struct {
 	// Trace sources, relative to the server's --trace-dir.
 	Traces []string `protobuf:"bytes,12,rep,name=traces,proto3" json:"traces,omitempty"`
 	// Trace format ("generic", "bitbrains", or empty for detection per file).
-	TraceFormat   string `protobuf:"bytes,13,opt,name=trace_format,json=traceFormat,proto3" json:"trace_format,omitempty"`
+	TraceFormat string `protobuf:"bytes,13,opt,name=trace_format,json=traceFormat,proto3" json:"trace_format,omitempty"`
+	// The major version (I/O format) to train: 1 (12 features) or 2 (with
+	// the history maxima); 0 means the newest major the server serves.
+	Major         int32 `protobuf:"varint,14,opt,name=major,proto3" json:"major,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -599,6 +612,13 @@ func (x *TrainingParams) GetTraceFormat() string {
 		return x.TraceFormat
 	}
 	return ""
+}
+
+func (x *TrainingParams) GetMajor() int32 {
+	if x != nil {
+		return x.Major
+	}
+	return 0
 }
 
 // Job is one training job and everything it found out.
@@ -1628,7 +1648,7 @@ var File_recommendation_v1_training_proto protoreflect.FileDescriptor
 
 const file_recommendation_v1_training_proto_rawDesc = "" +
 	"\n" +
-	" recommendation/v1/training.proto\x12\x11recommendation.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a recommendation/v1/registry.proto\"\xac\x03\n" +
+	" recommendation/v1/training.proto\x12\x11recommendation.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a recommendation/v1/registry.proto\"\xc2\x03\n" +
 	"\x14StartTrainingRequest\x12\x18\n" +
 	"\asamples\x18\x01 \x01(\x03R\asamples\x12\x16\n" +
 	"\x06epochs\x18\x02 \x01(\x05R\x06epochs\x12\x12\n" +
@@ -1644,9 +1664,10 @@ const file_recommendation_v1_training_proto_rawDesc = "" +
 	" \x01(\tR\x05actor\x12\x16\n" +
 	"\x06reason\x18\v \x01(\tR\x06reason\x12\x16\n" +
 	"\x06traces\x18\f \x03(\tR\x06traces\x12!\n" +
-	"\ftrace_format\x18\r \x01(\tR\vtraceFormat\"A\n" +
+	"\ftrace_format\x18\r \x01(\tR\vtraceFormat\x12\x14\n" +
+	"\x05major\x18\x0e \x01(\x05R\x05major\"A\n" +
 	"\x15StartTrainingResponse\x12(\n" +
-	"\x03job\x18\x01 \x01(\v2\x16.recommendation.v1.JobR\x03job\"\xa6\x03\n" +
+	"\x03job\x18\x01 \x01(\v2\x16.recommendation.v1.JobR\x03job\"\xbc\x03\n" +
 	"\x0eTrainingParams\x12\x18\n" +
 	"\asamples\x18\x01 \x01(\x03R\asamples\x12\x16\n" +
 	"\x06epochs\x18\x02 \x01(\x05R\x06epochs\x12\x12\n" +
@@ -1662,7 +1683,8 @@ const file_recommendation_v1_training_proto_rawDesc = "" +
 	" \x01(\tR\x05actor\x12\x16\n" +
 	"\x06reason\x18\v \x01(\tR\x06reason\x12\x16\n" +
 	"\x06traces\x18\f \x03(\tR\x06traces\x12!\n" +
-	"\ftrace_format\x18\r \x01(\tR\vtraceFormat\"\x9b\x05\n" +
+	"\ftrace_format\x18\r \x01(\tR\vtraceFormat\x12\x14\n" +
+	"\x05major\x18\x0e \x01(\x05R\x05major\"\x9b\x05\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x1b.recommendation.v1.JobStateR\x05state\x129\n" +
