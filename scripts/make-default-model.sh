@@ -16,7 +16,7 @@ cd "$WORK" # relative paths, so the manifest records no temporary directory
 # Integrity gates are enforced. The baseline gates are printed but not
 # enforced: against the VPA recommender as it computes its bounds, this
 # major-1 model does not win on synthetic held-out data (OOM rate 0.066 vs
-# VPA's 0.061 at equal slack; docs/model.md), and the embedded default must
+# VPA's 0.061 at about the same memory slack; docs/model.md), and the embedded default must
 # still be reproducible. Model versions that do win are registered on top.
 "$BIN" validate --model models/predictor.onnx --baseline-gates=false
 cp "$WORK/models/predictor.onnx" "$ROOT/internal/defaultmodel/predictor.onnx"
