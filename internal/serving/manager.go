@@ -89,6 +89,9 @@ type Manager struct {
 	opts Options
 	// actives is a copy-on-write map from major to its active version.
 	actives atomic.Pointer[map[int]*loaded]
+	// manifests is actives' manifests ascending by major, published with
+	// it, so routing reads them without building a list per call.
+	manifests atomic.Pointer[[]*model.Manifest]
 	// byVersion is a copy-on-write map of loaded versions, read lock-free by
 	// Acquire for pinned versions.
 	byVersion atomic.Pointer[map[string]*loaded]
@@ -104,9 +107,24 @@ func NewManager(opts Options) *Manager {
 	m := &Manager{opts: opts}
 	empty := map[string]*loaded{}
 	m.byVersion.Store(&empty)
-	none := map[int]*loaded{}
-	m.actives.Store(&none)
+	m.setActives(map[int]*loaded{})
 	return m
+}
+
+// setActives publishes next as the active versions and their manifests.
+// Callers hold mu (or own m).
+func (m *Manager) setActives(next map[int]*loaded) {
+	majors := make([]int, 0, len(next))
+	for major := range next {
+		majors = append(majors, major)
+	}
+	sort.Ints(majors)
+	mans := make([]*model.Manifest, len(majors))
+	for i, major := range majors {
+		mans[i] = next[major].manifest
+	}
+	m.actives.Store(&next)
+	m.manifests.Store(&mans)
 }
 
 // isActive reports whether l is the active version of its major.
@@ -287,7 +305,7 @@ func (m *Manager) Activate(v model.Version) (model.Version, error) {
 	}
 	prev := next[v.Major]
 	next[v.Major] = l
-	m.actives.Store(&next)
+	m.setActives(next)
 	if prev == nil {
 		return model.Version{}, nil
 	}
@@ -442,26 +460,18 @@ func (m *Manager) ActiveOf(major int) *model.Manifest {
 
 // Majors lists the majors that have an active version, ascending.
 func (m *Manager) Majors() []int {
-	var out []int
-	for major := range *m.actives.Load() {
-		out = append(out, major)
+	mans := *m.manifests.Load()
+	out := make([]int, len(mans))
+	for i, man := range mans {
+		out[i] = man.Version.Major
 	}
-	sort.Ints(out)
 	return out
 }
 
 // ActiveManifests returns the active version of every major, ascending by
-// major: what request routing chooses among.
-func (m *Manager) ActiveManifests() []*model.Manifest {
-	actives := *m.actives.Load()
-	out := make([]*model.Manifest, 0, len(actives))
-	for _, major := range m.Majors() {
-		if l := actives[major]; l != nil {
-			out = append(out, l.manifest)
-		}
-	}
-	return out
-}
+// major: what request routing chooses among. The slice is shared: callers
+// must not modify it.
+func (m *Manager) ActiveManifests() []*model.Manifest { return *m.manifests.Load() }
 
 // Ready reports whether some major has an active version.
 func (m *Manager) Ready() bool { return len(*m.actives.Load()) > 0 }
@@ -497,8 +507,7 @@ func (m *Manager) StatsOf(v model.Version) (StatsSnapshot, bool) {
 func (m *Manager) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	none := map[int]*loaded{}
-	m.actives.Store(&none)
+	m.setActives(map[int]*loaded{})
 	for k, l := range *m.byVersion.Load() {
 		m.setLoaded(k, nil)
 		l.release()
