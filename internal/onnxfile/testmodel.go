@@ -15,26 +15,8 @@ import (
 // q = round(w/scale) clamped to [-127, 127]. Biases are uniform in [-0.1, 0.1].
 func RandomMLP(seed int64) *model.QuantizedMLP {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x5eed_0c7a_11ab_1e5))
-	widths := []int{model.NumFeatures, 32, 16, model.NumOutputs}
-	acts := []model.Activation{model.ActReLU, model.ActReLU, model.ActSigmoid}
-	m := &model.QuantizedMLP{}
-	for k := range acts {
-		in, out := widths[k], widths[k+1]
-		w := make([]float64, in*out)
-		std := math.Sqrt(2 / float64(in))
-		for j := range w {
-			w[j] = rng.NormFloat64() * std
-		}
-		q, scale := quantizeColumns(w, in, out)
-		bias := make([]float32, out)
-		for o := range bias {
-			bias[o] = float32(rng.Float64()*0.2 - 0.1)
-		}
-		m.Layers = append(m.Layers, model.DenseLayer{
-			In: in, Out: out, Q: q, Scale: scale, Bias: bias, Activation: acts[k],
-		})
-	}
-	return m
+	return randomLayers(rng, []int{model.NumFeatures, 32, 16, model.NumOutputs},
+		[]model.Activation{model.ActReLU, model.ActReLU, model.ActSigmoid}, 0.1, &model.QuantizedMLP{})
 }
 
 // RandomMLPV2 returns a deterministic random model in major 2's format:
@@ -44,9 +26,14 @@ func RandomMLP(seed int64) *model.QuantizedMLP {
 func RandomMLPV2(seed int64) *model.QuantizedMLP {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x5eed_0c7a_11ab_1e6))
 	width, _, _ := model.FormatFor(2)
-	widths := []int{width, 32, 16, model.NumOutputs}
-	acts := []model.Activation{model.ActReLU, model.ActReLU, model.ActNone}
-	m := &model.QuantizedMLP{Head: model.HeadHeadroom}
+	return randomLayers(rng, []int{width, 32, 16, model.NumOutputs},
+		[]model.Activation{model.ActReLU, model.ActReLU, model.ActNone}, 0.3, &model.QuantizedMLP{Head: model.HeadHeadroom})
+}
+
+// randomLayers appends to m dense layers of the given widths and
+// activations: He-scaled normal weights quantized per output column, biases
+// uniform in [-biasSpread, biasSpread].
+func randomLayers(rng *rand.Rand, widths []int, acts []model.Activation, biasSpread float64, m *model.QuantizedMLP) *model.QuantizedMLP {
 	for k := range acts {
 		in, out := widths[k], widths[k+1]
 		w := make([]float64, in*out)
@@ -57,7 +44,7 @@ func RandomMLPV2(seed int64) *model.QuantizedMLP {
 		q, scale := quantizeColumns(w, in, out)
 		bias := make([]float32, out)
 		for o := range bias {
-			bias[o] = float32(rng.Float64()*0.6 - 0.3)
+			bias[o] = float32(rng.Float64()*2*biasSpread - biasSpread)
 		}
 		m.Layers = append(m.Layers, model.DenseLayer{
 			In: in, Out: out, Q: q, Scale: scale, Bias: bias, Activation: acts[k],
