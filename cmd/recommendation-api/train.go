@@ -33,6 +33,9 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	parent := fs.String("parent", "", "version this one was trained to replace (recorded in the manifest)")
 	memUnder := fs.Float64("mem-limit-under", -1, "share of validation rows whose memory limit may fall below the following day's peak, which calibration aims at (default: the major's)")
 	cpuUnder := fs.Float64("cpu-limit-under", -1, "likewise for the CPU limit against the following day's p99 (default: the major's)")
+	memPrice := fs.Float64("mem-overrun-price", -1, "train the memory limit on its scored cost: relative slack plus this price per following day it falls below the peak (0 = pinball loss; default: the major's)")
+	cpuPrice := fs.Float64("cpu-overrun-price", -1, "likewise for the CPU limit against the following day's p99 (default: the major's)")
+	width := fs.Float64("overrun-width", 0, "width of the overrun step in normalized output units, (0, 1] (default 0.01, about 10% of a limit)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -58,6 +61,18 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			cfg.UnderTarget[u.o] = *u.v
 		}
 	}
+	for _, u := range []struct {
+		v *float64
+		o int
+	}{{memPrice, 3}, {cpuPrice, 1}} {
+		if *u.v >= 0 {
+			if *u.v > 100 {
+				return usageError{fmt.Errorf("train: overrun price %v; want 0..100", *u.v)}
+			}
+			cfg.OverrunPrice[u.o] = *u.v
+		}
+	}
+	cfg.OverrunWidth = *width
 	if *epochs < 1 || *epochs > 1000 {
 		return usageError{fmt.Errorf("train: --epochs %d; want 1..1000", *epochs)}
 	}

@@ -67,6 +67,15 @@ func (s Spec) Denormalizer() Denormalizer {
 	return d
 }
 
+// Slope is the derivative of Denormalize at x (inside (0,1)).
+func (d Denormalizer) Slope(x float64) float64 {
+	s := d.spec
+	if s.Transform == Log1p {
+		return s.Scale * math.Exp(x*d.logRange) * d.logRange
+	}
+	return s.Max - s.Min
+}
+
 // Denormalize is Spec.Denormalize.
 func (d Denormalizer) Denormalize(x float64) float64 {
 	s := d.spec

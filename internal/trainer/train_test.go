@@ -181,3 +181,76 @@ func TestTrainStopsWhenCancelled(t *testing.T) {
 		t.Fatalf("Train() error = %v, want context.Canceled", err)
 	}
 }
+
+// The overrun cost's derivative is the derivative of its value (finite
+// differences), the served minimum stops both terms, and the cost of a
+// limit under its label is about the price.
+func TestOverrunCost(t *testing.T) {
+	cfg := DefaultTrainConfigFor(2)
+	lw := cfg.weights()
+	outs := model.DefaultOutputs()
+	norm := func(o int, v float64) float64 { return outs[o].Normalize(v) }
+	label := norm(outMemLimit, 4<<30) // the following day's peak × 1.05: 4 GiB
+	use := norm(outMemRequest, 2<<30) // its p90: 2 GiB
+	for _, v := range []float64{3 << 30, 4 << 30, 4.2 * (1 << 30), 8 << 30} {
+		p := norm(outMemLimit, v)
+		c, g := lw.overrunCost(outMemLimit, p, label, use)
+		const h = 1e-6
+		c1, _ := lw.overrunCost(outMemLimit, p+h, label, use)
+		c0, _ := lw.overrunCost(outMemLimit, p-h, label, use)
+		if fd := (c1 - c0) / (2 * h); math.Abs(fd-g) > 1e-3*math.Max(1, math.Abs(fd)) {
+			t.Errorf("limit %.1f GiB: derivative %v, finite difference %v", v/(1<<30), g, fd)
+		}
+		slack := 1 - float64(2<<30)/outs[outMemLimit].Denormalize(p)
+		if c < slack || c > slack+lw.price[outMemLimit]+1e-9 {
+			t.Errorf("limit %.1f GiB: cost %v; want slack %v plus at most the price %v", v/(1<<30), c, slack, lw.price[outMemLimit])
+		}
+	}
+	under, _ := lw.overrunCost(outMemLimit, norm(outMemLimit, 3<<30), label, use)
+	over, _ := lw.overrunCost(outMemLimit, norm(outMemLimit, 6<<30), label, use)
+	if under-over < 0.9*lw.price[outMemLimit]-0.5 {
+		t.Errorf("cost under the label %v, well above it %v; want the overrun to cost about the price %v more", under, over, lw.price[outMemLimit])
+	}
+	// A container below the served minimum (250 MiB): the minimum covers its
+	// 100 MiB peak, so a limit under the minimum costs the same and moves nowhere.
+	small := norm(outMemLimit, 100<<20)
+	c0, g0 := lw.overrunCost(outMemLimit, norm(outMemLimit, 50<<20), small, norm(outMemRequest, 80<<20))
+	c1, g1 := lw.overrunCost(outMemLimit, norm(outMemLimit, 200<<20), small, norm(outMemRequest, 80<<20))
+	if g0 != 0 || g1 != 0 || math.Abs(c0-c1) > 1e-12 {
+		t.Errorf("limits under the served minimum: costs %v, %v, derivatives %v, %v; want equal costs and no gradient", c0, c1, g0, g1)
+	}
+}
+
+// Trained on its scored cost, a major-2 memory limit trades slack for
+// overruns as the price says: a higher price gives fewer rows under the
+// following day's peak.
+func TestOverrunPriceOrdersRisk(t *testing.T) {
+	ctx := context.Background()
+	d, err := Generate(ctx, GenConfig{Samples: 4000, Seed: 5, Major: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	under := func(price float64) float64 {
+		cfg := DefaultTrainConfigFor(2)
+		cfg.Epochs, cfg.Seed = 8, 1
+		cfg.OverrunPrice[outMemLimit] = price
+		cfg.UnderTarget = [model.NumOutputs]float64{0, 0.1, 0, 0, 0}
+		res, err := Train(ctx, d, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := res.Quant.Forward(res.ValX, res.ValN)
+		n := 0
+		for r := 0; r < res.ValN; r++ {
+			if out[r*model.NumOutputs+outMemLimit] < res.ValY[r*model.NumOutputs+outMemLimit]-0.003 {
+				n++
+			}
+		}
+		return float64(n) / float64(res.ValN)
+	}
+	lo, hi := under(0.5), under(8)
+	if !(hi < lo) {
+		t.Fatalf("share under the label: price 0.5 → %.3f, price 8 → %.3f; want fewer under at the higher price", lo, hi)
+	}
+	t.Logf("share under the label: price 0.5 → %.3f, price 8 → %.3f", lo, hi)
+}
