@@ -107,6 +107,53 @@ type Report struct {
 	MemoryCurves []Curve `json:"memory_curves"`
 	CPUCurves    []Curve `json:"cpu_curves"`
 	Days         []Day   `json:"days,omitempty"`
+	// ConfidenceDeciles groups the model's container-days by the confidence
+	// it answered with, lowest tenth first, with the error each group then
+	// had (a model file only: the confidence is its fifth output).
+	ConfidenceDeciles []ConfidenceDecile `json:"confidence_deciles,omitempty"`
+}
+
+// ConfidenceDecile is a tenth of the model's container-days by the
+// confidence it answered with, and what they realised: the share with an
+// OOM, the mean relative slack of the memory limit, and the mean memory
+// error |ln(the following day's peak / the memory limit)|.
+type ConfidenceDecile struct {
+	Decile         int     `json:"decile"` // 1 = lowest confidence
+	Days           int     `json:"days"`
+	ConfidenceLow  float64 `json:"confidence_low"`
+	ConfidenceHigh float64 `json:"confidence_high"`
+	OOMRate        float64 `json:"oom_rate"`
+	MemLimitSlack  float64 `json:"mem_limit_slack"`
+	MemError       float64 `json:"mem_log_error"`
+}
+
+// confidenceDeciles groups days by conf (see ConfidenceDecile).
+func confidenceDeciles(conf []float64, recs []trainer.Rec, scores []DayScore, futs []Future) []ConfidenceDecile {
+	n := len(conf)
+	if n < 10 {
+		return nil
+	}
+	idx := make([]int, n)
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(conf[a], conf[b]) })
+	out := make([]ConfidenceDecile, 0, 10)
+	for d := 0; d < 10; d++ {
+		part := idx[d*n/10 : (d+1)*n/10]
+		c := ConfidenceDecile{Decile: d + 1, Days: len(part), ConfidenceLow: conf[part[0]], ConfidenceHigh: conf[part[len(part)-1]]}
+		for _, i := range part {
+			if scores[i].OOM {
+				c.OOMRate++
+			}
+			c.MemLimitSlack += scores[i].MemLimitSlack
+			c.MemError += math.Abs(math.Log(max(futs[i].MemMax, 1) / max(recs[i].MemLimit, 1)))
+		}
+		k := float64(len(part))
+		c.OOMRate, c.MemLimitSlack, c.MemError = c.OOMRate/k, c.MemLimitSlack/k, c.MemError/k
+		out = append(out, c)
+	}
+	return out
 }
 
 // Matched is a recommender's memory limits multiplied by Factor, the
@@ -366,6 +413,7 @@ func Evaluate(ctx context.Context, series []*Series, cfg Config) (*Report, error
 	}
 
 	var x []float32
+	var conf []float64 // the model's confidence per point (model file only)
 	var raws []features.Raw
 	var ids []string
 	switch {
@@ -416,8 +464,12 @@ func Evaluate(ctx context.Context, series []*Series, cfg Config) (*Report, error
 		if len(y) != len(pts)*model.NumOutputs {
 			return nil, fmt.Errorf("evaluate: model returned %d values for %d rows; want %d", len(y), len(pts), len(pts)*model.NumOutputs)
 		}
+		conf = make([]float64, len(pts))
 		for i := range pts {
 			recs[NameModel][i] = trainer.RecFromOutputs(y[i*model.NumOutputs:(i+1)*model.NumOutputs], cfg.Outputs)
+			if len(cfg.Outputs) == model.NumOutputs {
+				conf[i] = cfg.Outputs[model.NumOutputs-1].Denormalize(float64(y[(i+1)*model.NumOutputs-1]))
+			}
 		}
 	}
 
@@ -442,6 +494,9 @@ func Evaluate(ctx context.Context, series []*Series, cfg Config) (*Report, error
 				rep.Days[i].Recs[n] = rated(recs[n][i], sc)
 			}
 		}
+	}
+	if conf != nil {
+		rep.ConfidenceDeciles = confidenceDeciles(conf, recs[NameModel], scores[NameModel], futs)
 	}
 	limits := make(map[string][]float64, len(names))
 	for _, n := range names {

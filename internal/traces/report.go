@@ -73,6 +73,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(&b, "%s at %s's OOM rate: memory limits × %.2f give %s OOM days and %s memory limit slack (%s %s)\n",
 			m.Name, m.Reference, m.Factor, pct(m.OOMRate), pct(m.MemLimitSlack.Mean), m.Reference, pct(r.Summary(m.Reference).MemLimitSlack.Mean))
 	}
+	if len(r.ConfidenceDeciles) > 0 {
+		fmt.Fprintf(&b, "the model's container-days by the confidence it answered with (decile 1 = lowest):\n")
+		fmt.Fprintf(&b, "  %-7s %6s %17s %9s %16s %22s\n", "decile", "days", "confidence", "OOM days", "mem limit slack", "|ln(peak / mem limit)|")
+		for _, c := range r.ConfidenceDeciles {
+			fmt.Fprintf(&b, "  %-7d %6d %8.3f – %-6.3f %9s %16s %22.3f\n", c.Decile, c.Days, c.ConfidenceLow, c.ConfidenceHigh, pct(c.OOMRate), pct(c.MemLimitSlack), c.MemError)
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
