@@ -227,8 +227,17 @@ func TestGenerateDataFromTraces(t *testing.T) {
 	if d, err = trainer.ReadNPZ(mixed); err != nil || d.N != 50+500 {
 		t.Errorf("mixed: %v, N = %d; want 25·2 + 500 = 550", err, d.N)
 	}
+	// Each history length adds its own samples: 1 day of history leaves
+	// 24·(5−2)+1 = 73 per training container besides the 49 of 2 days.
+	hists := filepath.Join(dir, "hists.npz")
+	mustRun(t, "generate-data", "--major", "1", "--trace", trace, "--trace-history", "2d,1d", "--output", hists)
+	if d, err = trainer.ReadNPZ(hists); err != nil || d.N != 98+146 {
+		t.Errorf("two history lengths: %v, N = %d; want 98 + 2·73 = 244", err, d.N)
+	}
 	for _, args := range [][]string{
 		{"generate-data", "--mix-synthetic", "5", "--output", mixed},
+		{"generate-data", "--trace-history", "2d", "--output", mixed},
+		{"generate-data", "--trace", trace, "--trace-history", "12h", "--output", mixed},
 		{"generate-data", "--trace", trace, "--trace-stride", "7m", "--output", mixed},
 		{"generate-data", "--trace", trace, "--mix-synthetic", "-1", "--output", mixed},
 	} {

@@ -32,6 +32,7 @@ func runGenerateData(ctx context.Context, args []string, stdout, stderr io.Write
 	tf := addTraceFlags(fs)
 	mix := fs.Int("mix-synthetic", 0, "with --trace: also simulate this many containers (0..10,000,000) and mix them in")
 	stride := fs.Duration("trace-stride", time.Duration(traces.DefaultTrainStride)*trainer.Step, "with --trace: time between consecutive samples cut from a trace (a multiple of 5m)")
+	histories := fs.String("trace-history", "", "with --trace: history lengths to cut samples with, comma-separated (Nd or a duration; default: the major's window); each length adds its own samples, so a model also learns from histories shorter than its window")
 	if err := parseTraceArgs(fs, tf, args); err != nil {
 		return err
 	}
@@ -39,10 +40,18 @@ func runGenerateData(ctx context.Context, args []string, stdout, stderr io.Write
 		return usageError{fmt.Errorf("generate-data: --major %d; want one of %v", *major, model.Majors)}
 	}
 	if len(tf.paths) > 0 {
-		return generateFromTraces(ctx, tf, *mix, *stride, *seed, *major, *output, stdout)
+		var hists []time.Duration
+		if *histories != "" {
+			h, err := parseHistories(*histories)
+			if err != nil {
+				return usageError{fmt.Errorf("generate-data: --trace-history: %w", err)}
+			}
+			hists = h
+		}
+		return generateFromTraces(ctx, tf, *mix, *stride, hists, *seed, *major, *output, stdout)
 	}
-	if *mix != 0 {
-		return usageError{fmt.Errorf("generate-data: --mix-synthetic needs --trace; use --samples alone for synthetic data")}
+	if *mix != 0 || *histories != "" {
+		return usageError{fmt.Errorf("generate-data: --mix-synthetic and --trace-history need --trace; use --samples alone for synthetic data")}
 	}
 	if *samples < 1 || *samples > 10_000_000 {
 		return usageError{fmt.Errorf("generate-data: --samples %d; want 1..10000000", *samples)}
@@ -72,7 +81,7 @@ func printWorkloadCounts(stdout io.Writer, d *trainer.Dataset) {
 
 // generateFromTraces writes samples cut from traces, mixed with mix
 // simulated ones.
-func generateFromTraces(ctx context.Context, tf *traceFlags, mix int, stride time.Duration, seed int64, major int, output string, stdout io.Writer) error {
+func generateFromTraces(ctx context.Context, tf *traceFlags, mix int, stride time.Duration, hists []time.Duration, seed int64, major int, output string, stdout io.Writer) error {
 	if mix < 0 || mix > 10_000_000 {
 		return usageError{fmt.Errorf("generate-data: --mix-synthetic %d; want 0..10000000", mix)}
 	}
@@ -84,9 +93,23 @@ func generateFromTraces(ctx context.Context, tf *traceFlags, mix int, stride tim
 	if err != nil {
 		return fmt.Errorf("generate-data: %w", err)
 	}
-	d, err := traces.DatasetFor(series, traces.Windows{Stride: int(stride / trainer.Step)}, major)
-	if err != nil {
-		return fmt.Errorf("generate-data: %w", err)
+	if len(hists) == 0 {
+		hists = []time.Duration{0} // the major's window
+	}
+	var d *trainer.Dataset
+	for _, h := range hists {
+		if h%trainer.Step != 0 {
+			return usageError{fmt.Errorf("generate-data: --trace-history %v; want a multiple of %v", h, trainer.Step)}
+		}
+		part, err := traces.DatasetFor(series, traces.Windows{History: int(h / trainer.Step), Stride: int(stride / trainer.Step)}, major)
+		if err != nil {
+			return fmt.Errorf("generate-data: %v history: %w", h, err)
+		}
+		if d == nil {
+			d = part
+		} else {
+			d = traces.Concat(d, part)
+		}
 	}
 	real := d.N
 	if mix > 0 {

@@ -59,6 +59,11 @@ type TrainConfig struct {
 	// OverrunWidth is the width of that step in normalized output units
 	// (0 = 0.01, about 10% of the limit).
 	OverrunWidth float64
+	// Averaging, in (0,1), keeps an exponential moving average of the
+	// weights with this decay per step and validates, keeps and quantizes
+	// the average instead of the last step's weights: the model then
+	// depends less on where the last batches happened to leave it (0 = off).
+	Averaging float64
 }
 
 // DefaultTrainConfig returns the defaults used by the CLI and training jobs.
@@ -81,23 +86,28 @@ func DefaultTrainConfig() TrainConfig {
 
 // DefaultTrainConfigFor returns the defaults for a major: major 1's are
 // DefaultTrainConfig's. Major 2 trains its memory limit on the scored cost
-// (OverrunPrice 2: an OOM day costs twice a fully slack limit) instead of a
-// quantile, and does not shift it afterwards; its CPU limit is calibrated to
-// leave at most 10% of validation rows under the following day's p99. On
-// the held-out Bitbrains VMs (7-day history) the pinball-trained network
-// left 74–76% memory slack at VPA's OOM rate, the cost-trained one 67–71%
-// (docs/model.md).
+// (OverrunPrice 1: an OOM day costs as much as a fully slack limit) instead
+// of a quantile, then calibrates it to leave at most 3% of validation rows
+// under the following day's peak; its CPU limit is calibrated to leave at
+// most 10% under the following day's p99; it keeps the moving average of
+// its weights (decay 0.999 per step). On the held-out Bitbrains VMs (7-day
+// history) the pinball-trained network left 74–76% memory slack at VPA's
+// OOM rate, the cost-trained one 66–70% (docs/model.md).
 func DefaultTrainConfigFor(major int) TrainConfig {
 	c := DefaultTrainConfig()
 	if major >= 2 {
-		c.OverrunPrice[outMemLimit] = 2
-		c.UnderTarget = [model.NumOutputs]float64{0, 0.1, 0, 0, 0}
+		c.OverrunPrice[outMemLimit] = 1
+		c.UnderTarget = [model.NumOutputs]float64{0, 0.1, 0, 0.03, 0}
+		c.Averaging = 0.999
 	}
 	return c
 }
 
 // overrunWidth is OverrunWidth's default.
 const overrunWidth = 0.01
+
+// slackPull weighs the log-slack term of the overrun cost.
+const slackPull = 0.02
 
 func (c TrainConfig) overrunWidth() float64 {
 	if c.OverrunWidth > 0 {
@@ -152,6 +162,8 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("%w: learning rate %v; want (0, 1]", model.ErrInvalidInput, c.LearningRate)
 	case c.ValFraction < 0 || c.ValFraction >= 0.5 || math.IsNaN(c.ValFraction):
 		return fmt.Errorf("%w: validation fraction %v; want (0, 0.5)", model.ErrInvalidInput, c.ValFraction)
+	case c.Averaging < 0 || c.Averaging >= 1 || math.IsNaN(c.Averaging):
+		return fmt.Errorf("%w: weight averaging %v; want 0 (off) or a decay in (0, 1)", model.ErrInvalidInput, c.Averaging)
 	case c.OverrunWidth < 0 || c.OverrunWidth > 1 || math.IsNaN(c.OverrunWidth):
 		return fmt.Errorf("%w: overrun width %v; want 0 (the default) to 1", model.ErrInvalidInput, c.OverrunWidth)
 	case c.Workers < 0:
@@ -174,22 +186,23 @@ func (c TrainConfig) Hyper() map[string]string {
 		return s
 	}
 	return map[string]string{
-		"optimizer":       "adam(beta1=0.9,beta2=0.999,eps=1e-8)",
-		"loss":            "pinball loss for outputs with a quantile in (0,1), else squared error weighted by under_weight below the label; normalized outputs",
-		"batch_size":      strconv.Itoa(c.BatchSize),
-		"learning_rate":   f(c.LearningRate),
-		"lr_decay":        f(c.LRDecay),
-		"val_fraction":    f(c.ValFraction),
-		"patience":        strconv.Itoa(c.Patience),
-		"under_weight":    arr(c.UnderWeight),
-		"under_target":    arr(c.UnderTarget),
-		"output_weight":   arr(c.OutputWeight),
-		"quantile":        arr(c.Quantile),
-		"quantile_spread": arr(c.QuantileSpread),
-		"overrun_price":   arr(c.OverrunPrice),
-		"overrun_width":   f(c.overrunWidth()),
-		"max_epochs":      strconv.Itoa(c.Epochs),
-		"initialization":  "he-normal",
+		"optimizer":        "adam(beta1=0.9,beta2=0.999,eps=1e-8)",
+		"loss":             "pinball loss for outputs with a quantile in (0,1), else squared error weighted by under_weight below the label; normalized outputs",
+		"batch_size":       strconv.Itoa(c.BatchSize),
+		"learning_rate":    f(c.LearningRate),
+		"lr_decay":         f(c.LRDecay),
+		"val_fraction":     f(c.ValFraction),
+		"patience":         strconv.Itoa(c.Patience),
+		"under_weight":     arr(c.UnderWeight),
+		"under_target":     arr(c.UnderTarget),
+		"output_weight":    arr(c.OutputWeight),
+		"quantile":         arr(c.Quantile),
+		"quantile_spread":  arr(c.QuantileSpread),
+		"overrun_price":    arr(c.OverrunPrice),
+		"overrun_width":    f(c.overrunWidth()),
+		"weight_averaging": f(c.Averaging),
+		"max_epochs":       strconv.Itoa(c.Epochs),
+		"initialization":   "he-normal",
 	}
 }
 
@@ -266,6 +279,10 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 	if workers <= 0 || workers > shards {
 		workers = shards
 	}
+	var avg *FloatMLP // the moving average of the weights (Averaging)
+	if cfg.Averaging > 0 {
+		avg = net.Clone()
+	}
 	best, bestLoss, bestEpoch, trainLoss := net.Clone(), math.Inf(1), 0, 0.0
 	epochsRun := 0
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
@@ -303,14 +320,21 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 				sum += losses[s] * float64(len(batch)*(s+1)/shards-len(batch)*s/shards)
 			}
 			opt.step(net, grads[0])
+			if avg != nil {
+				blend(avg, net, cfg.Averaging)
+			}
 			for s := 0; s < shards; s++ {
 				zeroGrad(grads[s])
 			}
 		}
 		trainLoss = sum / float64(len(trainIdx))
-		valLoss := lossOn(net, valX, valY, nVal, cfg.weights())
+		cur := net
+		if avg != nil {
+			cur = avg
+		}
+		valLoss := lossOn(cur, valX, valY, nVal, cfg.weights())
 		if valLoss < bestLoss*(1-1e-4) {
-			best, bestLoss, bestEpoch = net.Clone(), valLoss, epoch
+			best, bestLoss, bestEpoch = cur.Clone(), valLoss, epoch
 		}
 		opt.lr *= cfg.LRDecay
 		elapsed := time.Since(start)
@@ -407,10 +431,13 @@ func (lw *lossWeights) overrunCost(o int, p, label, use float64) (float64, float
 	u := lw.outs[o-1].Denormalize(use)
 	cost, grad := 0.0, 0.0
 	if served > u {
-		cost = 1 - u/served
+		// Relative slack saturates at 1: far above the usage it stops
+		// pulling the limit down, and a network can settle on limits far
+		// too large for every row. A small log-slack term keeps the pull.
+		cost = 1 - u/served + slackPull*math.Log(served/u)
 		if v > floor && p > 0 && p < 1 {
-			// d(1 − u/v)/dp = u/v² · dv/dp, dv/dp = (v − Min + Scale)·logRange for Log1p.
-			grad = u / (v * v) * lw.outs[o].Slope(p)
+			// d(1 − u/v + k·ln(v/u))/dp = (u/v² + k/v) · dv/dp.
+			grad = (u/(v*v) + slackPull/v) * lw.outs[o].Slope(p)
 		}
 	}
 	z := (label - p) / lw.width
@@ -462,6 +489,19 @@ func gather(src []float32, idx []int, width int) []float32 {
 		out = append(out, src[i*width:(i+1)*width]...)
 	}
 	return out
+}
+
+// blend moves avg towards net: avg = decay·avg + (1−decay)·net.
+func blend(avg, net *FloatMLP, decay float64) {
+	for i := range avg.Layers {
+		a, n := avg.Layers[i], net.Layers[i]
+		for j, v := range n.W {
+			a.W[j] = decay*a.W[j] + (1-decay)*v
+		}
+		for j, v := range n.B {
+			a.B[j] = decay*a.B[j] + (1-decay)*v
+		}
+	}
 }
 
 func addInto(dst, src *FloatMLP) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"recommendation-api/internal/model"
@@ -201,7 +202,8 @@ func TestOverrunCost(t *testing.T) {
 		if fd := (c1 - c0) / (2 * h); math.Abs(fd-g) > 1e-3*math.Max(1, math.Abs(fd)) {
 			t.Errorf("limit %.1f GiB: derivative %v, finite difference %v", v/(1<<30), g, fd)
 		}
-		slack := 1 - float64(2<<30)/outs[outMemLimit].Denormalize(p)
+		served := outs[outMemLimit].Denormalize(p)
+		slack := 1 - float64(2<<30)/served + slackPull*math.Log(served/float64(2<<30))
 		if c < slack || c > slack+lw.price[outMemLimit]+1e-9 {
 			t.Errorf("limit %.1f GiB: cost %v; want slack %v plus at most the price %v", v/(1<<30), c, slack, lw.price[outMemLimit])
 		}
@@ -253,4 +255,41 @@ func TestOverrunPriceOrdersRisk(t *testing.T) {
 		t.Fatalf("share under the label: price 0.5 → %.3f, price 8 → %.3f; want fewer under at the higher price", lo, hi)
 	}
 	t.Logf("share under the label: price 0.5 → %.3f, price 8 → %.3f", lo, hi)
+}
+
+// Averaging keeps the moving average of the weights: training stays
+// deterministic for a seed, gives another model than the last step's
+// weights, and a decay outside [0,1) is refused.
+func TestWeightAveraging(t *testing.T) {
+	ctx := context.Background()
+	d, err := Generate(ctx, GenConfig{Samples: 2000, Seed: 3, Major: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	train := func(decay float64) *Result {
+		cfg := DefaultTrainConfigFor(2)
+		cfg.Epochs, cfg.Averaging = 3, decay
+		res, err := Train(ctx, d, cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	a, b, off := train(0.99), train(0.99), train(0)
+	if !slices.Equal(a.Quant.Layers[0].Q, b.Quant.Layers[0].Q) || !slices.Equal(a.Quant.Layers[2].Bias, b.Quant.Layers[2].Bias) {
+		t.Error("the same seed and decay gave two models")
+	}
+	if slices.Equal(a.Quant.Layers[0].Q, off.Quant.Layers[0].Q) {
+		t.Error("averaged and last-step weights are the same model")
+	}
+	if a.Record.Hyper["weight_averaging"] != "0.99" {
+		t.Errorf("manifest hyperparameter weight_averaging = %q; want 0.99", a.Record.Hyper["weight_averaging"])
+	}
+	for _, bad := range []float64{1, -0.1, math.NaN()} {
+		cfg := DefaultTrainConfigFor(2)
+		cfg.Averaging = bad
+		if err := cfg.Validate(); !errors.Is(err, model.ErrInvalidInput) {
+			t.Errorf("averaging %v: Validate = %v; want ErrInvalidInput", bad, err)
+		}
+	}
 }
