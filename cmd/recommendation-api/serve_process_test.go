@@ -207,6 +207,7 @@ type serveProcess struct {
 	cmd    *exec.Cmd
 	stderr *lockedBuffer
 	http   string        // REST address
+	grpc   string        // gRPC address
 	exited chan struct{} // closed when it has exited; err is then set
 	err    error
 }
@@ -225,7 +226,7 @@ func startServe(t *testing.T, dataDir string, extra ...string) *serveProcess {
 	t.Cleanup(func() { _ = p.cmd.Process.Kill(); <-p.exited })
 	for deadline := time.Now().Add(waitFor); ; time.Sleep(10 * time.Millisecond) {
 		if m := listening.FindStringSubmatch(p.stderr.String()); m != nil {
-			p.http = m[2]
+			p.grpc, p.http = m[1], m[2]
 			return p
 		}
 		select {

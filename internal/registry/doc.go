@@ -66,8 +66,10 @@
 //   - One process at a time: Open takes an exclusive lock on the file and
 //     waits at most Options.Timeout for it; a second server (or the bbolt CLI)
 //     pointed at the same file gets an error naming the path.
-//   - bbolt maps the file read-only into memory; values are only valid inside
-//     a transaction, so every read copies the bytes out. The store never hands
+//   - bbolt maps the file read-only into memory, once, at 1 GiB of address
+//     space (256 MiB on 32-bit platforms), so that a write the file system
+//     refuses never leaves the store without a map; values are only valid
+//     inside a transaction, so every read copies the bytes out. The store never hands
 //     out memory that aliases the map, and callers may keep what they get.
 //   - Writes are serialized by bbolt (one writer at a time) and each commit
 //     fsyncs. That suits a registry written a few times a day; it is not a

@@ -11,6 +11,7 @@ import (
 var (
 	VersionKey   = versionKey
 	BucketModels = bucketModels
+	StorageError = storageError
 )
 
 // SetUpgradeHook makes the layout upgrade call f just before it commits

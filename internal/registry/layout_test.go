@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -157,5 +158,38 @@ func TestStorageFull(t *testing.T) {
 	}
 	if _, err := s.List(); err != nil {
 		t.Errorf("List on a full disk: %v", err)
+	}
+	// A record (a training job's) larger than the whole file system.
+	err = s.PutRecord("jobs", "job-1", make([]byte, 1<<20))
+	if !errors.Is(err, model.ErrStorageFull) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("PutRecord on a full disk: %v; want %v naming %s", err, model.ErrStorageFull, dir)
+	}
+}
+
+// TestStorageErrorClasses: a write the file system refuses is classed by
+// its errno, also when bbolt formatted the errno into its text (growing the
+// file: "file resize error: ..."), which drops it from the chain.
+func TestStorageErrorClasses(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join("/data", "registry.db")
+	for _, tt := range []struct {
+		err  error
+		want error
+	}{
+		{&os.PathError{Op: "write", Path: path, Err: syscall.ENOSPC}, model.ErrStorageFull},
+		{fmt.Errorf("file resize error: %s", syscall.ENOSPC), model.ErrStorageFull},
+		{&os.PathError{Op: "write", Path: path, Err: syscall.EDQUOT}, model.ErrStorageFull},
+		{&os.PathError{Op: "write", Path: path, Err: syscall.EROFS}, model.ErrStorageReadOnly},
+		{fmt.Errorf("file resize error: %s", syscall.EROFS), model.ErrStorageReadOnly},
+		{fmt.Errorf("file sync error: %s", syscall.EROFS), model.ErrStorageReadOnly},
+	} {
+		got := registry.StorageError(path, tt.err)
+		if !errors.Is(got, tt.want) || !strings.Contains(model.PublicOr(got, ""), "/data") {
+			t.Errorf("storageError(%v) = %v; want %v naming /data", tt.err, got, tt.want)
+		}
+	}
+	other := errors.New("bbolt: page 7 corrupt")
+	if got := registry.StorageError(path, other); got != other {
+		t.Errorf("storageError(%v) = %v; want it unchanged", other, got)
 	}
 }

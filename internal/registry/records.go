@@ -16,6 +16,9 @@ import (
 // PutRecord stores value under key in record bucket bucket, creating the
 // bucket if needed and replacing any previous value. bucket and key must not
 // be empty. value is copied by the write; the caller may reuse it afterwards.
+// A write the file system refuses (no space, read-only) wraps
+// model.ErrStorageFull or model.ErrStorageReadOnly naming the directory, as
+// Register's does.
 func (s *Store) PutRecord(bucket, key string, value []byte) error {
 	if bucket == "" || key == "" {
 		return fmt.Errorf("registry: put record %q/%q: bucket and key must not be empty", bucket, key)
@@ -28,7 +31,7 @@ func (s *Store) PutRecord(bucket, key string, value []byte) error {
 		return b.Put([]byte(key), value)
 	})
 	if err != nil {
-		return fmt.Errorf("registry: put record %s/%s: %w", bucket, key, err)
+		return fmt.Errorf("registry: put record %s/%s: %w", bucket, key, storageError(s.path, err))
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -77,6 +78,27 @@ var (
 // versionKeyLen is the length of a version key: three big-endian uint32.
 const versionKeyLen = 12
 
+// mmapSize is the size of the file's memory map from the start (address
+// space, not memory: only the pages the file holds are ever touched). bbolt
+// otherwise maps the file at its size and, when a write needs more, unmaps
+// and maps it again before writing. On a file system that has turned
+// read-only that new map can be refused (an ext4 that remounted itself
+// read-only after an error refuses to map a file open for writing, as
+// bbolt's is), and bbolt is then left with no map at all: the write fails,
+// and so does every read after it until the process restarts. Mapped once,
+// large enough for any registry, a failed write leaves the store readable.
+var mmapSize = func() int {
+	if strconv.IntSize == 32 {
+		return 256 << 20
+	}
+	return 1 << 30
+}()
+
+// allocSize is how much bbolt grows the file by at a time once the map is
+// larger than its default step (16 MiB, which with mmapSize would be every
+// growth): the file stays close to the size of what it holds.
+const allocSize = 1 << 20
+
 // Open opens the registry file at path, creating it and its buckets if
 // needed. It waits at most opts.Timeout for the exclusive file lock; the
 // error then names the path and wraps bbolt's ErrTimeout. Every error names
@@ -94,13 +116,14 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.Timeout})
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: opts.Timeout, InitialMmapSize: mmapSize})
 	if errors.Is(err, bolterrors.ErrTimeout) {
 		return nil, fmt.Errorf("registry: open %s: file is locked by another process (waited %s): %w", path, opts.Timeout, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("registry: open %s: %w", path, storageError(path, err))
 	}
+	db.AllocSize = allocSize
 	s := &Store{db: db, path: path, keep: opts.Keep, historyKeep: uint64(opts.HistoryKeep), now: opts.Now}
 	if err := db.Update(s.init); err != nil {
 		_ = db.Close()
@@ -374,12 +397,20 @@ func registeredIn(tx *bbolt.Tx, v string) bool {
 func storageError(path string, err error) error {
 	dir := filepath.Dir(path)
 	switch {
-	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+	case isErrno(err, syscall.ENOSPC), isErrno(err, syscall.EDQUOT):
 		msg := fmt.Sprintf("no space left in the data directory %s; nothing was stored, and the active versions keep serving", dir)
 		return model.Public(fmt.Errorf("%w: %s: %w", model.ErrStorageFull, msg, err), msg)
-	case errors.Is(err, syscall.EROFS):
+	case isErrno(err, syscall.EROFS):
 		msg := fmt.Sprintf("the data directory %s is on a read-only file system; nothing was stored", dir)
 		return model.Public(fmt.Errorf("%w: %s: %w", model.ErrStorageReadOnly, msg, err), msg)
 	}
 	return err
+}
+
+// isErrno reports whether err is errno e. bbolt formats the errors of
+// growing the file with %s ("file resize error: read-only file system",
+// "file sync error: ..."), which drops the errno from the chain, so its
+// text counts too.
+func isErrno(err error, e syscall.Errno) bool {
+	return errors.Is(err, e) || strings.Contains(err.Error(), e.Error())
 }

@@ -3,6 +3,7 @@ package reliability
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -35,9 +36,9 @@ import (
 type SoakOptions struct {
 	Duration   time.Duration // <= 0: 10 minutes
 	Rate       int           // Predict calls per second, split over gRPC and REST; <= 0: 100
-	SwapEvery  time.Duration // an activation or rollback; <= 0: 3 s
+	SwapEvery  time.Duration // an activation or rollback; <= 0: 2 s
 	TrainEvery time.Duration // a training job; <= 0: 2 minutes
-	Kills      int           // SIGKILL + restart, evenly spread; < 0: none; 0: 3
+	Kills      int           // SIGKILL + restart, evenly spread over the first half; < 0: none; 0: 3
 	Versions   int           // versions registered before the load starts; <= 0: 4
 	Grace      time.Duration // after ready, still part of a restart window; <= 0: 2 s
 	Bin        string        // "" builds the server
@@ -54,7 +55,7 @@ func (o *SoakOptions) defaults() {
 		o.Rate = 100
 	}
 	if o.SwapEvery <= 0 {
-		o.SwapEvery = 3 * time.Second
+		o.SwapEvery = 2 * time.Second
 	}
 	if o.TrainEvery <= 0 {
 		o.TrainEvery = 2 * time.Minute
@@ -111,6 +112,22 @@ type Sample struct {
 	Swaps      int
 }
 
+// RSSPoint is one reading of the server's resident set size, taken every
+// rssEvery.
+type RSSPoint struct {
+	At    time.Duration // since the load started
+	PID   int
+	KiB   int64
+	Swaps int // swaps done so far in the run
+}
+
+// Lifetime is one server process from the moment it was ready.
+type Lifetime struct {
+	PID   int
+	At    time.Duration // since the load started; 0 for the first
+	Swaps int           // swaps done in the run by then
+}
+
 // SoakResult is what Soak measured.
 type SoakResult struct {
 	Options      SoakOptions
@@ -122,7 +139,10 @@ type SoakResult struct {
 	JobFailures  []string
 	Restarts     []time.Duration // kill to ready
 	Consistency  []string        // per restart: "ok" or the violations
-	Samples      []Sample
+	Samples      []Sample        // every 5 s, with goroutines
+	RSS          []RSSPoint      // every rssEvery
+	Lifetimes    []Lifetime
+	JobSpans     [][2]time.Duration // each training job, from its start to its end as the soak saw it
 	Elapsed      time.Duration
 	Windows      [][2]time.Duration
 }
@@ -255,6 +275,11 @@ func (s *soak) startServer(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	s.p = p
+	at := time.Duration(0)
+	if !s.start.IsZero() {
+		at = time.Since(s.start)
+	}
+	s.res.Lifetimes = append(s.res.Lifetimes, Lifetime{PID: p.PID(), At: at, Swaps: int(s.swaps.Load())})
 	s.mu.Unlock()
 	return nil
 }
@@ -567,6 +592,9 @@ func (s *soak) trainer(ctx context.Context) {
 	for {
 		begin := time.Now()
 		err := s.train(ctx)
+		s.mu.Lock()
+		s.res.JobSpans = append(s.res.JobSpans, [2]time.Duration{begin.Sub(s.start), time.Since(s.start)})
+		s.mu.Unlock()
 		s.res.Jobs++
 		if err != nil && !ended(ctx) && !s.inWindow(begin, time.Now()) {
 			s.res.JobFailures = append(s.res.JobFailures, fmt.Sprintf("%.1fs: %v", begin.Sub(s.start).Seconds(), err))
@@ -609,11 +637,14 @@ func (s *soak) train(ctx context.Context) error {
 	}
 }
 
-// killer kills and restarts the server Kills times, evenly spread, checking
-// the registry file while it is down.
+// killer kills and restarts the server Kills times, evenly spread over the
+// first half of the run (a 10-minute run: at 75 s, 150 s and 225 s), checking
+// the registry file while it is down. The last process then lives for most
+// of the run, long enough for the RSS fit to see growth across a few hundred
+// swaps.
 func (s *soak) killer(ctx context.Context) {
 	for k := 1; k <= s.opts.Kills; k++ {
-		at := s.start.Add(s.opts.Duration * time.Duration(k) / time.Duration(s.opts.Kills+1))
+		at := s.start.Add(s.opts.Duration / 2 * time.Duration(k) / time.Duration(s.opts.Kills+1))
 		select {
 		case <-ctx.Done():
 			return
@@ -646,28 +677,56 @@ func (s *soak) killer(ctx context.Context) {
 	}
 }
 
-// sampler reads RSS and goroutines every 5 s.
+// rssEvery is how often the sampler reads the server's RSS; every
+// sampleEvery it also reads its goroutines.
+const (
+	rssEvery    = 500 * time.Millisecond
+	sampleEvery = 5 * time.Second
+)
+
+// sampler reads the RSS every rssEvery, and RSS and goroutines every
+// sampleEvery.
 func (s *soak) sampler(ctx context.Context) {
 	s.sample(ctx)
-	tick := time.NewTicker(5 * time.Second)
+	tick := time.NewTicker(rssEvery)
 	defer tick.Stop()
-	for {
+	for i := 1; ; i++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+		if i%int(sampleEvery/rssEvery) == 0 {
 			s.sample(ctx)
+		} else {
+			s.readRSS()
 		}
 	}
+}
+
+// readRSS records one RSS reading of the running server, none while it is
+// down.
+func (s *soak) readRSS() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pid := s.p.PID()
+	kib := rssKiB(pid)
+	if kib >= 0 {
+		s.res.RSS = append(s.res.RSS, RSSPoint{At: time.Since(s.start), PID: pid, KiB: kib, Swaps: int(s.swaps.Load())})
+	}
+	return kib
 }
 
 func (s *soak) sample(ctx context.Context) {
 	s.mu.Lock()
 	p := s.p
 	s.mu.Unlock()
+	if s.readRSS() < 0 {
+		return // the process is gone (a kill)
+	}
 	smp := Sample{At: time.Since(s.start), PID: p.PID(), RSSKiB: rssKiB(p.PID()), Goroutines: s.goroutines(context.WithoutCancel(ctx)), Swaps: int(s.swaps.Load())}
 	if smp.RSSKiB < 0 {
-		return // the process is gone (a kill)
+		return
 	}
 	s.mu.Lock()
 	s.res.Samples = append(s.res.Samples, smp)
@@ -720,68 +779,131 @@ func (s *soak) goroutines(ctx context.Context) int64 {
 	return -1
 }
 
-// warmUp is how long after a process's first sample RSSSlope ignores it.
-const warmUp = 15 * time.Second
+// What the RSS fit leaves out: each process lifetime's first warmUpSwaps
+// swaps (the process maps the model files, fills its pools and loads a
+// session for every version it is swapped to for the first time), and the
+// readings from a training job's start until jobSettle after its end (a job
+// holds tens of MiB of simulated data while it runs, which the Go runtime
+// returns within seconds of its end).
+const (
+	warmUpSwaps = 15
+	jobSettle   = 10 * time.Second
+)
 
-// RSSSlope fits RSS against swaps within each process lifetime (a common
-// slope, one intercept per PID: a restart resets RSS) and returns KiB per
-// 1,000 swaps, with the number of samples used; NaN when no lifetime has
-// two samples with different swap counts.
-func (r *SoakResult) RSSSlope() (float64, int) {
-	slope, _, n := r.rssFit()
-	return slope, n
+// RSSFit is the growth of the server's resident set with swaps.
+type RSSFit struct {
+	Slope, StdErr float64 // KiB per 1,000 swaps; NaN without enough data
+	Rho           float64 // lag-1 autocorrelation of the residuals (StdErr is widened for it when positive)
+	Points        int     // swaps fitted (one point each: the mean RSS until the next swap)
+	Swaps         int     // swaps spanned by the points, summed over the lifetimes
+	Lifetimes     int     // process lifetimes with at least two points
 }
 
-// rssFit is RSSSlope with the slope's standard error (KiB per 1,000 swaps).
-func (r *SoakResult) rssFit() (slope, stderr float64, n int) {
-	byPID := map[int][]Sample{}
-	first := map[int]time.Duration{}
-	for _, s := range r.Samples {
-		if _, ok := first[s.PID]; !ok {
-			first[s.PID] = s.At
+// RSSGrowth fits RSS against the number of swaps done, with one intercept
+// per process lifetime (a restart resets RSS) and a slope common to all:
+// the pooled within-lifetime least-squares slope. Each point is one swap
+// count and the mean of the RSS readings taken at it, after the warm-up and
+// outside training jobs (see warmUpSwaps). Successive points are
+// correlated (RSS drifts with the garbage collector's cycles), so the
+// ordinary standard error is widened by sqrt((1+ρ)/(1-ρ)) for the
+// residuals' lag-1 autocorrelation ρ > 0, the variance inflation of a
+// trend's slope under AR(1) errors.
+func (r *SoakResult) RSSGrowth() RSSFit {
+	fit := RSSFit{Slope: math.NaN(), StdErr: math.NaN(), Rho: math.NaN()}
+	type point struct{ x, y float64 }
+	var groups [][]point
+	for i, lt := range r.Lifetimes {
+		end := time.Duration(math.MaxInt64)
+		if i+1 < len(r.Lifetimes) {
+			end = r.Lifetimes[i+1].At
 		}
-		if s.At-first[s.PID] < warmUp {
-			continue // the process is still loading, training its first job, filling pools
+		sum, n := map[int]float64{}, map[int]int{}
+		for _, p := range r.RSS {
+			if p.PID != lt.PID || p.At < lt.At || p.At >= end || p.Swaps-lt.Swaps < warmUpSwaps || r.inJob(p.At) {
+				continue
+			}
+			sum[p.Swaps] += float64(p.KiB)
+			n[p.Swaps]++
 		}
-		byPID[s.PID] = append(byPID[s.PID], s)
-	}
-	var sxy, sxx float64
-	type pt struct{ dx, dy float64 }
-	var pts []pt
-	for _, ss := range byPID {
-		if len(ss) < 2 {
+		var g []point
+		for x, c := range n {
+			g = append(g, point{float64(x), sum[x] / float64(c)})
+		}
+		if len(g) < 2 {
 			continue
 		}
+		slices.SortFunc(g, func(a, b point) int { return cmp.Compare(a.x, b.x) })
+		groups = append(groups, g)
+		fit.Points += len(g)
+		fit.Swaps += int(g[len(g)-1].x - g[0].x)
+	}
+	fit.Lifetimes = len(groups)
+	var sxy, sxx float64
+	for _, g := range groups { // centre each lifetime: its own intercept
 		var mx, my float64
-		for _, s := range ss {
-			mx += float64(s.Swaps)
-			my += float64(s.RSSKiB)
+		for _, p := range g {
+			mx += p.x
+			my += p.y
 		}
-		mx /= float64(len(ss))
-		my /= float64(len(ss))
-		for _, s := range ss {
-			dx, dy := float64(s.Swaps)-mx, float64(s.RSSKiB)-my
-			sxy += dx * dy
-			sxx += dx * dx
-			pts = append(pts, pt{dx, dy})
+		mx /= float64(len(g))
+		my /= float64(len(g))
+		for k := range g {
+			g[k].x -= mx
+			g[k].y -= my
+			sxy += g[k].x * g[k].y
+			sxx += g[k].x * g[k].x
 		}
-		n += len(ss)
 	}
 	if sxx == 0 {
-		return math.NaN(), math.NaN(), n
+		return fit
 	}
 	b := sxy / sxx
-	var sse float64
-	for _, p := range pts {
-		e := p.dy - b*p.dx
-		sse += e * e
+	fit.Slope = b * 1000
+	var sse, lag float64
+	for _, g := range groups {
+		for k, p := range g {
+			e := p.y - b*p.x
+			sse += e * e
+			if k > 0 {
+				lag += e * (g[k-1].y - b*g[k-1].x)
+			}
+		}
 	}
-	dof := n - len(byPID) - 1
-	stderr = math.NaN()
-	if dof > 0 {
-		stderr = math.Sqrt(sse/float64(dof)/sxx) * 1000
+	dof := fit.Points - fit.Lifetimes - 1
+	if dof <= 0 {
+		return fit
 	}
-	return b * 1000, stderr, n
+	se := math.Sqrt(sse / float64(dof) / sxx)
+	if sse > 0 {
+		fit.Rho = lag / sse
+		if fit.Rho > 0 {
+			se *= math.Sqrt((1 + fit.Rho) / (1 - math.Min(fit.Rho, 0.99)))
+		}
+	}
+	fit.StdErr = se * 1000
+	return fit
+}
+
+// inJob reports whether at falls in a training job or less than jobSettle
+// after one.
+func (r *SoakResult) inJob(at time.Duration) bool {
+	for _, j := range r.JobSpans {
+		if at >= j[0] && at < j[1]+jobSettle {
+			return true
+		}
+	}
+	return false
+}
+
+// WriteRSS writes every RSS reading to path as CSV: seconds since the load
+// started, pid, KiB, swaps so far.
+func (r *SoakResult) WriteRSS(path string) error {
+	var b strings.Builder
+	b.WriteString("seconds,pid,rss_kib,swaps\n")
+	for _, p := range r.RSS {
+		fmt.Fprintf(&b, "%.3f,%d,%d,%d\n", p.At.Seconds(), p.PID, p.KiB, p.Swaps)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 // percentile returns the q-quantile (0..1) of sorted d.
@@ -799,7 +921,7 @@ func (r *SoakResult) Report(w io.Writer, command, commit string) {
 	o := r.Options
 	fmt.Fprintf(w, "### Soak: %s at %s\n\n", r.Elapsed.Round(time.Second), commit)
 	fmt.Fprintf(w, "`%s`\n\n", command)
-	fmt.Fprintf(w, "%d Predict calls/s (2 instances each) round robin over %d kinds, TLS and bearer tokens on both transports; a swap (activate or rollback) every %s, a training job (3,000 samples, 3 epochs) every %s, %d SIGKILL + restart; a call failing between a kill and %s after the restarted server is ready counts as inside a restart window. Seed %d.\n\n",
+	fmt.Fprintf(w, "%d Predict calls/s (2 instances each) round robin over %d kinds, TLS and bearer tokens on both transports; a swap (activate or rollback) every %s, a training job (3,000 samples, 3 epochs) every %s, %d SIGKILL + restart spread over the first half; a call failing between a kill and %s after the restarted server is ready counts as inside a restart window. Seed %d.\n\n",
 		o.Rate, len(r.Kinds), o.SwapEvery, o.TrainEvery, o.Kills, o.Grace, o.Seed)
 	fmt.Fprintln(w, "| calls | sent | ok | failed in restart windows | failed outside | p50 | p99 | p99.9 |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -852,8 +974,24 @@ func (r *SoakResult) Report(w io.Writer, command, commit string) {
 			fmt.Fprintf(w, "| %s | %.0fs | %d | %.1f MiB | %d | %d |\n", x.name, x.s.At.Seconds(), x.s.PID, float64(x.s.RSSKiB)/1024, x.s.Goroutines, x.s.Swaps)
 		}
 	}
-	slope, se, n := r.rssFit()
-	fmt.Fprintf(w, "\nRSS growth: %.0f ± %.0f KiB (standard error) per 1,000 swaps (least-squares slope of RSS against swaps within each process lifetime, its first %s left out as warm-up; %d samples every 5 s).\n", slope, se, warmUp, n)
+	g := r.RSSGrowth()
+	if math.IsNaN(g.StdErr) {
+		fmt.Fprintf(w, "\nRSS growth: not measured: %d swaps in %d process lifetimes after each lifetime's first %d swaps and outside training jobs; the run is too short.\n", g.Points, g.Lifetimes, warmUpSwaps)
+		return
+	}
+	widened := fmt.Sprintf("widened by √((1+ρ)/(1−ρ)) for the residuals' lag-1 autocorrelation ρ = %.2f", g.Rho)
+	if !(g.Rho > 0) {
+		widened = fmt.Sprintf("the residuals' lag-1 autocorrelation is %.2f, so not widened", g.Rho)
+	}
+	fmt.Fprintf(w, "\nRSS growth: %+.0f ± %.0f KiB per 1,000 swaps (slope ± standard error) over %d swaps in %d process lifetime%s. Least squares of RSS against the swap count with one intercept per lifetime; RSS read every %s and averaged per swap; each lifetime's first %d swaps, and the readings from a training job's start to %s after its end, left out; the standard error %s.\n",
+		g.Slope, g.StdErr, g.Swaps, g.Lifetimes, plural(g.Lifetimes), rssEvery, warmUpSwaps, jobSettle, widened)
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }

@@ -62,7 +62,12 @@ var codeTable = []struct {
 	{model.ErrVersionTooOld, codes.FailedPrecondition, "VERSION_TOO_OLD", http.StatusConflict, ""},
 	// A full disk is not a client's rate limit (429): 507 Insufficient Storage.
 	{model.ErrStorageFull, codes.ResourceExhausted, "STORAGE_FULL", http.StatusInsufficientStorage, ""},
-	{model.ErrStorageReadOnly, codes.Unavailable, "STORAGE_READ_ONLY", 0, ""},
+	// A read-only data directory stays so until an operator remounts it:
+	// retrying the call does not help (FailedPrecondition, not Unavailable,
+	// which says the server cannot be reached and is worth retrying — the
+	// server is up and serves Predict). Over REST it is the server that
+	// cannot store, not a bad request (400): 507, like a full disk.
+	{model.ErrStorageReadOnly, codes.FailedPrecondition, "STORAGE_READ_ONLY", http.StatusInsufficientStorage, ""},
 	{model.ErrQueueFull, codes.ResourceExhausted, "QUEUE_FULL", 0, ""},
 	{model.ErrJobNotFound, codes.NotFound, "JOB_NOT_FOUND", 0, ""},
 	{model.ErrShuttingDown, codes.Unavailable, "SHUTTING_DOWN", 0, ""},

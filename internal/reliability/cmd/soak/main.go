@@ -4,7 +4,7 @@
 // markdown report to stdout and exits 1 when a call failed outside a
 // restart window or the registry was inconsistent after a kill.
 //
-//	go run ./internal/reliability/cmd/soak [-duration 10m] [-rate 100] [-kills 3] [-v]
+//	go run ./internal/reliability/cmd/soak [-duration 10m] [-rate 100] [-kills 3] [-v] [-rss-csv rss.csv]
 package main
 
 import (
@@ -24,12 +24,13 @@ func main() {
 	var o reliability.SoakOptions
 	flag.DurationVar(&o.Duration, "duration", 0, "how long the load runs (default 10m)")
 	flag.IntVar(&o.Rate, "rate", 0, "Predict calls per second (default 100)")
-	flag.DurationVar(&o.SwapEvery, "swap-every", 0, "an activation or rollback this often (default 3s)")
+	flag.DurationVar(&o.SwapEvery, "swap-every", 0, "an activation or rollback this often (default 2s)")
 	flag.DurationVar(&o.TrainEvery, "train-every", 0, "a training job this often (default 2m)")
-	flag.IntVar(&o.Kills, "kills", 0, "SIGKILL + restart this many times (default 3; -1 for none)")
+	flag.IntVar(&o.Kills, "kills", 0, "SIGKILL + restart this many times, spread over the first half of the run (default 3; -1 for none)")
 	flag.StringVar(&o.Bin, "bin", "", "server binary (empty: go build it)")
 	flag.Uint64Var(&o.Seed, "seed", 0, "random seed (0: from the clock)")
 	verbose := flag.Bool("v", false, "progress on stderr every 5 s")
+	rssCSV := flag.String("rss-csv", "", "also write every RSS reading (seconds, pid, KiB, swaps so far) to this CSV file")
 	flag.Parse()
 	if *verbose {
 		o.Progress = os.Stderr
@@ -41,6 +42,11 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "soak:", err)
 		os.Exit(2)
+	}
+	if *rssCSV != "" {
+		if err := res.WriteRSS(*rssCSV); err != nil {
+			fmt.Fprintln(os.Stderr, "soak:", err)
+		}
 	}
 	cmd := "go run ./internal/reliability/cmd/soak " + strings.Join(os.Args[1:], " ")
 	res.Report(io.Writer(os.Stdout), strings.TrimSpace(cmd), commit)
