@@ -271,6 +271,22 @@ func TestPipeline(t *testing.T) {
 			t.Errorf("error %q names a gate stdout does not show as FAIL:\n%s", err, out)
 		}
 	})
+	t.Run("ValidateOnTraces", func(t *testing.T) {
+		// On the held-out containers of a trace: five more gates, each
+		// printed; validate fails exactly when an enforced one does.
+		out, err := runCmd(t, "validate", "--model", active, "--samples", testValSamples, "--baseline-gates=false", "--trace", genericTrace(t))
+		if !strings.Contains(out, "held-out real containers: 1 generic trace files, 2 of 4 containers held out") {
+			t.Errorf("validate stdout lacks the held-out trace summary:\n%s", out)
+		}
+		for _, g := range []string{"real-oom", "real-slack-upper-bound", "real-slack-target", "real-fallback", "real-cpu"} {
+			if !regexp.MustCompile(`(?m)^  (PASS|FAIL|MISS|info)  ` + regexp.QuoteMeta(g) + ` `).MatchString(out) {
+				t.Errorf("validate stdout lacks a line for gate %s:\n%s", g, out)
+			}
+		}
+		if failed := strings.Contains(out, "\n  FAIL  "); failed != (err != nil) {
+			t.Errorf("a gate failed: %v, but validate returned %v:\n%s", failed, err, out)
+		}
+	})
 	t.Run("ValidateVersionedFile", func(t *testing.T) {
 		mustRun(t, "validate", "--model", filepath.Join(models, "predictor_v1.0.0.onnx"), "--samples", testValSamples, "--baseline-gates=false")
 	})

@@ -11,6 +11,7 @@ import (
 	"recommendation-api/internal/model"
 	"recommendation-api/internal/onnxfile"
 	"recommendation-api/internal/serving"
+	"recommendation-api/internal/traces"
 	"recommendation-api/internal/trainer"
 )
 
@@ -30,14 +31,15 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	samples := fs.Int("samples", 20000, "size of the freshly generated held-out set")
 	seed := fs.Int64("seed", 7_777_777, "seed of the held-out set (differs from training seeds)")
 	lib := fs.String("onnxruntime-lib", "", "path to libonnxruntime.so (default: $ONNXRUNTIME_LIB, .tools/lib, system)")
-	baseline := fs.Bool("baseline-gates", true, "also fail when the model does not beat the VPA baseline (slack lower, OOM rate no higher); false checks integrity only")
-	if err := parseFlags(fs, args); err != nil {
+	baseline := fs.Bool("baseline-gates", true, "also fail when the model does not beat the VPA baseline on the synthetic held-out set (slack lower, OOM rate no higher); false makes those gates advisory")
+	tf := addTraceFlags(fs)
+	if err := parseTraceArgs(fs, tf, args); err != nil {
 		return err
 	}
 	if *samples < 100 || *samples > 1_000_000 {
 		return usageError{fmt.Errorf("validate: --samples %d; want 100..1000000", *samples)}
 	}
-	gates, err := validateModel(ctx, *path, *samples, *seed, *lib, *baseline, stdout)
+	gates, err := validateModel(ctx, *path, *samples, *seed, *lib, *baseline, tf, stdout)
 	if err != nil {
 		return fmt.Errorf("validate: %w", err)
 	}
@@ -54,7 +56,7 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			mark = "FAIL"
 			failed = append(failed, g.Name)
 		}
-		fmt.Fprintf(stdout, "  %s  %-16s %s\n", mark, g.Name, g.Detail)
+		fmt.Fprintf(stdout, "  %s  %-22s %s\n", mark, g.Name, g.Detail)
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("validate: gate %q failed (%d of %d failed)", failed[0], len(failed), len(gates))
@@ -63,7 +65,7 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
-func validateModel(ctx context.Context, path string, samples int, seed int64, lib string, baseline bool, stdout io.Writer) ([]trainer.Gate, error) {
+func validateModel(ctx context.Context, path string, samples int, seed int64, lib string, baseline bool, tf *traceFlags, stdout io.Writer) ([]trainer.Gate, error) {
 	b, m, err := trainer.ReadModelFile(path)
 	if err != nil {
 		return nil, err
@@ -161,7 +163,39 @@ func validateModel(ctx context.Context, path string, samples int, seed int64, li
 		g.Advisory = g.Advisory || !baseline
 		gates = append(gates, g)
 	}
+	if len(tf.paths) > 0 {
+		real, err := realTraceGates(ctx, tf, m, sess.Run, stdout)
+		if err != nil {
+			return nil, err
+		}
+		gates = append(gates, real...)
+	}
 	return gates, nil
+}
+
+// realTraceGates replays the held-out containers of the traces at the
+// model's history window and judges the model against VPA and KRR on them
+// (traces.Gates).
+func realTraceGates(ctx context.Context, tf *traceFlags, m *model.Manifest, run func([]float32, int) ([]float32, error), stdout io.Writer) ([]trainer.Gate, error) {
+	series, files, format, err := tf.load("validate")
+	if err != nil {
+		return nil, err
+	}
+	hist := int(m.HistoryWindow() / trainer.Step)
+	rep, err := traces.Evaluate(ctx, series, traces.Config{
+		Windows:  traces.Windows{History: hist},
+		Features: m.Features, Outputs: m.Outputs, Predict: run, Model: m.Version.String(), ModelHistory: hist,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("real traces: %w", err)
+	}
+	fmt.Fprintf(stdout, "\nheld-out real containers: %d %s trace files, %d of %d containers held out, %d container-days at the model's %s history\n",
+		len(files), format, rep.HeldOutSeries, rep.Series, rep.ContainerDays, days(m.HistoryWindow()))
+	fmt.Fprintf(stdout, "  %-16s %16s %9s %16s %18s\n", "recommender", "mem limit slack", "OOM days", "CPU limit slack", "throttled samples")
+	for _, s := range rep.Recommenders {
+		fmt.Fprintf(stdout, "  %-16s %15.1f%% %8.1f%% %15.1f%% %17.2f%%\n", s.Name, 100*s.MemLimitSlack.Mean, 100*s.OOMRate, 100*s.CPULimitSlack.Mean, 100*s.ThrottleRate.Mean)
+	}
+	return traces.Gates(rep, m.Version.Major), nil
 }
 
 // reproduceTolerance bounds |MAE recomputed − MAE recorded| on the same
