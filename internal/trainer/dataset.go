@@ -29,6 +29,10 @@ type GenConfig struct {
 	HistorySteps, FutureSteps int
 	// Major selects the features computed (model.FeaturesFor); 0 means 1.
 	Major int
+	// Peaks adds transient memory peaks like real ones (genPeaks,
+	// docs/data.md) to every workload type. Major 2 always has them; major
+	// 1's data leaves them out unless set, so its files stay as they were.
+	Peaks bool
 }
 
 // Dataset is a generated or loaded training set.
@@ -273,7 +277,7 @@ func (g *genWorker) sample(ev *EvalSet, i int, eval bool) error {
 	g.src.Seed(genMix64(uint64(g.cfg.Seed)), genMix64(uint64(i)))
 	c := genDraw(g.rng, &g.cum)
 	h := g.cfg.HistorySteps
-	sim := genSim{r: g.rng, src: &g.src, c: &c, hist: h, cpu: g.cpu, mem: g.mem}
+	sim := genSim{r: g.rng, src: &g.src, c: &c, hist: h, cpu: g.cpu, mem: g.mem, peaks: g.cfg.Peaks || g.cfg.Major >= 2}
 	sim.run()
 
 	// A workload younger than the history window has only its own life as

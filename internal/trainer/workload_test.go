@@ -1,6 +1,7 @@
 package trainer
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -97,5 +98,64 @@ func TestGenMix64Spreads(t *testing.T) {
 			t.Fatalf("genMix64 collides at %d", i)
 		}
 		seen[v] = true
+	}
+}
+
+// genPeaks lifts memory briefly: most containers get peaks, they cover a
+// small share of a week, and the flat stretches between them are untouched.
+func TestGenPeaks(t *testing.T) {
+	t.Parallel()
+	const n, week = 200, 7 * genStepsPerDay
+	with, covered := 0, 0.0
+	for i := range n {
+		r := rand.New(rand.NewPCG(uint64(i), 9))
+		mem := make([]float64, week)
+		for j := range mem {
+			mem[j] = genGiB
+		}
+		genPeaks(r, mem)
+		lifted := 0
+		for _, v := range mem {
+			if v < genGiB || v > 2.5*genGiB*(1+1e-9) {
+				t.Fatalf("container %d: memory %v outside [1, 2.5] GiB: peaks do not overlap", i, v/genGiB)
+			}
+			if v > genGiB {
+				lifted++
+			}
+		}
+		if lifted > 0 {
+			with++
+		}
+		covered += float64(lifted) / float64(week)
+	}
+	if with < n*8/10 || with > n*97/100 {
+		t.Errorf("%d of %d containers have peaks; want about 90%%", with, n)
+	}
+	if c := covered / n; c <= 0 || c > 0.03 {
+		t.Errorf("peaks cover %.2f%% of a week on average; want a small share (under 3%%)", 100*c)
+	}
+}
+
+// Major 2's data has the peaks, major 1's only when asked: its files stay
+// as they were.
+func TestGenerateDataPeaks(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	gen := func(cfg GenConfig) *Dataset {
+		d, err := Generate(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	plain, peaky := gen(GenConfig{Samples: 300, Seed: 4}), gen(GenConfig{Samples: 300, Seed: 4, Peaks: true})
+	if slices.Equal(plain.Y, peaky.Y) {
+		t.Error("major 1 with Peaks gave the same labels as without")
+	}
+	if again := gen(GenConfig{Samples: 300, Seed: 4, Peaks: false}); !slices.Equal(plain.X, again.X) || !slices.Equal(plain.Y, again.Y) {
+		t.Error("major 1 without Peaks is not reproducible")
+	}
+	if a, b := gen(GenConfig{Samples: 300, Seed: 4, Major: 2}), gen(GenConfig{Samples: 300, Seed: 4, Major: 2, Peaks: true}); !slices.Equal(a.X, b.X) {
+		t.Error("major 2 differs with and without Peaks; want peaks always")
 	}
 }

@@ -45,7 +45,9 @@ func run(samples int, seed int64, paths []string) error {
 		if err != nil {
 			return err
 		}
-		out = append(out, fromDataset(fmt.Sprintf("synthetic, major %d window", major), d))
+		win, _ := model.HistoryWindowFor(major)
+		out = append(out, fromDataset(fmt.Sprintf("synthetic, major %d window", major), d, 0),
+			fromDataset(fmt.Sprintf("synthetic, major %d window, containers older than it", major), d, win.Hours()/24))
 	}
 	if len(paths) > 0 {
 		files, err := traces.ExpandPaths(paths)
@@ -103,22 +105,28 @@ func indexAbove(sorted []float64, v float64) int {
 // fromDataset reads the ratios from generated rows: the memory-limit label
 // is the next-day max × trainer.LabelHeadroom (at least the p90 label), the
 // features carry the history's p99 and, for major 2, its max (major 1 has
-// no max feature: only ÷ p99 is reported).
-func fromDataset(name string, d *trainer.Dataset) ratios {
+// no max feature: only ÷ p99 is reported). Rows of containers younger than
+// minAgeDays are left out.
+func fromDataset(name string, d *trainer.Dataset, minAgeDays float64) ratios {
 	specs, _ := model.FeaturesFor(mustMajor(d))
 	outs := model.DefaultOutputs()
-	iP99, iMax := -1, -1
+	iP99, iMax, iAge := -1, -1, -1
 	for i, s := range specs {
 		switch s.Name {
 		case "mem_p99":
 			iP99 = i
 		case model.FeatureMemMax:
 			iMax = i
+		case "workload_age":
+			iAge = i
 		}
 	}
 	w := d.FeatureWidth()
 	r := ratios{name: name}
 	for i := 0; i < d.N; i++ {
+		if specs[iAge].Denormalize(float64(d.X[i*w+iAge])) < minAgeDays {
+			continue // a younger container's history is its whole life, shorter than the window
+		}
 		next := outs[3].Denormalize(float64(d.Y[i*model.NumOutputs+3])) / trainer.LabelHeadroom[3]
 		r.p99 = append(r.p99, next/max(specs[iP99].Denormalize(float64(d.X[i*w+iP99])), 1<<20))
 		if iMax >= 0 {
