@@ -35,14 +35,14 @@ const (
 	// HeadNone: the last layer's activation gives the outputs (major 1).
 	HeadNone Head = ""
 	// HeadHeadroom: the last layer (activation none) gives, per resource, a
-	// request z_r relative to the history maximum and a headroom z_h; with
-	// x_cmax and x_mmax the normalized cpu_max and mem_max inputs, the
-	// outputs are clip([x_cmax + z_cr, x_cmax + z_cr + ReLU(z_ch),
-	// x_mmax + z_mr, x_mmax + z_mr + ReLU(z_mh), z_c], 0, 1). Each limit is at
+	// request z_r relative to a history statistic and a headroom z_h; with
+	// x_c and x_m the normalized cpu_p95 and mem_max inputs (HeadSkip), the
+	// outputs are clip([x_c + z_cr, x_c + z_cr + ReLU(z_ch),
+	// x_m + z_mr, x_m + z_mr + ReLU(z_mh), z_c], 0, 1). Each limit is at
 	// least its request in the graph itself, whatever the weights, and the
-	// network learns factors around the history maxima (the heuristic
-	// limit = k × max is its zero point, since the normalization is
-	// logarithmic). Major 2.
+	// network learns factors around those statistics (the heuristics
+	// CPU limit = k × p95 and memory limit = k × max are its zero point,
+	// since the normalization is logarithmic). Major 2.
 	HeadHeadroom Head = "headroom"
 )
 
@@ -76,23 +76,26 @@ func FormatFor(major int) (width int, head Head, err error) {
 }
 
 // HeadSkip returns the input columns of major 2's headroom head: the
-// positions of cpu_max and mem_max in a model reading width features (-1
-// when the width is not major 2's).
-func HeadSkip(width int) (cpuMax, memMax int) {
+// positions of cpu_p95 and mem_max in a model reading width features (-1
+// when the width is not major 2's). The network's CPU outputs are offsets
+// from the history's CPU p95 (what VPA's upper bound and a p95 heuristic
+// start from; the maximum of bursty CPU is a poor start), its memory
+// outputs offsets from the history's memory maximum.
+func HeadSkip(width int) (cpu, mem int) {
 	specs, _ := FeaturesFor(2)
 	if width != len(specs) {
 		return -1, -1
 	}
-	cpuMax, memMax = -1, -1
+	cpu, mem = -1, -1
 	for i, s := range specs {
 		switch s.Name {
-		case FeatureCPUMax:
-			cpuMax = i
+		case "cpu_p95":
+			cpu = i
 		case FeatureMemMax:
-			memMax = i
+			mem = i
 		}
 	}
-	return cpuMax, memMax
+	return cpu, mem
 }
 
 // ApplyHead turns one row of the last layer's values (after its

@@ -169,7 +169,7 @@ func headMatrices() (base, gate []float32) {
 }
 
 // skipMatrix is the head's constant [width,5] matrix: x·S puts the
-// normalized cpu_max under both CPU outputs and mem_max under both memory
+// normalized cpu_p95 under both CPU outputs and mem_max under both memory
 // outputs (model.HeadSkip).
 func skipMatrix(width int) []float32 {
 	const n = model.NumOutputs

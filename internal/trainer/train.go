@@ -85,19 +85,19 @@ func DefaultTrainConfig() TrainConfig {
 }
 
 // DefaultTrainConfigFor returns the defaults for a major: major 1's are
-// DefaultTrainConfig's. Major 2 trains its memory limit on the scored cost
-// (OverrunPrice 1: an OOM day costs as much as a fully slack limit) instead
-// of a quantile, then calibrates it to leave at most 3% of validation rows
-// under the following day's peak; its CPU limit is calibrated to leave at
-// most 10% under the following day's p99; it keeps the moving average of
-// its weights (decay 0.999 per step). On the held-out Bitbrains VMs (7-day
+// DefaultTrainConfig's. Major 2 trains its limits on the scored cost
+// instead of a quantile (OverrunPrice: an OOM day costs as much as a fully
+// slack memory limit, a throttled day twice a fully slack CPU limit), then
+// calibrates them to leave at most 2.5% of validation rows under the
+// following day's memory peak and 10% under its CPU p99; it keeps the
+// moving average of its weights (decay 0.999 per step). On the held-out Bitbrains VMs (7-day
 // history) the pinball-trained network left 74–76% memory slack at VPA's
 // OOM rate, the cost-trained one 66–70% (docs/model.md).
 func DefaultTrainConfigFor(major int) TrainConfig {
 	c := DefaultTrainConfig()
 	if major >= 2 {
-		c.OverrunPrice[outMemLimit] = 1
-		c.UnderTarget = [model.NumOutputs]float64{0, 0.1, 0, 0.03, 0}
+		c.OverrunPrice[outCPULimit], c.OverrunPrice[outMemLimit] = 2, 1
+		c.UnderTarget = [model.NumOutputs]float64{0, 0.1, 0, 0.025, 0}
 		c.Averaging = 0.999
 	}
 	return c
@@ -106,8 +106,12 @@ func DefaultTrainConfigFor(major int) TrainConfig {
 // overrunWidth is OverrunWidth's default.
 const overrunWidth = 0.01
 
-// slackPull weighs the log-slack term of the overrun cost.
-const slackPull = 0.02
+// slackPull weighs the log-slack term of the overrun cost, overrunHinge
+// its hinge below the label (per OverrunWidth).
+const (
+	slackPull    = 0.02
+	overrunHinge = 0.05
+)
 
 func (c TrainConfig) overrunWidth() float64 {
 	if c.OverrunWidth > 0 {
@@ -442,12 +446,20 @@ func (lw *lossWeights) overrunCost(o int, p, label, use float64) (float64, float
 	}
 	z := (label - p) / lw.width
 	sig := 1 / (1 + math.Exp(-z))
-	if served >= lw.outs[o].Denormalize(label) && v <= floor {
-		sig = 0 // the minimum covers the label; the limit does not matter
+	covered := served >= lw.outs[o].Denormalize(label) && v <= floor // the minimum covers the label
+	if covered {
+		sig = 0
 	}
 	cost += lw.price[o] * sig
 	if v > floor || sig > 0 {
 		grad -= lw.price[o] * sig * (1 - sig) / lw.width
+	}
+	// Far below its label the step is flat; a small hinge still says which
+	// way to move, so a limit that starts (or strays) far under the usage
+	// it must cover comes back.
+	if z > 0 && !covered {
+		cost += lw.price[o] * overrunHinge * z
+		grad -= lw.price[o] * overrunHinge / lw.width
 	}
 	return cost, grad
 }

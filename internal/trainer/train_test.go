@@ -193,7 +193,7 @@ func TestOverrunCost(t *testing.T) {
 	norm := func(o int, v float64) float64 { return outs[o].Normalize(v) }
 	label := norm(outMemLimit, 4<<30) // the following day's peak × 1.05: 4 GiB
 	use := norm(outMemRequest, 2<<30) // its p90: 2 GiB
-	for _, v := range []float64{3 << 30, 4 << 30, 4.2 * (1 << 30), 8 << 30} {
+	for _, v := range []float64{3 << 30, 3.9 * (1 << 30), 4.2 * (1 << 30), 8 << 30} {
 		p := norm(outMemLimit, v)
 		c, g := lw.overrunCost(outMemLimit, p, label, use)
 		const h = 1e-6
@@ -204,8 +204,9 @@ func TestOverrunCost(t *testing.T) {
 		}
 		served := outs[outMemLimit].Denormalize(p)
 		slack := 1 - float64(2<<30)/served + slackPull*math.Log(served/float64(2<<30))
-		if c < slack || c > slack+lw.price[outMemLimit]+1e-9 {
-			t.Errorf("limit %.1f GiB: cost %v; want slack %v plus at most the price %v", v/(1<<30), c, slack, lw.price[outMemLimit])
+		hinge := lw.price[outMemLimit] * overrunHinge * max(label-p, 0) / lw.width
+		if c < slack || c > slack+lw.price[outMemLimit]+hinge+1e-9 {
+			t.Errorf("limit %.1f GiB: cost %v; want slack %v plus at most the price %v and the hinge %v", v/(1<<30), c, slack, lw.price[outMemLimit], hinge)
 		}
 	}
 	under, _ := lw.overrunCost(outMemLimit, norm(outMemLimit, 3<<30), label, use)
