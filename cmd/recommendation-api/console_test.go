@@ -112,12 +112,12 @@ func restCall(t *testing.T, method, url, token, body string, out any) int {
 	return resp.StatusCode
 }
 
-func activeVersion(t *testing.T, base string) string {
+func activeVersion(t *testing.T, base string, major int) string {
 	t.Helper()
 	var a struct {
 		Model struct{ Version string } `json:"model"`
 	}
-	if code := restCall(t, "GET", base+"/v1/models:active", consoleViewer, "", &a); code != 200 {
+	if code := restCall(t, "GET", fmt.Sprintf("%s/v1/models:active?major=%d", base, major), consoleViewer, "", &a); code != 200 {
 		t.Fatalf("GET /v1/models:active = %d", code)
 	}
 	return a.Model.Version
@@ -299,13 +299,19 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 
 	// ---- models ----
-	b.run("models", chromedp.WaitVisible(chromedp.CSS(`tr[data-version="v1.0.0"]`)))
-	if got := b.text(`.active-version[data-major="1"]`); got != "v1.0.0" {
-		t.Errorf("major 1's active version reads %q; want v1.0.0", got)
+	// An empty registry serves the embedded default of every major.
+	b.run("models", chromedp.WaitVisible(chromedp.CSS(`tr[data-version="v1.1.0"]`)), chromedp.WaitVisible(chromedp.CSS(`tr[data-version="v2.0.0"]`)))
+	for major, v := range map[int]string{1: "v1.1.0", 2: "v2.0.0"} {
+		if got := b.text(fmt.Sprintf(`.active-version[data-major="%d"]`, major)); got != v {
+			t.Errorf("major %d's active version reads %q; want %s", major, got, v)
+		}
 	}
-	if row := b.text(`tr[data-version="v1.0.0"]`); !strings.Contains(row, defaultVersion(t).Model.SHA256) || !strings.Contains(row, "held-out samples") {
-		t.Errorf("v1.0.0's row %q lacks its sha256 or held-out scores", row)
+	if row := b.text(`tr[data-version="v1.1.0"]`); !strings.Contains(row, defaultVersion(t).Model.SHA256) || !strings.Contains(row, "held-out samples") {
+		t.Errorf("v1.1.0's row %q lacks its sha256 or held-out scores", row)
 	}
+
+	// The console's jobs name no major, so they train the newest served
+	// one, major 2: the rest acts on it.
 
 	// ---- training: a small job, followed to SUCCEEDED ----
 	b.open("training", "#train-start")
@@ -323,7 +329,7 @@ func TestConsoleBrowser(t *testing.T) {
 	if b.count(job+` svg[role="img"][aria-label^="Loss per epoch"]`) != 1 {
 		t.Error("no loss curve from the watch stream on the finished job")
 	}
-	if b.count(job+` .decision[data-activated="true"]`) != 1 || !strings.Contains(b.text(job+" table.eval"), "candidate v1.0.1") {
+	if b.count(job+` .decision[data-activated="true"]`) != 1 || !strings.Contains(b.text(job+" table.eval"), "candidate v2.0.1") {
 		t.Errorf("the finished job shows no activation decision or evaluation: %q", b.text(job))
 	}
 	b.waitText("#training-notice", "job-00000001 ended SUCCEEDED")
@@ -331,35 +337,35 @@ func TestConsoleBrowser(t *testing.T) {
 	b.screenshot("training")
 
 	// ---- roll back with a reason ----
-	b.open("models", `tr[data-version="v1.0.1"]`)
-	b.waitText(`.active-version[data-major="1"]`, "v1.0.1")
+	b.open("models", `tr[data-version="v2.0.1"]`)
+	b.waitText(`.active-version[data-major="2"]`, "v2.0.1")
 	b.checkA11y("models")
 	b.screenshot("models")
-	const reason = "console test: v1.0.1 misbehaves"
+	const reason = "console test: v2.0.1 misbehaves"
 	// By keyboard: Enter on the focused button opens the dialog, whose
 	// reason field then takes the keys typed.
-	b.run("open the rollback dialog", chromedp.Focus(chromedp.CSS(`button.rollback[data-major="1"]`)), chromedp.KeyEvent("\r"),
+	b.run("open the rollback dialog", chromedp.Focus(chromedp.CSS(`button.rollback[data-major="2"]`)), chromedp.KeyEvent("\r"),
 		chromedp.WaitVisible(chromedp.CSS("#confirm-dialog[open]")))
 	b.checkA11y("rollback dialog")
 	b.run("reason", chromedp.SendKeys(chromedp.ID("change-reason"), reason))
 	b.screenshot("rollback-dialog")
 	b.run("confirm", chromedp.Click(chromedp.ID("confirm-change")))
-	b.waitText("#models-notice", "Rolled back to v1.0.0 (was v1.0.1)")
-	b.waitText(`.active-version[data-major="1"]`, "v1.0.0")
-	if got := activeVersion(t, base); got != "v1.0.0" {
-		t.Errorf("after the console's rollback the server serves %s; want v1.0.0", got)
+	b.waitText("#models-notice", "Rolled back to v2.0.0 (was v2.0.1)")
+	b.waitText(`.active-version[data-major="2"]`, "v2.0.0")
+	if got := activeVersion(t, base, 2); got != "v2.0.0" {
+		t.Errorf("after the console's rollback the server serves %s; want v2.0.0", got)
 	}
 
 	// ---- history: the rollback row, filters, paging ----
 	b.open("history", `tr[data-action="rollback"]`)
-	if row := b.text(`tr[data-action="rollback"]`); !strings.Contains(row, reason) || !strings.Contains(row, "ops") || !strings.Contains(row, "v1.0.1") {
+	if row := b.text(`tr[data-action="rollback"]`); !strings.Contains(row, reason) || !strings.Contains(row, "ops") || !strings.Contains(row, "v2.0.1") {
 		t.Errorf("the rollback's history row %q lacks the reason, the actor ops or the version rolled back from", row)
 	}
 	b.checkA11y("history")
 	b.screenshot("history")
 	// Twelve more changes make three pages of ten.
 	for i := range 6 {
-		for _, v := range []string{"v1.0.1", "v1.0.0"} {
+		for _, v := range []string{"v2.0.1", "v2.0.0"} {
 			if code := restCall(t, "POST", base+"/v1/models/"+v+":activate", consoleOperator, fmt.Sprintf(`{"reason":"flip %d"}`, i), nil); code != 200 {
 				t.Fatalf("activate %s = %d", v, code)
 			}
@@ -389,19 +395,19 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 
 	// ---- a stale page is refused (409) and says so ----
-	b.open("models", `button.rollback[data-major="1"]`)
-	b.waitText(`.active-version[data-major="1"]`, "v1.0.0")
-	if code := restCall(t, "POST", base+"/v1/models/v1.0.1:activate", consoleOperator, `{"reason":"behind the page's back"}`, nil); code != 200 {
-		t.Fatalf("activate v1.0.1 = %d", code)
+	b.open("models", `button.rollback[data-major="2"]`)
+	b.waitText(`.active-version[data-major="2"]`, "v2.0.0")
+	if code := restCall(t, "POST", base+"/v1/models/v2.0.1:activate", consoleOperator, `{"reason":"behind the page's back"}`, nil); code != 200 {
+		t.Fatalf("activate v2.0.1 = %d", code)
 	}
-	b.run("roll back from the stale page", chromedp.Click(chromedp.CSS(`button.rollback[data-major="1"]`)),
+	b.run("roll back from the stale page", chromedp.Click(chromedp.CSS(`button.rollback[data-major="2"]`)),
 		chromedp.WaitVisible(chromedp.ID("change-reason")),
 		chromedp.SendKeys(chromedp.ID("change-reason"), "stale click"),
 		chromedp.Click(chromedp.ID("confirm-change")))
 	b.waitText("#change-error", "the page is out of date")
-	b.waitText("#change-error", "v1.0.1") // the server names the actual active version
-	if got := activeVersion(t, base); got != "v1.0.1" {
-		t.Errorf("after the refused rollback the server serves %s; want v1.0.1 unchanged", got)
+	b.waitText("#change-error", "v2.0.1") // the server names the actual active version
+	if got := activeVersion(t, base, 2); got != "v2.0.1" {
+		t.Errorf("after the refused rollback the server serves %s; want v2.0.1 unchanged", got)
 	}
 	b.run("close", chromedp.KeyEvent("\x1b"), chromedp.WaitNotPresent(chromedp.CSS("#confirm-dialog")))
 
@@ -420,7 +426,7 @@ func TestConsoleBrowser(t *testing.T) {
 	b.open("models", "#who")
 	b.run("log out", chromedp.Click(chromedp.CSS("#who button")))
 	b.login(consoleViewer, "watcher")
-	b.run("read-only", chromedp.WaitVisible(chromedp.ID("read-only")), chromedp.WaitVisible(chromedp.CSS(`tr[data-version="v1.0.1"]`)))
+	b.run("read-only", chromedp.WaitVisible(chromedp.ID("read-only")), chromedp.WaitVisible(chromedp.CSS(`tr[data-version="v2.0.1"]`)))
 	if n := b.count("button.rollback, button.activate"); n != 0 {
 		t.Errorf("a viewer sees %d activate or roll-back buttons; want none", n)
 	}
@@ -434,8 +440,8 @@ func TestConsoleBrowser(t *testing.T) {
 	if forced != http.StatusForbidden {
 		t.Errorf("a viewer's forced rollback = %d; want 403", forced)
 	}
-	if got := activeVersion(t, base); got != "v1.0.1" {
-		t.Errorf("after the viewer's forced rollback the server serves %s; want v1.0.1", got)
+	if got := activeVersion(t, base, 2); got != "v2.0.1" {
+		t.Errorf("after the viewer's forced rollback the server serves %s; want v2.0.1", got)
 	}
 	if n := eval[int](b, "log out", `document.querySelector("#who button").click(); sessionStorage.length`); n != 0 {
 		t.Errorf("after logging out sessionStorage holds %d items; want none", n)

@@ -135,7 +135,10 @@ func TestEvaluateServer(t *testing.T) {
 	ts := startServer(t, nil)
 	dir := t.TempDir()
 	local, remote := filepath.Join(dir, "local.json"), filepath.Join(dir, "remote.json")
-	mustRun(t, "evaluate", "--out", local, "--trace", trace)
+	// Raw metrics with every catalogue field set are answered by the
+	// newest major the server serves: on an empty registry, the embedded
+	// v2.0.0. Score the same model in process.
+	mustRun(t, "evaluate", "--out", local, "--model", filepath.Join("..", "..", "internal", "defaultmodel", "v2", "predictor.onnx"), "--trace", trace)
 	out := mustRun(t, "evaluate", "--server", ts.grpcAddr, "--batch", "4", "--out", remote, "--trace", trace)
 	if !strings.Contains(out, "(server "+ts.grpcAddr+")") {
 		t.Errorf("output does not name the server:\n%s", out)

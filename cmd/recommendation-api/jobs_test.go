@@ -111,7 +111,7 @@ func TestJobsCLI(t *testing.T) {
 		for _, re := range []string{
 			`(?m)^` + id + `  queued`,
 			`(?m)^` + id + `  SUCCEEDED +\[#{24}\] epoch 2/2  loss \d\.\d{5}  val loss \d\.\d{5}`,
-			`(?m)^` + id + ` SUCCEEDED: v1\.1\.0 registered, not activated \(policy never`,
+			`(?m)^` + id + ` SUCCEEDED: v2\.1\.0 registered, not activated \(policy never`,
 		} {
 			if !regexp.MustCompile(re).MatchString(r.out) {
 				t.Errorf("watch output does not match %s:\n%s", re, r.out)
@@ -147,15 +147,15 @@ func TestJobsCLI(t *testing.T) {
 			n++
 			decodeJSON(t, sc.Text(), &last)
 		}
-		if n == 0 || last.GetEvent().GetState() != recommendationv1.JobState_JOB_STATE_SUCCEEDED || last.GetEvent().GetJob().GetVersion() != "v1.1.0" {
-			t.Errorf("watch -o json: %d lines, last %v; want NDJSON ending with SUCCEEDED v1.1.0", n, &last)
+		if n == 0 || last.GetEvent().GetState() != recommendationv1.JobState_JOB_STATE_SUCCEEDED || last.GetEvent().GetJob().GetVersion() != "v2.1.0" {
+			t.Errorf("watch -o json: %d lines, last %v; want NDJSON ending with SUCCEEDED v2.1.0", n, &last)
 		}
 	})
 	t.Run("List", func(t *testing.T) {
 		out := jobs("list")
 		for _, re := range []string{
 			`(?m)^ID +STATE +PHASE +VERSION +EPOCH`,
-			`(?m)^` + regexp.QuoteMeta(small.GetId()) + ` +SUCCEEDED +done +v1\.1\.0 +2/2 .* registered$`,
+			`(?m)^` + regexp.QuoteMeta(small.GetId()) + ` +SUCCEEDED +done +v2\.1\.0 +2/2 .* registered$`,
 			`(?m)^` + regexp.QuoteMeta(long.GetId()) + ` +CANCELLED `,
 		} {
 			if !regexp.MustCompile(re).MatchString(out) {
@@ -170,8 +170,8 @@ func TestJobsCLI(t *testing.T) {
 	})
 	t.Run("Show", func(t *testing.T) {
 		out := jobs("show", small.GetId())
-		for _, want := range []string{"state          SUCCEEDED", "version        v1.1.0 (asked: minor bump)", "reason         cli job",
-			"epochs         2/2", "v1.1.0 (new)", "VPA p90", "activation: policy never"} {
+		for _, want := range []string{"state          SUCCEEDED", "version        v2.1.0 (asked: minor bump)", "reason         cli job",
+			"epochs         2/2", "v2.1.0 (new)", "VPA p90", "activation: policy never"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("jobs show lacks %q:\n%s", want, out)
 			}
@@ -189,9 +189,9 @@ func TestJobsCLI(t *testing.T) {
 		}
 	})
 	t.Run("StartWatch", func(t *testing.T) {
-		out := jobs("start", "--samples", "1000", "--epochs", "1", "--version", "v1.3.0", "--policy", "always", "--watch")
-		for _, re := range []string{`(?m)^queued job-\d+: v1\.3\.0, 1000 samples, 1 epochs`, `(?m)^job-\d+  SUCCEEDED +\[#{24}\] epoch 1/1`,
-			`(?m)^job-\d+ SUCCEEDED: v1\.3\.0 registered and activated \(policy always`} {
+		out := jobs("start", "--samples", "1000", "--epochs", "1", "--version", "v2.3.0", "--policy", "always", "--watch")
+		for _, re := range []string{`(?m)^queued job-\d+: v2\.3\.0, 1000 samples, 1 epochs`, `(?m)^job-\d+  SUCCEEDED +\[#{24}\] epoch 1/1`,
+			`(?m)^job-\d+ SUCCEEDED: v2\.3\.0 registered and activated \(policy always`} {
 			if !regexp.MustCompile(re).MatchString(out) {
 				t.Errorf("jobs start --watch does not match %s:\n%s", re, out)
 			}
@@ -206,7 +206,7 @@ func TestJobsCLI(t *testing.T) {
 			{[]string{"watch", "job-99999999"}, []string{"jobs watch: NotFound: "}},
 			{[]string{"cancel", "job-99999999"}, []string{"jobs cancel: NotFound: "}},
 			{[]string{"start", "--samples", "5"}, []string{"jobs start: InvalidArgument: ", "samples: 5; want 1000 to"}},
-			{[]string{"start", "--version", "v1.1.0"}, []string{"jobs start: AlreadyExists: "}},
+			{[]string{"start", "--version", "v2.1.0"}, []string{"jobs start: AlreadyExists: "}},
 		} {
 			_, _, err := runClient(t, nil, append(append([]string{"jobs"}, tt.args...), srv...)...)
 			checkFailure(t, err, exitRefused, tt.want...)

@@ -219,8 +219,8 @@ func TestServeSecured(t *testing.T) {
 		method, path, token string
 		want                int
 	}{
-		{"POST", "/v1/models/v1.0.0:activate", e2eAgent, http.StatusForbidden},
-		{"POST", "/v1/models/v1.0.0:activate", e2eOperator, http.StatusOK},
+		{"POST", "/v1/models/v1.1.0:activate", e2eAgent, http.StatusForbidden},
+		{"POST", "/v1/models/v1.1.0:activate", e2eOperator, http.StatusOK},
 		{"GET", "/v1/models", "", http.StatusUnauthorized},
 		{"GET", "/v1/models", e2eWrong, http.StatusUnauthorized},
 		{"GET", "/readyz", "", http.StatusOK},
@@ -247,8 +247,8 @@ func TestServeSecured(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !bytes.Contains(metrics, []byte(`recommendation_predictions_total{version="v1.0.0"} 2`)) {
-		t.Errorf("GET /metrics on --metrics-addr = %d; want 200 with 2 predictions of v1.0.0:\n%.2000s", resp.StatusCode, metrics)
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(metrics, []byte(`recommendation_predictions_total{version="v1.1.0"} 2`)) {
+		t.Errorf("GET /metrics on --metrics-addr = %d; want 200 with 2 predictions of v1.1.0:\n%.2000s", resp.StatusCode, metrics)
 	}
 	if got, _ := rest("GET", "/metrics", e2eOperator); got != http.StatusNotFound {
 		t.Errorf("/metrics on the REST port with --metrics-addr = %d; want 404 (served on the metrics listener only)", got)

@@ -122,14 +122,14 @@ func TestReplicasFollowRollback(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := startLoad(ctx, rs, 2)
-	b, man := testModelVersion(t, 11, "v1.1.0")
+	b, man := testModelVersion(t, 11, "v1.2.0")
 	if err := registerVersion(ctx, rs[0], b, man); err != nil {
 		t.Fatalf("register through r0: %v", err)
 	}
-	if _, err := rs[1].registry().ActivateVersion(ctx, &recommendationv1.ActivateVersionRequest{Version: "v1.1.0", Actor: "test"}); err != nil {
+	if _, err := rs[1].registry().ActivateVersion(ctx, &recommendationv1.ActivateVersionRequest{Version: "v1.2.0", Actor: "test"}); err != nil {
 		t.Fatalf("activate through r1: %v", err)
 	}
-	if _, err := awaitAll(ctx, rs, "v1.1.0", waitFor); err != nil {
+	if _, err := awaitAll(ctx, rs, "v1.2.0", waitFor); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := rs[2].registry().Rollback(ctx, &recommendationv1.RollbackRequest{Actor: "test", Reason: "test"}); err != nil {
@@ -170,7 +170,7 @@ func TestReplicasRegisterSameVersion(t *testing.T) {
 	prefix := replicaPrefix(t)
 	rs := []*testServer{startReplica(t, eps, prefix, "a", nil), startReplica(t, eps, prefix, "b", nil)}
 	ctx := t.Context()
-	for k, v := range []string{"v1.1.0", "v1.2.0", "v1.3.0"} {
+	for k, v := range []string{"v1.2.0", "v1.3.0", "v1.4.0"} {
 		b, man := testModelVersion(t, int64(20+k), v)
 		errs := make([]error, len(rs))
 		var wg sync.WaitGroup
@@ -230,11 +230,11 @@ func TestReplicaPartitioned(t *testing.T) {
 	if g := gaugeValue(t, cut.srv.repl.follow.WithLabelValues("1")); g != 0 {
 		t.Errorf("recommendation_replica_in_sync{major=1} = %v on the cut replica; want 0", g)
 	}
-	b, man := testModelVersion(t, 31, "v1.1.0")
+	b, man := testModelVersion(t, 31, "v1.2.0")
 	if err := registerVersion(ctx, ok, b, man); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ok.registry().ActivateVersion(ctx, &recommendationv1.ActivateVersionRequest{Version: "v1.1.0", Actor: "test"}); err != nil {
+	if _, err := ok.registry().ActivateVersion(ctx, &recommendationv1.ActivateVersionRequest{Version: "v1.2.0", Actor: "test"}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond)
@@ -246,7 +246,7 @@ func TestReplicaPartitioned(t *testing.T) {
 	}
 
 	proxy.Heal()
-	if _, err := awaitAll(ctx, []*testServer{cut}, "v1.1.0", waitFor); err != nil {
+	if _, err := awaitAll(ctx, []*testServer{cut}, "v1.2.0", waitFor); err != nil {
 		t.Fatal(err)
 	}
 	eventuallyTrue(t, waitFor, "the healed replica reports major 1 SERVING", func() bool {
@@ -270,7 +270,7 @@ func TestReplicasEtcdMemberKilled(t *testing.T) {
 	rs := []*testServer{startReplica(t, eps, prefix, "a", nil), startReplica(t, eps, prefix, "b", nil)}
 	ctx := t.Context()
 	l := startLoad(ctx, rs, 2)
-	b, man := testModelVersion(t, 41, "v1.1.0")
+	b, man := testModelVersion(t, 41, "v1.2.0")
 	if err := registerVersion(ctx, rs[0], b, man); err != nil {
 		t.Fatal(err)
 	}
@@ -279,7 +279,7 @@ func TestReplicasEtcdMemberKilled(t *testing.T) {
 	// learns whether it was applied (a no-op note when it was).
 	var err error
 	for range 10 {
-		if _, err = rs[1].registry().ActivateVersion(ctx, &recommendationv1.ActivateVersionRequest{Version: "v1.1.0", Actor: "test"}); err == nil {
+		if _, err = rs[1].registry().ActivateVersion(ctx, &recommendationv1.ActivateVersionRequest{Version: "v1.2.0", Actor: "test"}); err == nil {
 			break
 		}
 		time.Sleep(500 * time.Millisecond)
@@ -287,7 +287,7 @@ func TestReplicasEtcdMemberKilled(t *testing.T) {
 	if err != nil {
 		t.Fatalf("activate with a member down: %v", err)
 	}
-	if _, err := awaitAll(ctx, rs, "v1.1.0", waitFor); err != nil {
+	if _, err := awaitAll(ctx, rs, "v1.2.0", waitFor); err != nil {
 		t.Fatal(err)
 	}
 	calls, failed, errs := l.end()
@@ -382,11 +382,11 @@ func runConvergence(b *testing.B, n int) {
 		rs = append(rs, startReplica(b, eps, prefix, fmt.Sprintf("r%d", i), nil))
 	}
 	ctx := context.Background()
-	def := "v1.0.0"
+	def := "v1.1.0"
 	if _, err := awaitAll(ctx, rs, def, waitFor); err != nil {
 		b.Fatal(err)
 	}
-	bb, man := testModelVersion(b, 51, "v1.1.0")
+	bb, man := testModelVersion(b, 51, "v1.2.0")
 	if err := registerVersion(ctx, rs[0], bb, man); err != nil {
 		b.Fatal(err)
 	}
@@ -394,10 +394,10 @@ func runConvergence(b *testing.B, n int) {
 	var rollbacks, activations []time.Duration
 	for i := range n {
 		via := rs[(2*i)%3]
-		if _, err := via.registry().ActivateVersion(ctx, &recommendationv1.ActivateVersionRequest{Version: "v1.1.0", Actor: "bench"}); err != nil {
+		if _, err := via.registry().ActivateVersion(ctx, &recommendationv1.ActivateVersionRequest{Version: "v1.2.0", Actor: "bench"}); err != nil {
 			b.Fatal(err)
 		}
-		d, err := awaitAll(ctx, rs, "v1.1.0", 10*time.Second)
+		d, err := awaitAll(ctx, rs, "v1.2.0", 10*time.Second)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	recommendationv1 "recommendation-api/api/proto/recommendation/v1"
 	"recommendation-api/internal/defaultmodel"
@@ -223,15 +224,24 @@ func featuresInstance(id string, v []float32) *recommendationv1.Instance {
 	}}
 }
 
-// rawInstance is a plausible container's metrics, varied by i.
+// rawInstance is a plausible container's metrics, varied by i, as an agent
+// that computes major 1's twelve features sends them: without the history
+// maxima, so that it is answered by major 1 however many majors are served
+// (RawMetricsOf sets every catalogue field, and a zero maximum under a
+// positive p99 is refused by the majors that read it).
 func rawInstance(id string, i int) *recommendationv1.Instance {
 	f := float64(i%7) / 7
-	return &recommendationv1.Instance{ContainerId: id, Input: &recommendationv1.Instance_Raw{Raw: transport.RawMetricsOf(features.Raw{
+	raw := transport.RawMetricsOf(features.Raw{
 		CPUP50: 0.2 + f, CPUP95: 0.45 + f, CPUP99: 0.6 + f,
 		MemP50: 300 << 20, MemP95: 380 << 20, MemP99: 400 << 20,
 		CPUVariance: 0.4, MemTrend: -0.01, ThrottleRatio: 0.02,
 		HourOfDay: float64(i % 24), DayOfWeek: float64(i % 7), WorkloadAgeDays: 42,
-	})}}
+	})
+	pm := raw.ProtoReflect()
+	for _, ft := range model.Catalog()[model.NumFeatures:] {
+		pm.Clear(pm.Descriptor().Fields().ByName(protoreflect.Name(ft.RawField)))
+	}
+	return &recommendationv1.Instance{ContainerId: id, Input: &recommendationv1.Instance_Raw{Raw: raw}}
 }
 
 // mixedRequest has n instances, alternately normalized features and raw

@@ -103,10 +103,12 @@ func TestTrainingJobEndToEnd(t *testing.T) {
 	}
 
 	// IF_BETTER: whatever it decides must follow from the recorded numbers.
-	id := start(`{"samples":"3000","epochs":3,"seed":"5","bump":"minor","activation_policy":"ACTIVATION_POLICY_IF_BETTER","actor":"alice","reason":"e2e"}`)
+	// The jobs train major 1 (a job that names no major trains the newest
+	// served one): the calls of predictVersion are answered by major 1.
+	id := start(`{"major":1,"samples":"3000","epochs":3,"seed":"5","bump":"minor","activation_policy":"ACTIVATION_POLICY_IF_BETTER","actor":"alice","reason":"e2e"}`)
 	job, epochs := watch(id)
-	if job.GetState() != recommendationv1.JobState_JOB_STATE_SUCCEEDED || !job.GetRegistered() || job.GetVersion() != "v1.1.0" || job.GetParentVersion() != defaultV {
-		t.Fatalf("job = %v; want SUCCEEDED, v1.1.0 registered with parent %s", job, defaultV)
+	if job.GetState() != recommendationv1.JobState_JOB_STATE_SUCCEEDED || !job.GetRegistered() || job.GetVersion() != "v1.2.0" || job.GetParentVersion() != defaultV {
+		t.Fatalf("job = %v; want SUCCEEDED, v1.2.0 registered with parent %s", job, defaultV)
 	}
 	if epochs == 0 {
 		t.Errorf("WatchJob sent no training progress events")
@@ -119,22 +121,22 @@ func TestTrainingJobEndToEnd(t *testing.T) {
 	}
 	want := defaultV
 	if better {
-		want = "v1.1.0"
+		want = "v1.2.0"
 	}
 	if got := predictVersion(); got != want {
 		t.Fatalf("after the IF_BETTER job Predict names %s, want %s", got, want)
 	}
 
 	// ALWAYS: activated through the release flow; Predict names it.
-	id = start(`{"samples":"3000","epochs":2,"seed":"6","version":"v1.2.0","activation_policy":"ACTIVATION_POLICY_ALWAYS","actor":"alice"}`)
+	id = start(`{"major":1,"samples":"3000","epochs":2,"seed":"6","version":"v1.3.0","activation_policy":"ACTIVATION_POLICY_ALWAYS","actor":"alice"}`)
 	if job, _ = watch(id); job.GetState() != recommendationv1.JobState_JOB_STATE_SUCCEEDED || !job.GetActivation().GetActivated() {
 		t.Fatalf("ALWAYS job = %v; want SUCCEEDED and activated", job)
 	}
-	if got := predictVersion(); got != "v1.2.0" {
-		t.Fatalf("Predict names %s after the ALWAYS job, want v1.2.0", got)
+	if got := predictVersion(); got != "v1.3.0" {
+		t.Fatalf("Predict names %s after the ALWAYS job, want v1.3.0", got)
 	}
 
-	// Roll back over REST: the version active before v1.2.0 serves again.
+	// Roll back over REST: the version active before v1.3.0 serves again.
 	var rb recommendationv1.RollbackResponse
 	if code := restJSON(t, ts.http, http.MethodPost, base+"/v1/models:rollback", `{"reason":"e2e rollback","actor":"bob"}`, &rb); code != http.StatusOK {
 		t.Fatalf("rollback = %d", code)

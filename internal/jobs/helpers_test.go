@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 
 // fixture is a real registry (bbolt in a temporary directory), a real
 // serving manager (ONNX Runtime) and a release controller serving the
-// embedded default model, v1.0.0.
+// embedded default model, v1.1.0.
 type fixture struct {
 	path   string
 	store  *registry.Store
@@ -36,7 +36,7 @@ type fixture struct {
 	closed bool
 }
 
-var defaultVersion = model.MustParseVersion("v1.0.0")
+var defaultVersion = model.MustParseVersion("v1.1.0")
 
 // open starts a fixture on the registry file at path (a new one when path
 // is ""). It is closed at the end of the test unless closed before.

@@ -21,9 +21,9 @@ import (
 
 func TestStartRefusesBadRequests(t *testing.T) {
 	f := open(t, "")
-	f.register(t, "v1.2.0") // the newest registered version
+	f.register(t, "v1.3.0") // the newest registered version
 	m := f.manager(t, jobs.Options{}, false)
-	pending, err := m.Start(jobs.Request{Samples: 1000, Epochs: 1, Version: "v1.4.0"})
+	pending, err := m.Start(jobs.Request{Samples: 1000, Epochs: 1, Version: "v1.5.0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,17 +55,17 @@ func TestStartRefusesBadRequests(t *testing.T) {
 		{"LongActor", with(func(r *jobs.Request) { r.Actor = strings.Repeat("a", 129) }), model.ErrInvalidInput, "actor: 129 bytes; want at most 128"},
 		{"ControlActor", with(func(r *jobs.Request) { r.Actor = "a\nb" }), model.ErrInvalidInput, "actor: contains control characters"},
 		{"LongReason", with(func(r *jobs.Request) { r.Reason = strings.Repeat("r", 1025) }), model.ErrInvalidInput, "reason: 1025 bytes; want at most 1024"},
-		{"VersionAndBump", with(func(r *jobs.Request) { r.Version, r.Bump = "v1.5.0", "patch" }), model.ErrInvalidInput, "both set"},
+		{"VersionAndBump", with(func(r *jobs.Request) { r.Version, r.Bump = "v1.6.0", "patch" }), model.ErrInvalidInput, "both set"},
 		{"MalformedVersion", with(func(r *jobs.Request) { r.Version = "1.5.0" }), model.ErrInvalidVersion, "version: invalid version \"1.5.0\""},
 		{"UnknownBump", with(func(r *jobs.Request) { r.Bump = "huge" }), model.ErrInvalidVersion, "bump: invalid version: bump \"huge\"; want major, minor or patch"},
 		{"MajorBump", with(func(r *jobs.Request) { r.Bump = "major" }), model.ErrInvalidInput, "bump: major would produce v2.0.0, but the job trains major version 1"},
 		{"OtherMajor", with(func(r *jobs.Request) { r.Version = "v2.0.0" }), model.ErrInvalidInput, "version: v2.0.0 is major version 2; the job trains major 1 (set major)"},
 		{"ZeroVersion", with(func(r *jobs.Request) { r.Version = "v0.0.0" }), model.ErrInvalidInput, "version: v0.0.0 is major version 0"},
-		{"Registered", with(func(r *jobs.Request) { r.Version = "v1.0.0" }), model.ErrVersionExists, "version: v1.0.0 is already registered"},
-		{"Pending", with(func(r *jobs.Request) { r.Version = "v1.4.0" }), model.ErrVersionExists, "version: v1.4.0 is the version " + pending.ID + " will produce"},
-		{"BelowNewest", with(func(r *jobs.Request) { r.Version = "v1.1.0" }), model.ErrInvalidInput,
-			"version: v1.1.0 is not higher than the version " + pending.ID + " will produce, v1.4.0; want a higher version, e.g. v1.4.1"},
-		{"BelowPending", with(func(r *jobs.Request) { r.Version = "v1.3.0" }), model.ErrInvalidInput, "is not higher than the version " + pending.ID + " will produce, v1.4.0"},
+		{"Registered", with(func(r *jobs.Request) { r.Version = "v1.1.0" }), model.ErrVersionExists, "version: v1.1.0 is already registered"},
+		{"Pending", with(func(r *jobs.Request) { r.Version = "v1.5.0" }), model.ErrVersionExists, "version: v1.5.0 is the version " + pending.ID + " will produce"},
+		{"BelowNewest", with(func(r *jobs.Request) { r.Version = "v1.2.0" }), model.ErrInvalidInput,
+			"version: v1.2.0 is not higher than the version " + pending.ID + " will produce, v1.5.0; want a higher version, e.g. v1.5.1"},
+		{"BelowPending", with(func(r *jobs.Request) { r.Version = "v1.4.0" }), model.ErrInvalidInput, "is not higher than the version " + pending.ID + " will produce, v1.5.0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			j, err := m.Start(tc.req)
@@ -84,7 +84,7 @@ func TestStartRefusesBadRequests(t *testing.T) {
 	if len(list) != 1 {
 		t.Errorf("List has %d jobs after refused starts; want only the pending one", len(list))
 	}
-	if got := f.versions(t); !slices.Equal(got, []string{"v1.0.0", "v1.2.0"}) {
+	if got := f.versions(t); !slices.Equal(got, []string{"v1.1.0", "v1.3.0"}) {
 		t.Errorf("registry holds %v", got)
 	}
 
@@ -97,8 +97,8 @@ func TestStartRefusesBadRequests(t *testing.T) {
 		if j.State != jobs.StateQueued || j.Progress.Phase != jobs.PhaseQueued {
 			t.Errorf("new job is %s/%s; want QUEUED/queued", j.State, j.Progress.Phase)
 		}
-		if j.Version.String() != "v1.4.1" || p.Bump != "patch" {
-			t.Errorf("no version nor bump gives %s (bump %q); want a patch bump of the pending v1.4.0: v1.4.1", j.Version, p.Bump)
+		if j.Version.String() != "v1.5.1" || p.Bump != "patch" {
+			t.Errorf("no version nor bump gives %s (bump %q); want a patch bump of the pending v1.5.0: v1.5.1", j.Version, p.Bump)
 		}
 		if !slices.Equal(p.Mix, []float64{1, 1, 1, 1, 1}) || p.LearningRate != 0.01 || p.BatchSize != 256 ||
 			p.Policy != jobs.PolicyIfBetter || p.Actor != jobs.DefaultActor || p.Reason != jobs.DefaultReason {
@@ -108,8 +108,8 @@ func TestStartRefusesBadRequests(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j.Version.String() != "v1.5.0" {
-			t.Errorf("minor bump gives %s; want v1.5.0", j.Version)
+		if j.Version.String() != "v1.6.0" {
+			t.Errorf("minor bump gives %s; want v1.6.0", j.Version)
 		}
 	})
 }
@@ -176,8 +176,8 @@ func TestJobRegistersWithFullManifest(t *testing.T) {
 		t.Fatalf("final event %+v; want SUCCEEDED with the job", last)
 	}
 	j := last.Job
-	if j.Error != "" || !j.Registered || j.Version.String() != "v1.0.1" || j.ParentVersion != "v1.0.0" {
-		t.Errorf("job: error %q registered %v version %s parent %s; want v1.0.1 registered from v1.0.0", j.Error, j.Registered, j.Version, j.ParentVersion)
+	if j.Error != "" || !j.Registered || j.Version.String() != "v1.1.1" || j.ParentVersion != "v1.1.0" {
+		t.Errorf("job: error %q registered %v version %s parent %s; want v1.1.1 registered from v1.1.0", j.Error, j.Registered, j.Version, j.ParentVersion)
 	}
 	if j.StartedAt.Before(j.CreatedAt) || j.FinishedAt.Before(j.StartedAt) || j.Progress.Phase != jobs.PhaseDone || j.Progress.Elapsed <= 0 {
 		t.Errorf("times or progress wrong: created %v started %v finished %v progress %+v", j.CreatedAt, j.StartedAt, j.FinishedAt, j.Progress)
@@ -212,7 +212,7 @@ func TestJobRegistersWithFullManifest(t *testing.T) {
 		t.Fatal(err)
 	}
 	tr := man.Training
-	if tr.ParentVersion != "v1.0.0" || tr.Samples != 3000 || tr.Seed != 7 || tr.Epochs != 3 || tr.EpochsRun < 1 ||
+	if tr.ParentVersion != "v1.1.0" || tr.Samples != 3000 || tr.Seed != 7 || tr.Epochs != 3 || tr.EpochsRun < 1 ||
 		tr.Hyper["learning_rate"] != "0.01" || tr.Hyper["batch_size"] != "256" ||
 		!strings.Contains(tr.DataFile, "synthetic: 3000 samples, seed 7, workload mix web=2 batch=1 compute=1 database=1 cron=0") {
 		t.Errorf("manifest training record: %+v", tr)
@@ -274,7 +274,7 @@ func TestAlwaysActivates(t *testing.T) {
 	f := open(t, "")
 	m := f.manager(t, jobs.Options{}, true)
 	req := small(jobs.PolicyAlways)
-	req.Version = "v1.3.0"
+	req.Version = "v1.4.0"
 	j, err := m.Start(req)
 	if err != nil {
 		t.Fatal(err)
@@ -287,23 +287,23 @@ func TestAlwaysActivates(t *testing.T) {
 	if j.State != jobs.StateSucceeded || j.Activation == nil || !j.Activation.Activated {
 		t.Fatalf("job %s %q activation %+v", j.State, j.Error, j.Activation)
 	}
-	if got, _ := f.ctl.Active(0); got.String() != "v1.3.0" {
-		t.Errorf("active version %s; want v1.3.0", got)
+	if got, _ := f.ctl.Active(0); got.String() != "v1.4.0" {
+		t.Errorf("active version %s; want v1.4.0", got)
 	}
-	if l, err := f.models.Acquire(""); err != nil || l.Manifest().Version.String() != "v1.3.0" {
-		t.Errorf("serving %v (%v); want v1.3.0", l, err)
+	if l, err := f.models.Acquire(""); err != nil || l.Manifest().Version.String() != "v1.4.0" {
+		t.Errorf("serving %v (%v); want v1.4.0", l, err)
 	} else {
 		l.Release()
 	}
-	if p, ok := f.ctl.OnProbation(); !ok || p.String() != "v1.3.0" {
-		t.Errorf("probation %v %v; want v1.3.0 on probation like any activation", p, ok)
+	if p, ok := f.ctl.OnProbation(); !ok || p.String() != "v1.4.0" {
+		t.Errorf("probation %v %v; want v1.4.0 on probation like any activation", p, ok)
 	}
 	h, err := f.store.History()
 	if err != nil {
 		t.Fatal(err)
 	}
 	ev := h[len(h)-1]
-	if ev.Action != registry.ActionActivate || ev.From != "v1.0.0" || ev.To != "v1.3.0" || ev.Actor != "tester" || !strings.Contains(ev.Reason, j.ID) {
+	if ev.Action != registry.ActionActivate || ev.From != "v1.1.0" || ev.To != "v1.4.0" || ev.Actor != "tester" || !strings.Contains(ev.Reason, j.ID) {
 		t.Errorf("last history event %+v", ev)
 	}
 }
@@ -358,13 +358,13 @@ func TestCancelRunningJob(t *testing.T) {
 	if got.Progress.Epoch > seen.Epoch+2 {
 		t.Errorf("job went on to epoch %d after the cancel at epoch %d", got.Progress.Epoch, seen.Epoch)
 	}
-	if got := f.versions(t); !slices.Equal(got, []string{"v1.0.0"}) {
-		t.Errorf("registry after a cancelled job: %v; want only v1.0.0", got)
+	if got := f.versions(t); !slices.Equal(got, []string{"v1.1.0"}) {
+		t.Errorf("registry after a cancelled job: %v; want only v1.1.0", got)
 	}
 	// The worker goes on with the next job (its version was fixed when it
 	// was queued, after the cancelled job's).
 	wait(t, m, next.ID)
-	if n, _ := m.Get(next.ID); n.State != jobs.StateSucceeded || n.Version.String() != "v1.0.2" {
+	if n, _ := m.Get(next.ID); n.State != jobs.StateSucceeded || n.Version.String() != "v1.1.2" {
 		t.Errorf("next job %s %s %q", n.State, n.Version, n.Error)
 	}
 }
@@ -400,7 +400,7 @@ func TestStopAndRestart(t *testing.T) {
 		if _, err := m.Start(small(jobs.PolicyNever)); !errors.Is(err, model.ErrQueueFull) || !strings.Contains(err.Error(), "shutting down") {
 			t.Errorf("Start after Run returned = %v; want ErrQueueFull saying the server is shutting down", err)
 		}
-		if got := f.versions(t); !slices.Equal(got, []string{"v1.0.0"}) {
+		if got := f.versions(t); !slices.Equal(got, []string{"v1.1.0"}) {
 			t.Errorf("registry %v", got)
 		}
 		f.close(t)
@@ -410,9 +410,9 @@ func TestStopAndRestart(t *testing.T) {
 		// As a crash leaves them: jobs recorded RUNNING and QUEUED in the file.
 		f := open(t, path)
 		crashed := jobs.Job{ID: "job-00000007", State: jobs.StateRunning, Params: small(jobs.PolicyAlways),
-			Version: model.MustParseVersion("v1.0.5"), Progress: jobs.Progress{Phase: jobs.PhaseTraining, Epoch: 2, Epochs: 3}}
+			Version: model.MustParseVersion("v1.1.5"), Progress: jobs.Progress{Phase: jobs.PhaseTraining, Epoch: 2, Epochs: 3}}
 		waiting := jobs.Job{ID: "job-00000006", State: jobs.StateQueued, Params: small(jobs.PolicyAlways),
-			Version: model.MustParseVersion("v1.0.6"), Progress: jobs.Progress{Phase: jobs.PhaseQueued}}
+			Version: model.MustParseVersion("v1.1.6"), Progress: jobs.Progress{Phase: jobs.PhaseQueued}}
 		for _, j := range []jobs.Job{crashed, waiting} {
 			b, err := json.Marshal(j)
 			if err != nil {
@@ -459,8 +459,8 @@ func TestStopAndRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if j.ID != "job-00000008" || j.Version.String() != "v1.0.1" {
-			t.Errorf("new job %s version %s; want job-00000008 and v1.0.1", j.ID, j.Version)
+		if j.ID != "job-00000008" || j.Version.String() != "v1.1.1" {
+			t.Errorf("new job %s version %s; want job-00000008 and v1.1.1", j.ID, j.Version)
 		}
 		if _, err := m.Cancel(j.ID); err != nil {
 			t.Error(err)
@@ -473,7 +473,7 @@ func TestModelIndependentOfWorkers(t *testing.T) {
 		f := open(t, "")
 		m := f.manager(t, jobs.Options{Workers: workers}, true)
 		req := small(jobs.PolicyNever)
-		req.Version = "v1.1.0"
+		req.Version = "v1.2.0"
 		j, err := m.Start(req)
 		if err != nil {
 			t.Fatal(err)
@@ -485,9 +485,9 @@ func TestModelIndependentOfWorkers(t *testing.T) {
 			t.Fatalf("job %s %q activation %+v", j.State, j.Error, j.Activation)
 		}
 		if got, _ := f.ctl.Active(0); got != defaultVersion {
-			t.Errorf("active %s; want v1.0.0", got)
+			t.Errorf("active %s; want v1.1.0", got)
 		}
-		if got := f.versions(t); !slices.Equal(got, []string{"v1.0.0", "v1.1.0"}) {
+		if got := f.versions(t); !slices.Equal(got, []string{"v1.1.0", "v1.2.0"}) {
 			t.Errorf("registry %v", got)
 		}
 		b, man, err := f.store.Load(j.Version)
@@ -522,21 +522,21 @@ func TestRestartAfterRegistering(t *testing.T) {
 	f := open(t, "")
 	ctx := context.Background()
 	// activating: registered and recorded so, killed before Activate.
-	f.register(t, "v1.0.5")
+	f.register(t, "v1.1.5")
 	// registering: the registry committed, the process died before the
 	// job's record said Registered.
-	f.register(t, "v1.0.6")
+	f.register(t, "v1.1.6")
 	// activating: Activate committed, the record was not finished.
-	f.register(t, "v1.0.7")
-	if _, err := f.ctl.Activate(ctx, model.MustParseVersion("v1.0.7"), model.Change{Reason: "test", Actor: "tester"}); err != nil {
+	f.register(t, "v1.1.7")
+	if _, err := f.ctl.Activate(ctx, model.MustParseVersion("v1.1.7"), model.Change{Reason: "test", Actor: "tester"}); err != nil {
 		t.Fatal(err)
 	}
 	records := []jobs.Job{
-		{ID: "job-00000001", Version: model.MustParseVersion("v1.0.5"), Registered: true, Progress: jobs.Progress{Phase: jobs.PhaseActivating}},
-		{ID: "job-00000002", Version: model.MustParseVersion("v1.0.6"), Progress: jobs.Progress{Phase: jobs.PhaseRegistering}},
-		{ID: "job-00000003", Version: model.MustParseVersion("v1.0.7"), Registered: true, Progress: jobs.Progress{Phase: jobs.PhaseActivating}},
+		{ID: "job-00000001", Version: model.MustParseVersion("v1.1.5"), Registered: true, Progress: jobs.Progress{Phase: jobs.PhaseActivating}},
+		{ID: "job-00000002", Version: model.MustParseVersion("v1.1.6"), Progress: jobs.Progress{Phase: jobs.PhaseRegistering}},
+		{ID: "job-00000003", Version: model.MustParseVersion("v1.1.7"), Registered: true, Progress: jobs.Progress{Phase: jobs.PhaseActivating}},
 		// registering, killed before the registry committed.
-		{ID: "job-00000004", Version: model.MustParseVersion("v1.0.8"), Progress: jobs.Progress{Phase: jobs.PhaseRegistering}},
+		{ID: "job-00000004", Version: model.MustParseVersion("v1.1.8"), Progress: jobs.Progress{Phase: jobs.PhaseRegistering}},
 	}
 	for _, j := range records {
 		j.State, j.Params = jobs.StateRunning, small(jobs.PolicyAlways)
@@ -555,9 +555,9 @@ func TestRestartAfterRegistering(t *testing.T) {
 		registered, activated bool
 		err                   string
 	}{
-		{"job-00000001", true, false, "interrupted after registering v1.0.5; not activated"},
-		{"job-00000002", true, false, "interrupted after registering v1.0.6; not activated"},
-		{"job-00000003", true, true, "interrupted after registering and activating v1.0.7; the job's record was not finished"},
+		{"job-00000001", true, false, "interrupted after registering v1.1.5; not activated"},
+		{"job-00000002", true, false, "interrupted after registering v1.1.6; not activated"},
+		{"job-00000003", true, true, "interrupted after registering and activating v1.1.7; the job's record was not finished"},
 		{"job-00000004", false, false, jobs.InterruptedRunning},
 	} {
 		j, err := m.Get(tt.id)

@@ -131,7 +131,7 @@ func TestSharedJobRunnerLost(t *testing.T) {
 	prefix := fmt.Sprintf("/test/runner-lost-%d", time.Now().UnixNano())
 	a := newReplica(t, eps, prefix, "a")
 	dead := jobs.Job{ID: "job-00000001-zzzzzz", State: jobs.StateRunning, Params: small(jobs.PolicyNever),
-		CreatedAt: time.Now().UTC(), StartedAt: time.Now().UTC(), Version: model.MustParseVersion("v1.0.1"),
+		CreatedAt: time.Now().UTC(), StartedAt: time.Now().UTC(), Version: model.MustParseVersion("v1.1.1"),
 		Progress: jobs.Progress{Phase: jobs.PhaseTraining, Epochs: 3}, Runner: "gone", Heartbeat: time.Now().UTC()}
 	b, _ := json.Marshal(dead)
 	if err := a.store.PutRecord(jobs.Bucket, dead.ID, b); err != nil {

@@ -22,8 +22,8 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/ (the external-data model and the FuzzCheck seed corpus)")
 
-// defaultModelFile is the embedded default model, a file the real pipeline made.
-const defaultModelFile = "../defaultmodel/predictor.onnx"
+// defaultModelFile is the embedded major-1 default model, a file the real pipeline made.
+const defaultModelFile = "../defaultmodel/v1/predictor.onnx"
 
 // ExternalDataFile is a model whose initializer layer0.bias is stored
 // outside the file, in "secret.bin" relative to the reader's directory.

@@ -228,10 +228,10 @@ func TestAuthREST(t *testing.T) {
 		{"PredictOperator", "POST", "/v1/predict", "Bearer " + operatorToken, predictBody, http.StatusOK},
 		{"ListNoToken", "GET", "/v1/models", "", "", http.StatusUnauthorized},
 		{"ListViewer", "GET", "/v1/models", "Bearer " + viewerToken, "", http.StatusOK},
-		{"DownloadViewer", "GET", "/v1/models/v1.0.0:download", "Bearer " + viewerToken, "", http.StatusForbidden},
-		{"DownloadAgent", "GET", "/v1/models/v1.0.0:download", "Bearer " + agentToken, "", http.StatusOK},
-		{"ActivateAgent", "POST", "/v1/models/v1.0.0:activate", "Bearer " + agentToken, "{}", http.StatusForbidden},
-		{"ActivateOperator", "POST", "/v1/models/v1.0.0:activate", "Bearer " + operatorToken, "{}", http.StatusOK},
+		{"DownloadViewer", "GET", "/v1/models/v1.1.0:download", "Bearer " + viewerToken, "", http.StatusForbidden},
+		{"DownloadAgent", "GET", "/v1/models/v1.1.0:download", "Bearer " + agentToken, "", http.StatusOK},
+		{"ActivateAgent", "POST", "/v1/models/v1.1.0:activate", "Bearer " + agentToken, "{}", http.StatusForbidden},
+		{"ActivateOperator", "POST", "/v1/models/v1.1.0:activate", "Bearer " + operatorToken, "{}", http.StatusOK},
 		{"RollbackViewer", "POST", "/v1/models:rollback", "Bearer " + viewerToken, "{}", http.StatusForbidden},
 		{"JobsNoToken", "GET", "/v1/training-jobs", "", "", http.StatusUnauthorized},
 		{"JobsViewer", "GET", "/v1/training-jobs", "Bearer " + viewerToken, "", http.StatusOK},
@@ -312,21 +312,21 @@ func TestActorIsTheToken(t *testing.T) {
 	reg := recommendationv1.NewModelRegistryServiceClient(s.dial(t, nil))
 	train := recommendationv1.NewTrainingServiceClient(s.dial(t, nil))
 
-	v110 := newRegVersion(t, "v1.1.0", 11)
+	v110 := newRegVersion(t, "v1.2.0", 11)
 	if _, err := reg.RegisterVersion(bearer(t, operatorToken), registerRequest(t, v110.onnx, v110.man, "", "grpc register")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.ActivateVersion(bearer(t, operatorToken), &recommendationv1.ActivateVersionRequest{Version: "v1.1.0", Reason: "grpc, no actor"}); err != nil {
+	if _, err := reg.ActivateVersion(bearer(t, operatorToken), &recommendationv1.ActivateVersionRequest{Version: "v1.2.0", Reason: "grpc, no actor"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.ActivateVersion(bearer(t, operatorToken), &recommendationv1.ActivateVersionRequest{Version: "v1.0.0", Actor: "alice", Reason: "grpc, own name"}); err != nil {
+	if _, err := reg.ActivateVersion(bearer(t, operatorToken), &recommendationv1.ActivateVersionRequest{Version: "v1.1.0", Actor: "alice", Reason: "grpc, own name"}); err != nil {
 		t.Fatal(err)
 	}
 	before, err := s.store.History()
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = reg.ActivateVersion(bearer(t, operatorToken), &recommendationv1.ActivateVersionRequest{Version: "v1.1.0", Actor: "mallory"})
+	_, err = reg.ActivateVersion(bearer(t, operatorToken), &recommendationv1.ActivateVersionRequest{Version: "v1.2.0", Actor: "mallory"})
 	if status.Code(err) != codes.PermissionDenied || !strings.Contains(status.Convert(err).Message(), `"mallory" is not the caller`) {
 		t.Errorf("activate claiming another actor = %v; want PermissionDenied naming the claim", err)
 	}
@@ -342,7 +342,7 @@ func TestActorIsTheToken(t *testing.T) {
 		t.Errorf("refused claims changed the history: %d events, then %d", len(before), len(after))
 	}
 
-	req, err := http.NewRequest("POST", s.restURL+"/v1/models/v1.1.0:activate", strings.NewReader(`{"reason":"rest"}`))
+	req, err := http.NewRequest("POST", s.restURL+"/v1/models/v1.2.0:activate", strings.NewReader(`{"reason":"rest"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,14 +389,14 @@ func TestActorWithoutAuth(t *testing.T) {
 	t.Parallel()
 	s := newStack(t, stackOptions{})
 	reg := recommendationv1.NewModelRegistryServiceClient(s.dial(t, nil))
-	v110 := newRegVersion(t, "v1.1.0", 11)
+	v110 := newRegVersion(t, "v1.2.0", 11)
 	if _, err := reg.RegisterVersion(bearer(t, ""), registerRequest(t, v110.onnx, v110.man, "", "")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.ActivateVersion(bearer(t, ""), &recommendationv1.ActivateVersionRequest{Version: "v1.1.0", Actor: "dev"}); err != nil {
+	if _, err := reg.ActivateVersion(bearer(t, ""), &recommendationv1.ActivateVersionRequest{Version: "v1.2.0", Actor: "dev"}); err != nil {
 		t.Fatal(err)
 	}
-	req, err := http.NewRequest("POST", s.restURL+"/v1/models/v1.0.0:activate", strings.NewReader(`{}`))
+	req, err := http.NewRequest("POST", s.restURL+"/v1/models/v1.1.0:activate", strings.NewReader(`{}`))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"recommendation-api/internal/transport"
 )
 
-// newTwoMajors starts the registry environment with v1.0.0 (the embedded
+// newTwoMajors starts the registry environment with v1.1.0 (the embedded
 // default) and v2.0.0 both active.
 func newTwoMajors(t *testing.T) *regEnv {
 	t.Helper()
@@ -85,14 +85,14 @@ func TestTwoMajorsRouting(t *testing.T) {
 		req  *recommendationv1.PredictRequest
 		want string
 	}{
-		"Normalized12":     {&recommendationv1.PredictRequest{Instances: []*recommendationv1.Instance{norm(12), norm(12)}}, "v1.0.0"},
+		"Normalized12":     {&recommendationv1.PredictRequest{Instances: []*recommendationv1.Instance{norm(12), norm(12)}}, "v1.1.0"},
 		"NormalizedV2":     {&recommendationv1.PredictRequest{Instances: []*recommendationv1.Instance{norm(len(v2))}}, "v2.0.0"},
 		"RawWithV2Fields":  {&recommendationv1.PredictRequest{Instances: []*recommendationv1.Instance{raw(full)}}, "v2.0.0"},
-		"RawWithoutV2":     {&recommendationv1.PredictRequest{Instances: []*recommendationv1.Instance{raw(v1only)}}, "v1.0.0"},
-		"RawMixedBatch":    {&recommendationv1.PredictRequest{Instances: []*recommendationv1.Instance{raw(full), raw(v1only)}}, "v1.0.0"},
-		"ModelMajor1":      {&recommendationv1.PredictRequest{ModelMajor: 1, Instances: []*recommendationv1.Instance{raw(full)}}, "v1.0.0"},
+		"RawWithoutV2":     {&recommendationv1.PredictRequest{Instances: []*recommendationv1.Instance{raw(v1only)}}, "v1.1.0"},
+		"RawMixedBatch":    {&recommendationv1.PredictRequest{Instances: []*recommendationv1.Instance{raw(full), raw(v1only)}}, "v1.1.0"},
+		"ModelMajor1":      {&recommendationv1.PredictRequest{ModelMajor: 1, Instances: []*recommendationv1.Instance{raw(full)}}, "v1.1.0"},
 		"PinnedV2":         {&recommendationv1.PredictRequest{ModelVersion: "v2.0.0", Instances: []*recommendationv1.Instance{raw(full)}}, "v2.0.0"},
-		"NormalizedAndRaw": {&recommendationv1.PredictRequest{Instances: []*recommendationv1.Instance{norm(12), raw(full)}}, "v1.0.0"},
+		"NormalizedAndRaw": {&recommendationv1.PredictRequest{Instances: []*recommendationv1.Instance{norm(12), raw(full)}}, "v1.1.0"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if got := e.predictVersion(t, tc.req); got != tc.want {
@@ -131,8 +131,8 @@ func TestTwoMajorsRegistryAPI(t *testing.T) {
 	}
 	var list recommendationv1.ListVersionsResponse
 	e.callOK(t, "GET", "/v1/models", "", &list)
-	if got := fmt.Sprint(list.GetActiveByMajor()); got != "map[1:v1.0.0 2:v2.1.0]" {
-		t.Errorf("active_by_major = %s; want map[1:v1.0.0 2:v2.1.0]", got)
+	if got := fmt.Sprint(list.GetActiveByMajor()); got != "map[1:v1.1.0 2:v2.1.0]" {
+		t.Errorf("active_by_major = %s; want map[1:v1.1.0 2:v2.1.0]", got)
 	}
 	var act recommendationv1.GetActiveResponse
 	e.callOK(t, "GET", "/v1/models:active?major=2", "", &act)

@@ -82,20 +82,20 @@ func TestMetrics(t *testing.T) {
 	if _, err := predict.Predict(bearer(t, ""), &recommendationv1.PredictRequest{}); err == nil {
 		t.Fatal("empty Predict succeeded")
 	}
-	v110 := newRegVersion(t, "v1.1.0", 11)
+	v110 := newRegVersion(t, "v1.2.0", 11)
 	if _, err := reg.RegisterVersion(bearer(t, ""), registerRequest(t, v110.onnx, v110.man, "", "")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.ActivateVersion(bearer(t, ""), &recommendationv1.ActivateVersionRequest{Version: "v1.1.0"}); err != nil {
+	if _, err := reg.ActivateVersion(bearer(t, ""), &recommendationv1.ActivateVersionRequest{Version: "v1.2.0"}); err != nil {
 		t.Fatal(err)
 	}
 	mid := s.scrape(t)
 	// The probation watcher's rollback is recorded in the registry like
 	// this; the counter reads the history, whoever wrote it.
-	if _, err := s.store.SetActive(model.MustParseVersion("v1.0.0"), registry.Event{Action: registry.ActionAutoRollback, Reason: "test", Actor: "system"}); err != nil {
+	if _, err := s.store.SetActive(model.MustParseVersion("v1.1.0"), registry.Event{Action: registry.ActionAutoRollback, Reason: "test", Actor: "system"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.Rollback(bearer(t, ""), &recommendationv1.RollbackRequest{ToVersion: "v1.1.0"}); err != nil {
+	if _, err := reg.Rollback(bearer(t, ""), &recommendationv1.RollbackRequest{ToVersion: "v1.2.0"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := train.StartTraining(bearer(t, ""), &recommendationv1.StartTrainingRequest{Samples: 2000, Epochs: 1}); err != nil {
@@ -111,7 +111,7 @@ func TestMetrics(t *testing.T) {
 		{predictOK, before, 2}, // gRPC and REST
 		{`recommendation_grpc_requests_total{code="InvalidArgument",method="Predict",service="recommendation.v1.RecommendationService"}`, before, 1},
 		{`recommendation_grpc_request_duration_seconds_count{code="OK",method="Predict",service="recommendation.v1.RecommendationService"}`, before, 2},
-		{series("recommendation_predictions_total", "version", "v1.0.0"), before, 2},
+		{series("recommendation_predictions_total", "version", "v1.1.0"), before, 2},
 		{series("recommendation_model_swaps_total", "action", "activate"), before, 1},
 		{series("recommendation_model_swaps_total", "action", "rollback"), mid, 1},
 		{series("recommendation_model_swaps_total", "action", "auto_rollback"), mid, 1},
@@ -131,9 +131,9 @@ func TestMetrics(t *testing.T) {
 		in     scrape
 		want   float64
 	}{
-		{series("recommendation_active_model_info", "major", "1", "version", "v1.0.0"), before, 1},
-		{series("recommendation_active_model_info", "major", "1", "version", "v1.1.0"), mid, 1},
-		{series("recommendation_active_model_info", "major", "1", "version", "v1.1.0"), after, 1},
+		{series("recommendation_active_model_info", "major", "1", "version", "v1.1.0"), before, 1},
+		{series("recommendation_active_model_info", "major", "1", "version", "v1.2.0"), mid, 1},
+		{series("recommendation_active_model_info", "major", "1", "version", "v1.2.0"), after, 1},
 		{series("recommendation_training_job_duration_seconds_count", "state", "SUCCEEDED"), after, 0},
 	} {
 		got, ok := c.in[c.series]
@@ -141,8 +141,8 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("%s = %v (present %v); want %v", c.series, got, ok, c.want)
 		}
 	}
-	if _, ok := mid[series("recommendation_active_model_info", "major", "1", "version", "v1.0.0")]; ok {
-		t.Error("v1.0.0 still reported active after the swap to v1.1.0")
+	if _, ok := mid[series("recommendation_active_model_info", "major", "1", "version", "v1.1.0")]; ok {
+		t.Error("v1.1.0 still reported active after the swap to v1.2.0")
 	}
 	if n := mid["recommendation_serving_sessions"]; n < 2 {
 		t.Errorf("recommendation_serving_sessions = %v after a swap; want the new and the warm previous version", n)

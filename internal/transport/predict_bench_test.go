@@ -25,7 +25,7 @@ func benchManager(b *testing.B) *serving.Manager {
 	if err := serving.InitRuntime(""); err != nil {
 		b.Fatal(err)
 	}
-	v := model.MustParseVersion("v1.0.0")
+	v := model.MustParseVersion("v1.1.0")
 	q := onnxfile.RandomMLP(1)
 	ob, err := onnxfile.Encode(q, v)
 	if err != nil {

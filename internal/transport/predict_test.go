@@ -135,11 +135,11 @@ func testManifest(version string) *model.Manifest {
 }
 
 const (
-	activeVersion = "v1.0.0"
+	activeVersion = "v1.1.0"
 	// otherVersion is loaded but not active; its manifest maps CPU cores
 	// onto [0,1] with other ranges, to show raw metrics are normalized with
 	// the leased version's manifest.
-	otherVersion   = "v1.1.0"
+	otherVersion   = "v1.2.0"
 	panicVersion   = "v6.6.6"
 	failingVersion = "v5.0.0"
 	secretDetail   = "session exploded at 0xdeadbeef"
@@ -393,7 +393,7 @@ func TestPredictBadInput(t *testing.T) {
 			raw := goodRaw()
 			raw.CpuVariance = nil
 			r.Instances[1] = rawInstance("raw", raw)
-		}), codes.InvalidArgument, 400, []string{"instances[1].raw.cpu_variance: missing; v1.0.0 (major 1) needs every field of its 12 features", "[0,100]"}, false},
+		}), codes.InvalidArgument, 400, []string{"instances[1].raw.cpu_variance: missing; v1.1.0 (major 1) needs every field of its 12 features", "[0,100]"}, false},
 		{"EmptyRaw", request(1, func(r *recommendationv1.PredictRequest) {
 			r.Instances[0] = rawInstance("raw", &recommendationv1.RawMetrics{})
 		}), codes.InvalidArgument, 400, []string{"instances[0].raw.cpu_p50_cores: missing"}, false},
@@ -678,12 +678,12 @@ func TestPredict(t *testing.T) {
 
 	t.Run("OKRESTSnakeCaseBody", func(t *testing.T) {
 		t.Parallel()
-		body := `{"model_version":"v1.0.0","instances":[{"container_id":"x","raw":{"cpu_p50_cores":0.1,"cpu_p95_cores":0.2,"cpu_p99_cores":0.3,` +
+		body := `{"model_version":"v1.1.0","instances":[{"container_id":"x","raw":{"cpu_p50_cores":0.1,"cpu_p95_cores":0.2,"cpu_p99_cores":0.3,` +
 			`"mem_p50_bytes":1e8,"mem_p95_bytes":2e8,"mem_p99_bytes":3e8,"cpu_variance":0,"mem_trend_per_day":0,"throttle_ratio":0,` +
 			`"hour_of_day":23,"day_of_week":6,"workload_age_days":0}}]}`
 		code, b := h.postPredict(t, []byte(body))
-		if code != http.StatusOK || !strings.Contains(string(b), `"modelVersion":"v1.0.0"`) {
-			t.Errorf("HTTP %d %s; want 200 naming v1.0.0", code, b)
+		if code != http.StatusOK || !strings.Contains(string(b), `"modelVersion":"v1.1.0"`) {
+			t.Errorf("HTTP %d %s; want 200 naming v1.1.0", code, b)
 		}
 	})
 }

@@ -41,7 +41,7 @@ import (
 // regEnv is a server wired like cmd/recommendation-api: a real bbolt
 // registry in t.TempDir(), ONNX Runtime sessions in a serving.Manager, the
 // rollback.Controller's release flow started with the embedded default
-// model (v1.0.0), PredictServer and RegistryServer on a gRPC server over
+// model (v1.1.0), PredictServer and RegistryServer on a gRPC server over
 // loopback TCP, and the real gateway dialing it, served by httptest.
 type regEnv struct {
 	store   *registry.Store
@@ -52,7 +52,7 @@ type regEnv struct {
 }
 
 // seedVersion is the embedded default model's version, active on start.
-const seedVersion = "v1.0.0"
+const seedVersion = "v1.1.0"
 
 func newRegEnv(t *testing.T) *regEnv {
 	t.Helper()
@@ -341,48 +341,48 @@ func registerBody(t *testing.T, b []byte, manifestJSON, actor string) string {
 func TestRegistryEndToEnd(t *testing.T) {
 	t.Parallel()
 	e := newRegEnv(t)
-	v110 := newRegVersion(t, "v1.1.0", 11)
-	v120 := newRegVersion(t, "v1.2.0", 12)
+	v110 := newRegVersion(t, "v1.2.0", 11)
+	v120 := newRegVersion(t, "v1.3.0", 12)
 	e.checkServes(t, seedVersion, nil)
 
-	// Register v1.1.0 over gRPC.
+	// Register v1.2.0 over gRPC.
 	reg, err := e.reg.RegisterVersion(rpcCtx(t), registerRequest(t, v110.onnx, v110.man, "alice", "nightly retrain"))
 	if err != nil {
-		t.Fatalf("gRPC RegisterVersion v1.1.0: %v", err)
+		t.Fatalf("gRPC RegisterVersion v1.2.0: %v", err)
 	}
 	checkModelVersion(t, "RegisterVersion", reg.GetModel(), v110.man, false, true)
 
-	// Register v1.2.0 over REST, without an actor: the caller's address is recorded.
+	// Register v1.3.0 over REST, without an actor: the caller's address is recorded.
 	var restReg recommendationv1.RegisterVersionResponse
 	e.callOK(t, "POST", "/v1/models", registerBody(t, v120.onnx, manifestJSON(t, v120.man), ""), &restReg)
 	checkModelVersion(t, "REST RegisterVersion", restReg.GetModel(), v120.man, false, true)
 
-	// Activate v1.1.0 over gRPC, then v1.2.0 over REST.
-	act, err := e.reg.ActivateVersion(rpcCtx(t), &recommendationv1.ActivateVersionRequest{Version: "v1.1.0", Actor: "alice", Reason: "canary ok"})
+	// Activate v1.2.0 over gRPC, then v1.3.0 over REST.
+	act, err := e.reg.ActivateVersion(rpcCtx(t), &recommendationv1.ActivateVersionRequest{Version: "v1.2.0", Actor: "alice", Reason: "canary ok"})
 	if err != nil {
-		t.Fatalf("gRPC ActivateVersion v1.1.0: %v", err)
+		t.Fatalf("gRPC ActivateVersion v1.2.0: %v", err)
 	}
 	if act.GetPreviousVersion() != seedVersion {
-		t.Errorf("ActivateVersion v1.1.0 previous_version = %q; want %q", act.GetPreviousVersion(), seedVersion)
+		t.Errorf("ActivateVersion v1.2.0 previous_version = %q; want %q", act.GetPreviousVersion(), seedVersion)
 	}
 	checkModelVersion(t, "ActivateVersion", act.GetModel(), v110.man, true, true)
-	e.checkServes(t, "v1.1.0", v110.mlp)
+	e.checkServes(t, "v1.2.0", v110.mlp)
 
 	var restAct recommendationv1.ActivateVersionResponse
-	e.callOK(t, "POST", "/v1/models/v1.2.0:activate", `{"reason":"better p99 in canary","actor":"carol"}`, &restAct)
-	if restAct.GetPreviousVersion() != "v1.1.0" {
-		t.Errorf("POST /v1/models/v1.2.0:activate previousVersion = %q; want v1.1.0", restAct.GetPreviousVersion())
+	e.callOK(t, "POST", "/v1/models/v1.3.0:activate", `{"reason":"better p99 in canary","actor":"carol"}`, &restAct)
+	if restAct.GetPreviousVersion() != "v1.2.0" {
+		t.Errorf("POST /v1/models/v1.3.0:activate previousVersion = %q; want v1.2.0", restAct.GetPreviousVersion())
 	}
 	checkModelVersion(t, "REST ActivateVersion", restAct.GetModel(), v120.man, true, true)
-	e.checkServes(t, "v1.2.0", v120.mlp)
+	e.checkServes(t, "v1.3.0", v120.mlp)
 
-	// Roll back over REST: back to v1.1.0.
+	// Roll back over REST: back to v1.2.0.
 	var rb recommendationv1.RollbackResponse
 	e.callOK(t, "POST", "/v1/models:rollback", `{"reason":"p99 regressed","actor":"dave"}`, &rb)
-	if rb.GetModel().GetVersion() != "v1.1.0" || rb.GetPreviousVersion() != "v1.2.0" {
-		t.Errorf("POST /v1/models:rollback = %s from %s; want v1.1.0 from v1.2.0", rb.GetModel().GetVersion(), rb.GetPreviousVersion())
+	if rb.GetModel().GetVersion() != "v1.2.0" || rb.GetPreviousVersion() != "v1.3.0" {
+		t.Errorf("POST /v1/models:rollback = %s from %s; want v1.2.0 from v1.3.0", rb.GetModel().GetVersion(), rb.GetPreviousVersion())
 	}
-	e.checkServes(t, "v1.1.0", v110.mlp)
+	e.checkServes(t, "v1.2.0", v110.mlp)
 
 	var active recommendationv1.GetActiveResponse
 	e.callOK(t, "GET", "/v1/models:active", "", &active)
@@ -394,11 +394,11 @@ func TestRegistryEndToEnd(t *testing.T) {
 		got := hist.GetEntries()
 		// Newest first, as the proto documents.
 		want := []struct{ action, from, to, actor, reason string }{
-			{"rollback", "v1.2.0", "v1.1.0", "dave", "p99 regressed"},
-			{"activate", "v1.1.0", "v1.2.0", "carol", "better p99 in canary"},
-			{"activate", seedVersion, "v1.1.0", "alice", "canary ok"},
-			{"register", "", "v1.2.0", "anonymous", transport.DefaultReason},
-			{"register", "", "v1.1.0", "alice", "nightly retrain"},
+			{"rollback", "v1.3.0", "v1.2.0", "dave", "p99 regressed"},
+			{"activate", "v1.2.0", "v1.3.0", "carol", "better p99 in canary"},
+			{"activate", seedVersion, "v1.2.0", "alice", "canary ok"},
+			{"register", "", "v1.3.0", "anonymous", transport.DefaultReason},
+			{"register", "", "v1.2.0", "alice", "nightly retrain"},
 			{"activate", "", seedVersion, "system", "first start: embedded default model"},
 			{"register", "", seedVersion, "system", "first start: embedded default model"},
 		}
@@ -432,14 +432,14 @@ func TestRegistryEndToEnd(t *testing.T) {
 	t.Run("List", func(t *testing.T) {
 		var list recommendationv1.ListVersionsResponse
 		e.callOK(t, "GET", "/v1/models", "", &list)
-		if list.GetActiveVersion() != "v1.1.0" {
-			t.Errorf("GET /v1/models activeVersion = %q; want v1.1.0", list.GetActiveVersion())
+		if list.GetActiveVersion() != "v1.2.0" {
+			t.Errorf("GET /v1/models activeVersion = %q; want v1.2.0", list.GetActiveVersion())
 		}
 		var got []string
 		for _, mv := range list.GetVersions() {
 			got = append(got, fmt.Sprintf("%s active=%v", mv.GetVersion(), mv.GetActive()))
 		}
-		want := []string{"v1.2.0 active=false", "v1.1.0 active=true", seedVersion + " active=false"}
+		want := []string{"v1.3.0 active=false", "v1.2.0 active=true", seedVersion + " active=false"}
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("GET /v1/models = %v; want %v (newest first)", got, want)
 		}
@@ -450,13 +450,13 @@ func TestRegistryEndToEnd(t *testing.T) {
 
 	t.Run("Get", func(t *testing.T) {
 		var got recommendationv1.GetVersionResponse
-		e.callOK(t, "GET", "/v1/models/v1.2.0", "", &got)
-		checkModelVersion(t, "GET /v1/models/v1.2.0", got.GetModel(), v120.man, false, true)
+		e.callOK(t, "GET", "/v1/models/v1.3.0", "", &got)
+		checkModelVersion(t, "GET /v1/models/v1.3.0", got.GetModel(), v120.man, false, true)
 	})
 
 	t.Run("Download", func(t *testing.T) {
 		var dl recommendationv1.DownloadVersionResponse
-		e.callOK(t, "GET", "/v1/models/v1.2.0:download", "", &dl)
+		e.callOK(t, "GET", "/v1/models/v1.3.0:download", "", &dl)
 		m, err := model.ParseManifest([]byte(dl.GetManifestJson()))
 		if err != nil {
 			t.Fatalf("downloaded manifest: %v", err)
@@ -464,19 +464,19 @@ func TestRegistryEndToEnd(t *testing.T) {
 		if got := model.SHA256Hex(dl.GetOnnx()); got != m.Model.SHA256 || got != v120.man.Model.SHA256 {
 			t.Errorf("downloaded bytes have sha256 %s; manifest says %s, registered %s", got, m.Model.SHA256, v120.man.Model.SHA256)
 		}
-		if !bytes.Equal(dl.GetOnnx(), v120.onnx) || dl.GetVersion() != "v1.2.0" {
-			t.Errorf("download of v1.2.0 = %s, %d bytes; want the %d registered bytes", dl.GetVersion(), len(dl.GetOnnx()), len(v120.onnx))
+		if !bytes.Equal(dl.GetOnnx(), v120.onnx) || dl.GetVersion() != "v1.3.0" {
+			t.Errorf("download of v1.3.0 = %s, %d bytes; want the %d registered bytes", dl.GetVersion(), len(dl.GetOnnx()), len(v120.onnx))
 		}
 		if dl.GetManifestJson() != manifestJSON(t, v120.man) {
 			t.Errorf("downloaded manifest.json differs from the one registered:\n%s", dl.GetManifestJson())
 		}
 
-		grpcDL, err := e.reg.DownloadVersion(rpcCtx(t), &recommendationv1.DownloadVersionRequest{Version: "v1.1.0"})
+		grpcDL, err := e.reg.DownloadVersion(rpcCtx(t), &recommendationv1.DownloadVersionRequest{Version: "v1.2.0"})
 		if err != nil {
 			t.Fatalf("gRPC DownloadVersion: %v", err)
 		}
 		if !bytes.Equal(grpcDL.GetOnnx(), v110.onnx) {
-			t.Errorf("gRPC download of v1.1.0: bytes differ from the registered ones")
+			t.Errorf("gRPC download of v1.2.0: bytes differ from the registered ones")
 		}
 	})
 }
@@ -539,16 +539,16 @@ func TestRegistryBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	good := newRegVersion(t, "v1.3.0", 13)
-	other := newRegVersion(t, "v1.3.0", 14)
+	good := newRegVersion(t, "v1.4.0", 13)
+	other := newRegVersion(t, "v1.4.0", 14)
 	corrupt := good.onnx[:len(good.onnx)/2]
 	corruptM := editedManifest(t, good.man, func(m *model.Manifest) {
-		m.Version = model.MustParseVersion("v1.4.0")
-		m.Model = model.ModelFile{File: "predictor_v1.4.0.onnx", SHA256: model.SHA256Hex(corrupt), SizeBytes: int64(len(corrupt))}
+		m.Version = model.MustParseVersion("v1.5.0")
+		m.Model = model.ModelFile{File: "predictor_v1.5.0.onnx", SHA256: model.SHA256Hex(corrupt), SizeBytes: int64(len(corrupt))}
 	})
 	// Another input format under major 1 (two features swapped): a new
 	// format is a new major, so it is refused.
-	major := newRegVersion(t, "v1.9.0", 20)
+	major := newRegVersion(t, "v1.10.0", 20)
 	major.man.Features[0], major.man.Features[1] = major.man.Features[1], major.man.Features[0]
 	goldenM := editedManifest(t, good.man, func(m *model.Manifest) { m.Golden.Outputs[2][1] += 0.25 })
 	invalidSchema := editedManifest(t, good.man, func(m *model.Manifest) { m.Schema = 2 })
@@ -677,7 +677,7 @@ func TestRegistryBadInput(t *testing.T) {
 				return err
 			},
 			rest: rest{"POST", "/v1/models", registerBody(t, corrupt, manifestJSON(t, corruptM), "")},
-			code: codes.InvalidArgument, want: []string{"load v1.4.0: check graph: model graph: not an ONNX model (protobuf)"},
+			code: codes.InvalidArgument, want: []string{"load v1.5.0: check graph: model graph: not an ONNX model (protobuf)"},
 		},
 		{
 			name: "ErrMajorVersion",
@@ -686,7 +686,7 @@ func TestRegistryBadInput(t *testing.T) {
 				return err
 			},
 			rest: rest{"POST", "/v1/models", registerBody(t, major.onnx, manifestJSON(t, major.man), "")},
-			code: codes.FailedPrecondition, want: []string{"v1.9.0", "major 1's format", "cpu_p95"},
+			code: codes.FailedPrecondition, want: []string{"v1.10.0", "major 1's format", "cpu_p95"},
 		},
 		{
 			name: "ErrGoldenMismatch",
@@ -695,7 +695,7 @@ func TestRegistryBadInput(t *testing.T) {
 				return err
 			},
 			rest: rest{"POST", "/v1/models", registerBody(t, good.onnx, manifestJSON(t, goldenM), "")},
-			code: codes.FailedPrecondition, want: []string{"v1.3.0", "golden rows", "row 2"},
+			code: codes.FailedPrecondition, want: []string{"v1.4.0", "golden rows", "row 2"},
 		},
 		{
 			name: "ErrEmptyONNX",
@@ -854,9 +854,9 @@ func (e *regEnv) checkUnchanged(t *testing.T) {
 func TestRegisterVersionPrunes(t *testing.T) {
 	t.Parallel()
 	e := newRegEnv(t)
-	// v1.0.0 (active) + v1.1.0 … v1.5.0 fills retention (5 newest + active).
+	// v1.1.0 (active) + v1.2.0 … v1.6.0 fills retention (5 newest + active).
 	for i := 1; i <= 5; i++ {
-		v := newRegVersion(t, fmt.Sprintf("v1.%d.0", i), int64(30+i))
+		v := newRegVersion(t, fmt.Sprintf("v1.%d.0", i+1), int64(30+i))
 		var hdr metadata.MD
 		if _, err := e.reg.RegisterVersion(rpcCtx(t), registerRequest(t, v.onnx, v.man, "ci", ""), grpc.Header(&hdr)); err != nil {
 			t.Fatalf("register %s: %v", v.man.Version, err)
@@ -866,31 +866,31 @@ func TestRegisterVersionPrunes(t *testing.T) {
 		}
 	}
 
-	v160 := newRegVersion(t, "v1.6.0", 36)
+	v160 := newRegVersion(t, "v1.7.0", 36)
 	var hdr metadata.MD
 	if _, err := e.reg.RegisterVersion(rpcCtx(t), registerRequest(t, v160.onnx, v160.man, "ci", ""), grpc.Header(&hdr)); err != nil {
 		t.Fatal(err)
 	}
-	if got := hdr.Get(transport.PrunedHeader); fmt.Sprint(got) != "[v1.1.0]" {
-		t.Errorf("gRPC register v1.6.0: %s = %v; want [v1.1.0]", transport.PrunedHeader, got)
+	if got := hdr.Get(transport.PrunedHeader); fmt.Sprint(got) != "[v1.2.0]" {
+		t.Errorf("gRPC register v1.7.0: %s = %v; want [v1.2.0]", transport.PrunedHeader, got)
 	}
 
-	v170 := newRegVersion(t, "v1.7.0", 37)
+	v170 := newRegVersion(t, "v1.8.0", 37)
 	var resp recommendationv1.RegisterVersionResponse
 	h := e.callOK(t, "POST", "/v1/models", registerBody(t, v170.onnx, manifestJSON(t, v170.man), "ci"), &resp)
-	if got := h.Get("Grpc-Metadata-" + transport.PrunedHeader); got != "v1.2.0" {
-		t.Errorf("REST register v1.7.0: Grpc-Metadata-Pruned-Versions = %q; want v1.2.0", got)
+	if got := h.Get("Grpc-Metadata-" + transport.PrunedHeader); got != "v1.3.0" {
+		t.Errorf("REST register v1.8.0: Grpc-Metadata-Pruned-Versions = %q; want v1.3.0", got)
 	}
 
 	// Older than the five kept: refused, over gRPC and REST, storing nothing.
-	old := newRegVersion(t, "v1.0.5", 38)
+	old := newRegVersion(t, "v1.1.5", 38)
 	_, err := e.reg.RegisterVersion(rpcCtx(t), registerRequest(t, old.onnx, old.man, "ci", ""))
-	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "oldest kept is v1.3.0") {
-		t.Errorf("gRPC register v1.0.5 (older than all kept): %v; want FailedPrecondition naming the oldest kept v1.3.0", err)
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "oldest kept is v1.4.0") {
+		t.Errorf("gRPC register v1.1.5 (older than all kept): %v; want FailedPrecondition naming the oldest kept v1.4.0", err)
 	}
 	code, _, body := e.call(t, "POST", "/v1/models", registerBody(t, old.onnx, manifestJSON(t, old.man), "ci"))
 	if code != http.StatusConflict || !strings.Contains(string(body), "retention keeps the newest 5") {
-		t.Errorf("REST register v1.0.5: %d %s; want 409 saying what retention keeps", code, body)
+		t.Errorf("REST register v1.1.5: %d %s; want 409 saying what retention keeps", code, body)
 	}
 
 	list, err := e.reg.ListVersions(rpcCtx(t), &recommendationv1.ListVersionsRequest{})
@@ -901,7 +901,7 @@ func TestRegisterVersionPrunes(t *testing.T) {
 	for _, mv := range list.GetVersions() {
 		got = append(got, mv.GetVersion())
 	}
-	if want := "[v1.7.0 v1.6.0 v1.5.0 v1.4.0 v1.3.0 v1.0.0]"; fmt.Sprint(got) != want { // v1.0.0 is active
+	if want := "[v1.8.0 v1.7.0 v1.6.0 v1.5.0 v1.4.0 v1.1.0]"; fmt.Sprint(got) != want { // v1.1.0 is active
 		t.Errorf("ListVersions = %v; want %s", got, want)
 	}
 	e.checkServes(t, seedVersion, nil)
@@ -913,11 +913,11 @@ func TestRegisterVersionPrunes(t *testing.T) {
 func TestRegistryDefaults(t *testing.T) {
 	t.Parallel()
 	e := newRegEnv(t)
-	v := newRegVersion(t, "v1.1.0", 41)
+	v := newRegVersion(t, "v1.2.0", 41)
 	if _, err := e.reg.RegisterVersion(rpcCtx(t), registerRequest(t, v.onnx, v.man, "", "")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.reg.ActivateVersion(rpcCtx(t), &recommendationv1.ActivateVersionRequest{Version: "v1.1.0"}); err != nil {
+	if _, err := e.reg.ActivateVersion(rpcCtx(t), &recommendationv1.ActivateVersionRequest{Version: "v1.2.0"}); err != nil {
 		t.Fatal(err)
 	}
 	var rb recommendationv1.RollbackResponse

@@ -45,21 +45,21 @@ func (e *regEnv) predictPinned(t *testing.T, version string) error {
 	return err
 }
 
-// TestRetentionKeepsRollbackTarget: with v1.0.0 active, four versions
+// TestRetentionKeepsRollbackTarget: with v1.1.0 active, four versions
 // registered and not activated, and a fifth activated, registering another
-// must not delete v1.0.0 — it is the rollback target and still loaded — so
+// must not delete v1.1.0 — it is the rollback target and still loaded — so
 // a manual rollback (gRPC and REST) still reaches it.
 func TestRetentionKeepsRollbackTarget(t *testing.T) {
 	t.Parallel()
 	e := newRegEnv(t)
-	for i, v := range []string{"v1.1.0", "v1.2.0", "v1.3.0", "v1.4.0", "v1.5.0"} {
+	for i, v := range []string{"v1.2.0", "v1.3.0", "v1.4.0", "v1.5.0", "v1.6.0"} {
 		e.register(t, v, int64(50+i))
 	}
-	if _, err := e.reg.ActivateVersion(rpcCtx(t), &recommendationv1.ActivateVersionRequest{Version: "v1.5.0"}); err != nil {
+	if _, err := e.reg.ActivateVersion(rpcCtx(t), &recommendationv1.ActivateVersionRequest{Version: "v1.6.0"}); err != nil {
 		t.Fatal(err)
 	}
-	e.register(t, "v1.6.0", 56)
-	e.register(t, "v1.7.0", 57)
+	e.register(t, "v1.7.0", 56)
+	e.register(t, "v1.8.0", 57)
 	if err := e.predictPinned(t, seedVersion); err != nil {
 		t.Errorf("Predict pinned to the rollback target %s: %v", seedVersion, err)
 	}
@@ -70,8 +70,8 @@ func TestRetentionKeepsRollbackTarget(t *testing.T) {
 	}
 	e.checkServes(t, seedVersion, nil)
 	// A version retention deleted is not answered from memory.
-	if err := e.predictPinned(t, "v1.1.0"); status.Code(err) != codes.NotFound {
-		t.Errorf("Predict pinned to pruned v1.1.0: %v; want NotFound", err)
+	if err := e.predictPinned(t, "v1.2.0"); status.Code(err) != codes.NotFound {
+		t.Errorf("Predict pinned to pruned v1.2.0: %v; want NotFound", err)
 	}
 }
 
@@ -81,18 +81,18 @@ func TestRetentionKeepsRollbackTarget(t *testing.T) {
 func TestActivateActiveIsNoOp(t *testing.T) {
 	t.Parallel()
 	e := newRegEnv(t)
-	e.register(t, "v1.1.0", 61)
-	if _, err := e.reg.ActivateVersion(rpcCtx(t), &recommendationv1.ActivateVersionRequest{Version: "v1.1.0"}); err != nil {
+	e.register(t, "v1.2.0", 61)
+	if _, err := e.reg.ActivateVersion(rpcCtx(t), &recommendationv1.ActivateVersionRequest{Version: "v1.2.0"}); err != nil {
 		t.Fatal(err)
 	}
 	n := e.historyLen(t)
-	resp, err := e.reg.ActivateVersion(rpcCtx(t), &recommendationv1.ActivateVersionRequest{Version: "v1.1.0"})
+	resp, err := e.reg.ActivateVersion(rpcCtx(t), &recommendationv1.ActivateVersionRequest{Version: "v1.2.0"})
 	if err != nil || resp.GetChanged() || !strings.Contains(resp.GetNote(), "already the active version") {
 		t.Fatalf("gRPC re-activate = %v, %v; want changed=false with a note", resp, err)
 	}
 	var rest recommendationv1.RollbackResponse
-	e.callOK(t, "POST", "/v1/models:rollback", `{"to_version":"v1.1.0"}`, &rest)
-	if rest.GetChanged() || rest.GetModel().GetVersion() != "v1.1.0" {
+	e.callOK(t, "POST", "/v1/models:rollback", `{"to_version":"v1.2.0"}`, &rest)
+	if rest.GetChanged() || rest.GetModel().GetVersion() != "v1.2.0" {
 		t.Errorf("REST rollback to the active version = %v; want changed=false", &rest)
 	}
 	if got := e.historyLen(t); got != n {
@@ -101,7 +101,7 @@ func TestActivateActiveIsNoOp(t *testing.T) {
 	if err := e.predictPinned(t, seedVersion); err != nil {
 		t.Errorf("Predict pinned to the rollback target after a no-op: %v (it was unloaded)", err)
 	}
-	e.checkServes(t, "v1.1.0", nil)
+	e.checkServes(t, "v1.2.0", nil)
 }
 
 // TestExpectedActive: a compare-and-swap that names another version fails
@@ -110,19 +110,19 @@ func TestActivateActiveIsNoOp(t *testing.T) {
 func TestExpectedActive(t *testing.T) {
 	t.Parallel()
 	e := newRegEnv(t)
-	for i, v := range []string{"v1.1.0", "v1.2.0", "v1.3.0"} {
+	for i, v := range []string{"v1.2.0", "v1.3.0", "v1.4.0"} {
 		e.register(t, v, int64(70+i))
 		if _, err := e.reg.ActivateVersion(rpcCtx(t), &recommendationv1.ActivateVersionRequest{Version: v}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err := e.reg.ActivateVersion(rpcCtx(t), &recommendationv1.ActivateVersionRequest{Version: "v1.1.0", ExpectedActive: "v1.2.0"})
-	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "active version of major 1 is v1.3.0") {
-		t.Errorf("gRPC activate expecting v1.2.0: %v; want FailedPrecondition naming v1.3.0", err)
+	_, err := e.reg.ActivateVersion(rpcCtx(t), &recommendationv1.ActivateVersionRequest{Version: "v1.2.0", ExpectedActive: "v1.3.0"})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "active version of major 1 is v1.4.0") {
+		t.Errorf("gRPC activate expecting v1.3.0: %v; want FailedPrecondition naming v1.4.0", err)
 	}
-	code, _, body := e.call(t, "POST", "/v1/models/v1.1.0:activate", `{"expected_active":"v1.2.0"}`)
-	if code != http.StatusConflict || !strings.Contains(string(body), "active version of major 1 is v1.3.0") {
-		t.Errorf("REST activate expecting v1.2.0: %d %s; want 409 naming v1.3.0", code, body)
+	code, _, body := e.call(t, "POST", "/v1/models/v1.2.0:activate", `{"expected_active":"v1.3.0"}`)
+	if code != http.StatusConflict || !strings.Contains(string(body), "active version of major 1 is v1.4.0") {
+		t.Errorf("REST activate expecting v1.3.0: %d %s; want 409 naming v1.4.0", code, body)
 	}
 	code, _, body = e.call(t, "POST", "/v1/models:rollback", `{"expected_active":"v1.o.0"}`)
 	if code != http.StatusBadRequest || !strings.Contains(string(body), "expected_active") {
@@ -136,7 +136,7 @@ func TestExpectedActive(t *testing.T) {
 	)
 	for range 50 {
 		wg.Go(func() {
-			code, _, body := e.call(t, "POST", "/v1/models:rollback", `{"expected_active":"v1.3.0","reason":"click"}`)
+			code, _, body := e.call(t, "POST", "/v1/models:rollback", `{"expected_active":"v1.4.0","reason":"click"}`)
 			mu.Lock()
 			defer mu.Unlock()
 			switch code {
@@ -151,9 +151,9 @@ func TestExpectedActive(t *testing.T) {
 	}
 	wg.Wait()
 	if ok != 1 || stale != 49 {
-		t.Errorf("50 rollbacks expecting v1.3.0: %d moved, %d refused; want 1 and 49", ok, stale)
+		t.Errorf("50 rollbacks expecting v1.4.0: %d moved, %d refused; want 1 and 49", ok, stale)
 	}
-	e.checkServes(t, "v1.2.0", nil)
+	e.checkServes(t, "v1.3.0", nil)
 }
 
 // TestHistoryPaging pages GET /v1/models/history newest first with tokens
@@ -162,7 +162,7 @@ func TestHistoryPaging(t *testing.T) {
 	t.Parallel()
 	e := newRegEnv(t)
 	for i := range 5 {
-		e.register(t, fmt.Sprintf("v1.%d.0", i+1), int64(80+i))
+		e.register(t, fmt.Sprintf("v1.%d.0", i+2), int64(80+i))
 	}
 	var seqs []uint64
 	token := ""
@@ -207,7 +207,7 @@ func TestRegisterOnFullDisk(t *testing.T) {
 	var lastCode int
 	var lastBody []byte
 	for i := range 60 {
-		v := newRegVersion(t, fmt.Sprintf("v1.%d.0", i+1), int64(90+i))
+		v := newRegVersion(t, fmt.Sprintf("v1.%d.0", i+2), int64(90+i))
 		code, _, body := e.call(t, "POST", "/v1/models", registerBody(t, v.onnx, manifestJSON(t, v.man), "ci"))
 		lastCode, lastBody = code, body
 		if code != http.StatusOK {

@@ -269,14 +269,14 @@ func TestRoutes(t *testing.T) {
 		want                     []string // substrings of the 200 response
 	}{
 		{"ListVersions", "GET", "/v1/models", "", []string{`"manifestJson":"ListVersions"`}},
-		{"GetVersion", "GET", "/v1/models/v1.2.3", "", []string{`"manifestJson":"GetVersion"`, `"version":"v1.2.3"`}},
+		{"GetVersion", "GET", "/v1/models/v1.3.3", "", []string{`"manifestJson":"GetVersion"`, `"version":"v1.3.3"`}},
 		{"GetHistory", "GET", "/v1/models/history?limit=3", "", []string{`"action":"GetHistory"`, `"reason":"3"`}},
 		{"GetActive", "GET", "/v1/models:active", "", []string{`"manifestJson":"GetActive"`}},
-		{"DownloadVersion", "GET", "/v1/models/v1.2.3:download", "", []string{`"manifestJson":"DownloadVersion"`, `"version":"v1.2.3"`}},
+		{"DownloadVersion", "GET", "/v1/models/v1.3.3:download", "", []string{`"manifestJson":"DownloadVersion"`, `"version":"v1.3.3"`}},
 		{"RegisterVersion", "POST", "/v1/models", `{"onnx":"b25ueA==","manifestJson":"{}"}`, []string{`"manifestJson":"RegisterVersion"`, `"version":"onnx"`}},
-		{"ActivateVersion", "POST", "/v1/models/v1.2.3:activate", `{"reason":"canary ok","actor":"alice"}`, []string{`"manifestJson":"ActivateVersion"`, `"version":"v1.2.3"`, `"previousVersion":"alice"`}},
-		{"Rollback", "POST", "/v1/models:rollback", `{"to_version":"v1.0.0","reason":"bad p99"}`, []string{`"manifestJson":"Rollback"`, `"version":"v1.0.0"`, `"previousVersion":"bad p99"`}},
-		{"Predict", "POST", "/v1/predict", `{"instances":[{"features":{"values":[0,0,0,0,0,0,0,0,0,0,0,0]}}]}`, []string{`"modelVersion":"v1.0.0"`}},
+		{"ActivateVersion", "POST", "/v1/models/v1.3.3:activate", `{"reason":"canary ok","actor":"alice"}`, []string{`"manifestJson":"ActivateVersion"`, `"version":"v1.3.3"`, `"previousVersion":"alice"`}},
+		{"Rollback", "POST", "/v1/models:rollback", `{"to_version":"v1.1.0","reason":"bad p99"}`, []string{`"manifestJson":"Rollback"`, `"version":"v1.1.0"`, `"previousVersion":"bad p99"`}},
+		{"Predict", "POST", "/v1/predict", `{"instances":[{"features":{"values":[0,0,0,0,0,0,0,0,0,0,0,0]}}]}`, []string{`"modelVersion":"v1.1.0"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -345,7 +345,7 @@ func TestStatusError(t *testing.T) {
 			t.Parallel()
 			wrapped := tt.err
 			if _, ok := status.FromError(tt.err); !ok {
-				wrapped = errors.Join(errors.New("activate v1.2.3"), tt.err)
+				wrapped = errors.Join(errors.New("activate v1.3.3"), tt.err)
 			}
 			var logs syncBuffer
 			err := transport.StatusError(context.Background(), slogTo(&logs), "/test/Method", wrapped)
@@ -365,7 +365,7 @@ func TestStatusError(t *testing.T) {
 			if _, isStatus := status.FromError(tt.err); isStatus {
 				withheld = false
 			}
-			if logged := strings.Contains(logs.String(), "activate v1.2.3"); logged != withheld {
+			if logged := strings.Contains(logs.String(), "activate v1.3.3"); logged != withheld {
 				t.Errorf("cause logged = %v; want %v (log %q)", logged, withheld, logs.String())
 			}
 		})

@@ -44,7 +44,7 @@ type stackOptions struct {
 
 // stack is a whole server over loopback: a real bbolt registry in
 // t.TempDir(), ONNX Runtime sessions, the release controller started with
-// the embedded default model (v1.0.0), a job manager whose jobs stay queued
+// the embedded default model (v1.1.0), a job manager whose jobs stay queued
 // (its worker is not run, so no test trains), the three services behind the
 // metrics, authentication and limit interceptors, and the real gateway
 // connected in process and served over loopback TCP.

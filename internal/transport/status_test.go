@@ -29,7 +29,7 @@ func TestRESTMethodNotAllowed(t *testing.T) {
 	}{
 		{"GET", "/v1/predict", "POST"},
 		{"PUT", "/v1/predict", "POST"},
-		{"DELETE", "/v1/models/v1.0.0", "GET"},
+		{"DELETE", "/v1/models/v1.1.0", "GET"},
 		{"PUT", "/v1/models", "GET, POST"},
 		{"DELETE", "/v1/models:rollback", "POST"},
 		// grpc-gateway routes GET …/j1:cancel to GetJob with id "j1:cancel".

@@ -34,7 +34,7 @@ import (
 
 // trainEnv is the training API wired like the server: a real bbolt
 // registry in t.TempDir(), ONNX Runtime sessions, the release controller
-// serving the embedded default model (v1.0.0), a jobs.Manager, the
+// serving the embedded default model (v1.1.0), a jobs.Manager, the
 // TrainingServer on a gRPC server over loopback TCP and the real gateway
 // in front of it.
 type trainEnv struct {
@@ -184,7 +184,7 @@ func TestTrainingJobOverRESTAndGRPC(t *testing.T) {
 		t.Fatalf("POST /v1/training-jobs = %d %s", code, b)
 	}
 	started := restJob(t, b)
-	if started.GetState() != recommendationv1.JobState_JOB_STATE_QUEUED || started.GetVersion() != "v1.0.1" ||
+	if started.GetState() != recommendationv1.JobState_JOB_STATE_QUEUED || started.GetVersion() != "v1.1.1" ||
 		started.GetParams().GetActor() != "alice" || started.GetParams().GetBatchSize() != 256 || started.GetCreatedAt() == nil || started.GetStartedAt() != nil {
 		t.Errorf("started job: %v", started)
 	}
@@ -212,14 +212,14 @@ func TestTrainingJobOverRESTAndGRPC(t *testing.T) {
 		t.Errorf("no training epoch among %d events", len(events))
 	}
 	final := last.GetJob()
-	if !final.GetRegistered() || final.GetParentVersion() != "v1.0.0" || !final.GetActivation().GetActivated() ||
+	if !final.GetRegistered() || final.GetParentVersion() != "v1.1.0" || !final.GetActivation().GetActivated() ||
 		final.GetActivation().GetPolicy() != recommendationv1.ActivationPolicy_ACTIVATION_POLICY_ALWAYS ||
-		final.GetEvaluation().GetActive().GetVersion() != "v1.0.0" || final.GetEvaluation().GetCandidate().GetVersion() != "v1.0.1" ||
+		final.GetEvaluation().GetActive().GetVersion() != "v1.1.0" || final.GetEvaluation().GetCandidate().GetVersion() != "v1.1.1" ||
 		len(final.GetEvaluation().GetCandidate().GetMae()) != 5 || final.GetEvaluation().GetVpaBaseline() == nil || final.GetFinishedAt() == nil {
 		t.Errorf("final job %v", final)
 	}
-	if v, _ := e.ctl.Active(0); v.String() != "v1.0.1" {
-		t.Errorf("active version %s; want v1.0.1", v)
+	if v, _ := e.ctl.Active(0); v.String() != "v1.1.1" {
+		t.Errorf("active version %s; want v1.1.1", v)
 	}
 
 	// GetJob and ListJobs, over gRPC and REST.
@@ -227,14 +227,14 @@ func TestTrainingJobOverRESTAndGRPC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.GetJob().GetState() != recommendationv1.JobState_JOB_STATE_SUCCEEDED || got.GetJob().GetVersion() != "v1.0.1" {
+	if got.GetJob().GetState() != recommendationv1.JobState_JOB_STATE_SUCCEEDED || got.GetJob().GetVersion() != "v1.1.1" {
 		t.Errorf("GetJob: %v", got.GetJob())
 	}
 	code, b = e.do(t, http.MethodGet, "/v1/training-jobs/"+id, "")
 	if code != http.StatusOK || restJob(t, b).GetState() != recommendationv1.JobState_JOB_STATE_SUCCEEDED {
 		t.Errorf("GET /v1/training-jobs/%s = %d %s", id, code, b)
 	}
-	if !bytes.Contains(b, []byte(`"state":"JOB_STATE_SUCCEEDED"`)) || !bytes.Contains(b, []byte(`"parentVersion":"v1.0.0"`)) {
+	if !bytes.Contains(b, []byte(`"state":"JOB_STATE_SUCCEEDED"`)) || !bytes.Contains(b, []byte(`"parentVersion":"v1.1.0"`)) {
 		t.Errorf("REST job JSON lacks readable enums or camelCase fields: %s", b)
 	}
 
@@ -258,8 +258,8 @@ func TestTrainingJobOverRESTAndGRPC(t *testing.T) {
 	if c := restJob(t, b); c.GetState() != recommendationv1.JobState_JOB_STATE_CANCELLED || c.GetRegistered() || c.GetError() == "" {
 		t.Errorf("cancelled job %v", c)
 	}
-	if v, _ := e.ctl.Active(0); v.String() != "v1.0.1" {
-		t.Errorf("active version %s after a cancelled ALWAYS job; want v1.0.1", v)
+	if v, _ := e.ctl.Active(0); v.String() != "v1.1.1" {
+		t.Errorf("active version %s after a cancelled ALWAYS job; want v1.1.1", v)
 	}
 
 	code, b = e.do(t, http.MethodGet, "/v1/training-jobs", "")
@@ -312,7 +312,7 @@ func TestTrainingBadRequests(t *testing.T) {
 		{"Mix", `{"samples": 3000, "epochs": 3, "workloadMix": [1, 2]}`, http.StatusBadRequest, "workload_mix: 2 weights"},
 		{"Version", `{"samples": 3000, "epochs": 3, "version": "1.2"}`, http.StatusBadRequest, "version: invalid version"},
 		{"Bump", `{"samples": 3000, "epochs": 3, "bump": "major"}`, http.StatusBadRequest, "bump: major would produce v2.0.0"},
-		{"VersionExists", `{"samples": 3000, "epochs": 3, "version": "v1.0.0"}`, http.StatusConflict, "version: v1.0.0 is already registered"},
+		{"VersionExists", `{"samples": 3000, "epochs": 3, "version": "v1.1.0"}`, http.StatusConflict, "version: v1.1.0 is already registered"},
 		{"UnknownField", `{"samples": 3000, "epochs": 3, "sample": 1}`, http.StatusBadRequest, "sample"},
 		{"UnknownPolicy", `{"samples": 3000, "epochs": 3, "activationPolicy": "SOMETIMES"}`, http.StatusBadRequest, "activationPolicy"},
 	} {
