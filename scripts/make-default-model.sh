@@ -31,19 +31,23 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1796169600} # 2026-12-02T00:00:00Z
 cd "$WORK" # relative outputs, so the manifests record no temporary directory
+# Major 1 reads 48 h and no maximum: its limits are trained on their scored
+# cost and calibrated so that on real VMs it OOMs no more than VPA with its
+# target as the limit. Major 2's defaults are the cost-trained recipe; its
+# samples are cut at 7-day and 2-day histories.
 "$BIN" generate-data --major 1 --trace "$J" "$A" --mix-synthetic 20000 --seed 20261127 --output v1.npz
-"$BIN" train --data v1.npz --output m1 --version v1.1.0 --seed 1 --mem-overrun-price 2 --mem-limit-under 0 --cpu-limit-under 0.1
-"$BIN" generate-data --major 2 --trace "$J" "$A" --mix-synthetic 20000 --seed 20261127 --output v2.npz
-"$BIN" train --data v2.npz --output m2 --version v2.0.0 --seed 1 # major 2's defaults train its memory limit on its scored cost
+"$BIN" train --data v1.npz --output m1 --version v1.1.0 --seed 1 --mem-overrun-price 1 --mem-limit-under 0.02 --cpu-limit-under 0.1 --weight-averaging 0.999
+"$BIN" generate-data --major 2 --trace "$J" "$A" --trace-history 7d,2d --mix-synthetic 20000 --seed 20261127 --output v2.npz
+"$BIN" train --data v2.npz --output m2 --version v2.0.0 --seed 1
 # Integrity gates (checksum, signature, golden rows, ONNX Runtime against the
-# Go forward pass, int8 against float) are enforced. The baseline gates,
-# which compare each model with the VPA recommender on freshly simulated
-# held-out data, are printed but not enforced: these models are trained
-# mostly on real traces with cost-trained limits, not tuned for those
-# synthetic-data gates, and the embedded defaults must still be reproducible.
-# Model versions that do win are registered on top.
-"$BIN" validate --model m1/predictor.onnx --baseline-gates=false
-"$BIN" validate --model m2/predictor.onnx --baseline-gates=false
+# Go forward pass, int8 against float) and the real-trace gates on the held-out
+# Bitbrains containers (validate --trace: OOM days no higher than VPA's, and
+# for major 2 less memory slack than VPA in both deployments and than the
+# history maximum at equal risk) are enforced. The synthetic baseline gates
+# are printed but not enforced: these models are made for real workloads,
+# and the synthetic held-out set is not one (docs/model.md).
+"$BIN" validate --model m1/predictor.onnx --baseline-gates=false --trace "$J" "$A"
+"$BIN" validate --model m2/predictor.onnx --baseline-gates=false --trace "$J" "$A"
 for m in 1 2; do
 	mkdir -p "$ROOT/internal/defaultmodel/v$m"
 	cp "$WORK/m$m/predictor.onnx" "$ROOT/internal/defaultmodel/v$m/predictor.onnx"

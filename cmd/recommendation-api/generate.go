@@ -93,23 +93,16 @@ func generateFromTraces(ctx context.Context, tf *traceFlags, mix int, stride tim
 	if err != nil {
 		return fmt.Errorf("generate-data: %w", err)
 	}
-	if len(hists) == 0 {
-		hists = []time.Duration{0} // the major's window
-	}
-	var d *trainer.Dataset
-	for _, h := range hists {
+	steps := make([]int, len(hists))
+	for i, h := range hists {
 		if h%trainer.Step != 0 {
 			return usageError{fmt.Errorf("generate-data: --trace-history %v; want a multiple of %v", h, trainer.Step)}
 		}
-		part, err := traces.DatasetFor(series, traces.Windows{History: int(h / trainer.Step), Stride: int(stride / trainer.Step)}, major)
-		if err != nil {
-			return fmt.Errorf("generate-data: %v history: %w", h, err)
-		}
-		if d == nil {
-			d = part
-		} else {
-			d = traces.Concat(d, part)
-		}
+		steps[i] = int(h / trainer.Step)
+	}
+	d, err := traces.TrainingData(series, steps, int(stride/trainer.Step), major)
+	if err != nil {
+		return fmt.Errorf("generate-data: %w", err)
 	}
 	real := d.N
 	if mix > 0 {

@@ -28,19 +28,24 @@ var traceDirs = []string{"bitbrains-rnd-2013-7", "bitbrains-rnd-2013-8"}
 type recipe struct {
 	version string
 	params  int
+	// histories are generate-data's --trace-history in steps (nil: the
+	// major's window).
+	histories []int
 	// train adjusts the major's default training configuration the way the
 	// script's train flags do.
 	train func(*trainer.TrainConfig)
 }
 
 var recipes = []recipe{
-	{"v1.1.0", 1029, func(c *trainer.TrainConfig) {
-		// --mem-overrun-price 2 --mem-limit-under 0 --cpu-limit-under 0.1
-		c.OverrunPrice[3] = 2
-		c.UnderTarget[3] = 0
+	{"v1.1.0", 1029, nil, func(c *trainer.TrainConfig) {
+		// --mem-overrun-price 1 --mem-limit-under 0.02 --cpu-limit-under 0.1 --weight-averaging 0.999
+		c.OverrunPrice[3] = 1
+		c.UnderTarget[3] = 0.02
 		c.UnderTarget[1] = 0.1
+		c.Averaging = 0.999
 	}},
-	{"v2.0.0", 16*32 + 32 + 32*16 + 16 + 16*5 + 5, func(*trainer.TrainConfig) {}},
+	// --trace-history 7d,2d
+	{"v2.0.0", 16*32 + 32 + 32*16 + 16 + 16*5 + 5, []int{7 * 288, 2 * 288}, func(*trainer.TrainConfig) {}},
 }
 
 func TestLoad(t *testing.T) {
@@ -134,7 +139,7 @@ func TestReproducible(t *testing.T) {
 			v := model.MustParseVersion(r.version)
 			// Training containers only, one sample per default stride, then
 			// --mix-synthetic simulated containers from --seed.
-			d, err := traces.DatasetFor(series, traces.Windows{Stride: traces.DefaultTrainStride}, v.Major)
+			d, err := traces.TrainingData(series, r.histories, traces.DefaultTrainStride, v.Major)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -78,6 +78,31 @@ func DatasetFor(series []*Series, w Windows, major int) (*trainer.Dataset, error
 	return d, nil
 }
 
+// TrainingData is what generate-data --trace cuts: DatasetFor at each
+// history length of histories (in steps; 0 = the major's window), one
+// sample every stride steps, the lengths' samples concatenated in order.
+// Cutting the same containers at a shorter history too teaches a model
+// the histories agents with young containers (or short metric retention)
+// send.
+func TrainingData(series []*Series, histories []int, stride, major int) (*trainer.Dataset, error) {
+	if len(histories) == 0 {
+		histories = []int{0}
+	}
+	var d *trainer.Dataset
+	for _, h := range histories {
+		part, err := DatasetFor(series, Windows{History: h, Stride: stride}, major)
+		if err != nil {
+			return nil, fmt.Errorf("%d-step history: %w", h, err)
+		}
+		if d == nil {
+			d = part
+		} else {
+			d = Concat(d, part)
+		}
+	}
+	return d, nil
+}
+
 // Resembles tags a real history with the index (trainer.WorkloadNames) of
 // the synthetic workload type it looks most like, by a rule of thumb on its
 // features: memory growing over 5% a day → database; CPU steady (coefficient

