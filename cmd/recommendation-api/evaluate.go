@@ -106,7 +106,8 @@ func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := flag.NewFlagSet("evaluate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	tf := addTraceFlags(fs)
-	modelPath := fs.String("model", "", "model file with its manifest beside it (default: the embedded default model)")
+	modelPath := fs.String("model", "", "model file with its manifest beside it (default: the embedded default model of --major)")
+	major := fs.Int("major", 0, "without --model: the major whose embedded default model to score (default: the newest, what the server answers an agent sending every raw field with)")
 	server := fs.String("server", "", "ask a running server (gRPC host:port) instead of a model file: Predict with raw metrics, as agents call it")
 	noModel := fs.Bool("no-model", false, "score the baselines only")
 	history := fs.String("history", "7d,2d", "history lengths to evaluate at, comma-separated (Nd or a duration; VPA keeps 8 days of memory peaks)")
@@ -161,7 +162,10 @@ func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		defer remote.close()
 		cfg.Recommend = remote.recommend
 	default:
-		b, m, n, sh, err := evaluateModel(*modelPath)
+		if *major != 0 && *modelPath != "" {
+			return usageError{fmt.Errorf("evaluate: --major with --model; the file's manifest says its major")}
+		}
+		b, m, n, sh, err := evaluateModel(*modelPath, *major)
 		if err != nil {
 			return fmt.Errorf("evaluate: %w", err)
 		}
@@ -294,10 +298,17 @@ func buildRevision() string {
 // evaluateModel reads the model file and its manifest, or the embedded
 // default model when path is empty, and names it for the report (in full,
 // and short for a plot title).
-func evaluateModel(path string) (b []byte, m *model.Manifest, name, short string, err error) {
+func evaluateModel(path string, major int) (b []byte, m *model.Manifest, name, short string, err error) {
 	if path == "" {
-		if b, m, err = defaultmodel.Load(); err != nil {
-			return nil, nil, "", "", err
+		if major == 0 {
+			majors := defaultmodel.Majors()
+			if len(majors) == 0 {
+				return nil, nil, "", "", fmt.Errorf("this binary has no embedded default model; want --model FILE")
+			}
+			major = majors[len(majors)-1]
+		}
+		if b, m, err = defaultmodel.LoadMajor(major); err != nil {
+			return nil, nil, "", "", usageError{fmt.Errorf("--major: %w", err)}
 		}
 		name = m.Version.String() + " (embedded default)"
 		return b, m, name, name, nil

@@ -250,3 +250,32 @@ func TestGenerateDataFromTraces(t *testing.T) {
 		}
 	}
 }
+
+// Without --model, evaluate scores the newest embedded default, or the one
+// --major names.
+func TestEvaluateDefaultMajor(t *testing.T) {
+	needORT(t)
+	trace := genericTrace(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "model v2.0.0 (embedded default)"},
+		{[]string{"--major", "1"}, "model v1.1.0 (embedded default)"},
+		{[]string{"--major", "2"}, "model v2.0.0 (embedded default)"},
+	} {
+		out := mustRun(t, append([]string{"evaluate", "--history", "2d", "--trace", trace}, c.args...)...)
+		if !strings.Contains(out, c.want) {
+			t.Errorf("evaluate %v: stdout lacks %q:\n%s", c.args, c.want, out)
+		}
+	}
+	for _, args := range [][]string{
+		{"evaluate", "--history", "2d", "--major", "3", "--trace", trace},
+		{"evaluate", "--history", "2d", "--major", "1", "--model", "x.onnx", "--trace", trace},
+	} {
+		var u usageError
+		if _, err := runCmd(t, args...); !errors.As(err, &u) {
+			t.Errorf("%v: err = %v; want a usage error", args, err)
+		}
+	}
+}

@@ -42,9 +42,6 @@ var embedded = []struct {
 // verified against each other (sha256 and size).
 func Load() ([]byte, *model.Manifest, error) { return LoadMajor(1) }
 
-// LoadV2 is LoadMajor(2): the embedded major-2 default model.
-func LoadV2() ([]byte, *model.Manifest, error) { return LoadMajor(2) }
-
 // LoadMajor returns the embedded default model of a major, its bytes
 // verified against its manifest (sha256 and size) and the manifest's major
 // checked.

@@ -14,9 +14,6 @@ var errNone = errors.New("built with -tags nodefaultmodel: no embedded default m
 // Load reports that this binary was built without the default models.
 func Load() ([]byte, *model.Manifest, error) { return LoadMajor(1) }
 
-// LoadV2 reports that this binary was built without the default models.
-func LoadV2() ([]byte, *model.Manifest, error) { return LoadMajor(2) }
-
 // LoadMajor reports that this binary was built without the default models.
 func LoadMajor(major int) ([]byte, *model.Manifest, error) {
 	return nil, nil, fmt.Errorf("default model of major %d: %w", major, errNone)
