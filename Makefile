@@ -15,7 +15,7 @@ GO_PKGS := ./...
 # Packages with concurrent code run under the race detector.
 RACE_PKGS := ./internal/serving/... ./internal/registry/... ./internal/rollback/... ./internal/transport/... ./internal/trainer/... ./internal/jobs/... ./internal/traces/... ./internal/etcdstore/... ./internal/auth/... ./cmd/...
 
-.PHONY: all build run test crash soak fuzz fuzz-short deps deps-system tools ort proto check-generated fmt-check vet pipeline bench default-model compose-check clean console console-check console-screenshots
+.PHONY: all build run test crash soak fuzz fuzz-short deps deps-system tools ort proto check-generated fmt-check vet pipeline bench default-model seed-spread compose-check clean console console-check console-screenshots
 
 all: build
 
@@ -122,6 +122,10 @@ pipeline: build ort
 ## default-model: regenerate the model embedded in the binary (deterministic).
 default-model: ort
 	ONNXRUNTIME_LIB=$(ORT_LIB) scripts/make-default-model.sh
+
+## seed-spread: the major-2 default recipe trained with seeds 1..4, each gated on the held-out traces (docs/model.md).
+seed-spread: ort
+	ONNXRUNTIME_LIB=$(ORT_LIB) scripts/seed-spread.sh
 
 bench: build ort
 	scripts/install-tools.sh --bench

@@ -275,7 +275,7 @@ func TestPipeline(t *testing.T) {
 		// On the held-out containers of a trace: five more gates, each
 		// printed; validate fails exactly when an enforced one does.
 		out, err := runCmd(t, "validate", "--model", active, "--samples", testValSamples, "--baseline-gates=false", "--trace", genericTrace(t))
-		if !strings.Contains(out, "held-out real containers: 1 generic trace files, 2 of 4 containers held out") {
+		if !strings.Contains(out, "held-out real containers: 1 generic trace files, 2 of 4 containers held out, ") {
 			t.Errorf("validate stdout lacks the held-out trace summary:\n%s", out)
 		}
 		for _, g := range []string{"real-oom", "real-slack-upper-bound", "real-slack-target", "real-fallback", "real-cpu"} {
@@ -285,6 +285,15 @@ func TestPipeline(t *testing.T) {
 		}
 		if failed := strings.Contains(out, "\n  FAIL  "); failed != (err != nil) {
 			t.Errorf("a gate failed: %v, but validate returned %v:\n%s", failed, err, out)
+		}
+		// A shorter history than the model's window, and one that is not a single length.
+		out, _ = runCmd(t, "validate", "--model", active, "--samples", testValSamples, "--baseline-gates=false", "--history", "1d", "--trace", genericTrace(t))
+		if !strings.Contains(out, "at a 1d history (the model's window: 2d)") {
+			t.Errorf("validate --history 1d stdout lacks the history it replayed:\n%s", out)
+		}
+		var u usageError
+		if _, err := runCmd(t, "validate", "--model", active, "--history", "7d,2d", "--trace", genericTrace(t)); !errors.As(err, &u) {
+			t.Errorf("validate --history 7d,2d: err = %v; want a usage error", err)
 		}
 	})
 	t.Run("ValidateVersionedFile", func(t *testing.T) {
