@@ -111,6 +111,18 @@ type Report struct {
 	// it answered with, lowest tenth first, with the error each group then
 	// had (a model file only: the confidence is its fifth output).
 	ConfidenceDeciles []ConfidenceDecile `json:"confidence_deciles,omitempty"`
+	// ByWorkload splits the container-days by the synthetic workload type
+	// their history resembles (Resembles, from the whole history window),
+	// each recommender summarized on each part.
+	ByWorkload []WorkloadSummary `json:"by_workload"`
+}
+
+// WorkloadSummary is every recommender on the container-days whose history
+// resembles one workload type.
+type WorkloadSummary struct {
+	Workload     string    `json:"workload"`
+	Days         int       `json:"container_days"`
+	Recommenders []Summary `json:"recommenders"`
 }
 
 // ConfidenceDecile is a tenth of the model's container-days by the
@@ -423,7 +435,11 @@ func Evaluate(ctx context.Context, series []*Series, cfg Config) (*Report, error
 		x = make([]float32, 0, len(pts)*model.NumFeatures)
 	}
 	var scratch features.Scratch
+	kinds := make([]int32, len(pts)) // Resembles of each point's whole history
 	for i, p := range pts {
+		if raw, err := scratch.FromHistory(p.History, p.AgeDays); err == nil {
+			kinds[i] = Resembles(raw)
+		}
 		mw := lastSteps(p.History, modelHist)
 		switch {
 		case cfg.Recommend != nil:
@@ -497,6 +513,24 @@ func Evaluate(ctx context.Context, series []*Series, cfg Config) (*Report, error
 	}
 	if conf != nil {
 		rep.ConfidenceDeciles = confidenceDeciles(conf, recs[NameModel], scores[NameModel], futs)
+	}
+	for k := range int32(trainer.NumWorkloads) {
+		ws := WorkloadSummary{Workload: trainer.WorkloadNames[k]}
+		for _, n := range names {
+			var part []DayScore
+			for i, sc := range scores[n] {
+				if kinds[i] == k {
+					part = append(part, sc)
+				}
+			}
+			ws.Days = len(part)
+			if len(part) > 0 {
+				ws.Recommenders = append(ws.Recommenders, Summarize(n, part))
+			}
+		}
+		if ws.Days > 0 {
+			rep.ByWorkload = append(rep.ByWorkload, ws)
+		}
 	}
 	limits := make(map[string][]float64, len(names))
 	for _, n := range names {

@@ -128,6 +128,23 @@ func TestFeaturesMatchServingRawPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The workload split partitions the container-days, for every recommender.
+	days := map[string]int{}
+	total := 0
+	for _, w := range rep.ByWorkload {
+		total += w.Days
+		for _, s := range w.Recommenders {
+			days[s.Name] += s.ContainerDays
+		}
+	}
+	if total != rep.ContainerDays || len(rep.ByWorkload) == 0 {
+		t.Errorf("workload split covers %d of %d container-days in %d parts", total, rep.ContainerDays, len(rep.ByWorkload))
+	}
+	for _, s := range rep.Recommenders {
+		if days[s.Name] != s.ContainerDays {
+			t.Errorf("%s: workload parts hold %d container-days; want %d", s.Name, days[s.Name], s.ContainerDays)
+		}
+	}
 
 	// The agent's side: raw metrics of each history, sent to Predict.
 	served := &servingModels{man: man, mlp: mlp}

@@ -73,6 +73,21 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintf(&b, "%s at %s's OOM rate: memory limits × %.2f give %s OOM days and %s memory limit slack (%s %s)\n",
 			m.Name, m.Reference, m.Factor, pct(m.OOMRate), pct(m.MemLimitSlack.Mean), m.Reference, pct(r.Summary(m.Reference).MemLimitSlack.Mean))
 	}
+	if len(r.ByWorkload) > 0 {
+		fmt.Fprintf(&b, "by the workload type each history resembles (memory limit slack / OOM days, CPU limit slack / throttled samples):\n")
+		fmt.Fprintf(&b, "  %-9s %6s", "workload", "days")
+		for _, s := range r.Recommenders {
+			fmt.Fprintf(&b, " %29s", s.Name)
+		}
+		b.WriteString("\n")
+		for _, w := range r.ByWorkload {
+			fmt.Fprintf(&b, "  %-9s %6d", w.Workload, w.Days)
+			for _, s := range w.Recommenders {
+				fmt.Fprintf(&b, " %29s", fmt.Sprintf("%s/%s %s/%s", pct(s.MemLimitSlack.Mean), pct(s.OOMRate), pct(s.CPULimitSlack.Mean), pct(s.ThrottleRate.Mean)))
+			}
+			b.WriteString("\n")
+		}
+	}
 	if len(r.ConfidenceDeciles) > 0 {
 		fmt.Fprintf(&b, "the model's container-days by the confidence it answered with (decile 1 = lowest):\n")
 		fmt.Fprintf(&b, "  %-7s %6s %17s %9s %16s %22s\n", "decile", "days", "confidence", "OOM days", "mem limit slack", "|ln(peak / mem limit)|")
