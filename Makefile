@@ -15,7 +15,7 @@ GO_PKGS := ./...
 # Packages with concurrent code run under the race detector.
 RACE_PKGS := ./internal/serving/... ./internal/registry/... ./internal/rollback/... ./internal/transport/... ./internal/trainer/... ./internal/jobs/... ./internal/traces/... ./internal/etcdstore/... ./internal/auth/... ./cmd/...
 
-.PHONY: all build run test crash soak fuzz fuzz-short deps deps-system tools ort proto check-generated fmt-check vet pipeline bench default-model seed-spread compose-check clean console console-check console-screenshots
+.PHONY: all build run test crash soak fuzz fuzz-short deps deps-system tools ort proto check-generated fmt-check vet pipeline bench default-model seed-spread evaluate-defaults compose-check clean console console-check console-screenshots
 
 all: build
 
@@ -126,6 +126,10 @@ default-model: ort
 ## seed-spread: the major-2 default recipe trained with seeds 1..4, each gated on the held-out traces (docs/model.md).
 seed-spread: ort
 	ONNXRUNTIME_LIB=$(ORT_LIB) scripts/seed-spread.sh
+
+## evaluate-defaults: docs/evaluation/ — the default models and the baselines on the shared traces.
+evaluate-defaults: ort
+	ONNXRUNTIME_LIB=$(ORT_LIB) scripts/evaluate-defaults.sh
 
 bench: build ort
 	scripts/install-tools.sh --bench
