@@ -126,21 +126,24 @@ type WorkloadSummary struct {
 }
 
 // ConfidenceDecile is a tenth of the model's container-days by the
-// confidence it answered with, and what they realised: the share with an
-// OOM, the mean relative slack of the memory limit, and the mean memory
-// error |ln(the following day's peak / the memory limit)|.
+// confidence it answered with, and what they realised: the confidence
+// label (how well the history predicted the day, trainer.Labels: what the
+// output is trained to forecast), the share with an OOM, the mean relative
+// slack of the memory limit, and the mean memory error |ln(the following
+// day's peak / the memory limit)|.
 type ConfidenceDecile struct {
 	Decile         int     `json:"decile"` // 1 = lowest confidence
 	Days           int     `json:"days"`
 	ConfidenceLow  float64 `json:"confidence_low"`
 	ConfidenceHigh float64 `json:"confidence_high"`
+	Realised       float64 `json:"realised_confidence"` // mean confidence label
 	OOMRate        float64 `json:"oom_rate"`
 	MemLimitSlack  float64 `json:"mem_limit_slack"`
 	MemError       float64 `json:"mem_log_error"`
 }
 
 // confidenceDeciles groups days by conf (see ConfidenceDecile).
-func confidenceDeciles(conf []float64, recs []trainer.Rec, scores []DayScore, futs []Future) []ConfidenceDecile {
+func confidenceDeciles(conf, label []float64, recs []trainer.Rec, scores []DayScore, futs []Future) []ConfidenceDecile {
 	n := len(conf)
 	if n < 10 {
 		return nil
@@ -159,10 +162,13 @@ func confidenceDeciles(conf []float64, recs []trainer.Rec, scores []DayScore, fu
 				c.OOMRate++
 			}
 			c.MemLimitSlack += scores[i].MemLimitSlack
+			if i < len(label) {
+				c.Realised += label[i]
+			}
 			c.MemError += math.Abs(math.Log(max(futs[i].MemMax, 1) / max(recs[i].MemLimit, 1)))
 		}
 		k := float64(len(part))
-		c.OOMRate, c.MemLimitSlack, c.MemError = c.OOMRate/k, c.MemLimitSlack/k, c.MemError/k
+		c.OOMRate, c.MemLimitSlack, c.MemError, c.Realised = c.OOMRate/k, c.MemLimitSlack/k, c.MemError/k, c.Realised/k
 		out = append(out, c)
 	}
 	return out
@@ -425,7 +431,8 @@ func Evaluate(ctx context.Context, series []*Series, cfg Config) (*Report, error
 	}
 
 	var x []float32
-	var conf []float64 // the model's confidence per point (model file only)
+	var conf []float64      // the model's confidence per point (model file only)
+	var labelConf []float64 // the confidence label of each point (model file only)
 	var raws []features.Raw
 	var ids []string
 	switch {
@@ -449,11 +456,18 @@ func Evaluate(ctx context.Context, series []*Series, cfg Config) (*Report, error
 			}
 			raws, ids = append(raws, raw), append(ids, p.Series.ID)
 		case cfg.Predict != nil:
-			_, row, err := FeatureRow(&scratch, mw, p.AgeDays, cfg.Features)
+			raw, row, err := FeatureRow(&scratch, mw, p.AgeDays, cfg.Features)
 			if err != nil {
 				return nil, fmt.Errorf("evaluate: %s at %s: %w", p.Series.ID, p.History.End.Format(time.RFC3339), err)
 			}
 			x = append(x, row[:]...)
+			// The confidence label of this day: how well the model's window
+			// predicted it (trainer.Labels).
+			memMax := 0.0
+			for _, m := range mw.Mem {
+				memMax = max(memMax, m)
+			}
+			labelConf = append(labelConf, trainer.Labels(raw, memMax, trainer.SummarizeFuture(&scratch, p.FutureCPU, p.FutureMem))[model.NumOutputs-1])
 		}
 		est := trainer.VPARecommend(lastSteps(p.History, vpaHist), trainer.VPAOptions{SamplesPerRow: cfg.VPASamplesPerRow})
 		recs[NameVPAUpper][i] = est.UpperBoundAsLimit()
@@ -512,7 +526,7 @@ func Evaluate(ctx context.Context, series []*Series, cfg Config) (*Report, error
 		}
 	}
 	if conf != nil {
-		rep.ConfidenceDeciles = confidenceDeciles(conf, recs[NameModel], scores[NameModel], futs)
+		rep.ConfidenceDeciles = confidenceDeciles(conf, labelConf, recs[NameModel], scores[NameModel], futs)
 	}
 	for k := range int32(trainer.NumWorkloads) {
 		ws := WorkloadSummary{Workload: trainer.WorkloadNames[k]}

@@ -90,9 +90,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	if len(r.ConfidenceDeciles) > 0 {
 		fmt.Fprintf(&b, "the model's container-days by the confidence it answered with (decile 1 = lowest):\n")
-		fmt.Fprintf(&b, "  %-7s %6s %17s %9s %16s %22s\n", "decile", "days", "confidence", "OOM days", "mem limit slack", "|ln(peak / mem limit)|")
+		fmt.Fprintf(&b, "  %-7s %6s %17s %9s %9s %16s %22s\n", "decile", "days", "confidence", "realised", "OOM days", "mem limit slack", "|ln(peak / mem limit)|")
 		for _, c := range r.ConfidenceDeciles {
-			fmt.Fprintf(&b, "  %-7d %6d %8.3f – %-6.3f %9s %16s %22.3f\n", c.Decile, c.Days, c.ConfidenceLow, c.ConfidenceHigh, pct(c.OOMRate), pct(c.MemLimitSlack), c.MemError)
+			fmt.Fprintf(&b, "  %-7d %6d %8.3f – %-6.3f %9.3f %9s %16s %22.3f\n", c.Decile, c.Days, c.ConfidenceLow, c.ConfidenceHigh, c.Realised, pct(c.OOMRate), pct(c.MemLimitSlack), c.MemError)
 		}
 	}
 	_, err := io.WriteString(w, b.String())
