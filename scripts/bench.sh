@@ -275,9 +275,11 @@ bench_predict() {
 # bytes from bbolt, swaps the pointer and records the move) and COLD_VERSION
 # for (c) cold swaps (activate base → SWAP → COLD → base …: each target is not
 # loaded, so every swap also creates an ONNX Runtime session and replays the
-# golden rows).
-SWAP_VERSION=v1.1.0
-COLD_VERSION=v1.2.0
+# golden rows). Both are major 1 (the default major, which the 12-value
+# Predict rows, GET /v1/models:active and POST /v1/models:rollback use) and
+# above the embedded default v1.1.0, which a fresh server registers.
+SWAP_VERSION=v1.2.0
+COLD_VERSION=v1.3.0
 BASE_VERSION=""
 prepare_swap_models() {
   local d=$TMP/swapmodel v seed=11
@@ -459,12 +461,15 @@ train_rounds() {
   LOAD_RPS=""
 }
 
-# train_cli ROUND VERSION: the CLI pipeline on the data the job simulated,
-# each step under /usr/bin/time -v: RES/train-cli-rROUND-{generate,train,validate}.time.
+# train_cli ROUND VERSION: the CLI pipeline on the data the job simulated
+# (the features of VERSION's major: a job trains the newest served major
+# unless told otherwise), each step under /usr/bin/time -v:
+# RES/train-cli-rROUND-{generate,train,validate}.time.
 train_cli() {
-  local r=$1 v=$2 d=$TMP/train-cli-r$1 step args
+  local r=$1 v=$2 d=$TMP/train-cli-r$1 step args major
+  major=${v#v} major=${major%%.*}
   mkdir -p "$d"
-  local gen="generate-data --samples 100000 --output $d/data.npz --seed 1"
+  local gen="generate-data --samples 100000 --output $d/data.npz --seed 1 --major $major"
   local train="train --data $d/data.npz --output $d/models/ --version $v --seed 1 --epochs 30"
   local val="validate --model $d/models/predictor.onnx"
   meta train_cli_cmds="$(printf 'bin/recommendation-api %s\n' "$gen" "$train" "$val" | sed "s|$d|\$DIR|g; s|$v|\$VERSION|g")"

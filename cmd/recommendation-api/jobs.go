@@ -12,13 +12,14 @@ import (
 	"google.golang.org/grpc"
 
 	recommendationv1 "recommendation-api/api/proto/recommendation/v1"
+	"recommendation-api/internal/model"
 	"recommendation-api/internal/trainer"
 )
 
 // runJobs is the client of the server's training jobs (TrainingService over gRPC):
 //
 //	recommendation-api jobs start [--samples N] [--epochs N] [--seed N] [--policy never|if_better|always]
-//	                              [--bump patch|minor | --version V] [--reason R] [--watch]
+//	                              [--major N] [--bump patch|minor | --version V] [--reason R] [--watch]
 //	recommendation-api jobs list
 //	recommendation-api jobs show ID
 //	recommendation-api jobs watch ID
@@ -54,7 +55,8 @@ func (c *cli) jobsStart(ctx context.Context, args []string) error {
 	seed := fs.Int64("seed", trainer.DefaultTrainConfig().Seed, "seed of the simulation and of training")
 	policy := fs.String("policy", "if_better", "activate the new version: never, if_better (beats the active one) or always")
 	bump := fs.String("bump", "", "the new version is the newest one bumped: patch or minor (default patch)")
-	version := fs.String("version", "", "the new version, vX.Y.Z (instead of --bump)")
+	version := fs.String("version", "", "the new version, vX.Y.Z (instead of --bump); its major is the one trained unless --major says otherwise")
+	major := fs.Int("major", 0, "the major version (I/O format) to train, e.g. 1 or 2 (default: --version's major, else the newest major the server serves)")
 	reason := fs.String("reason", "", "why, recorded in the job and the history")
 	lr := fs.Float64("learning-rate", 0, "Adam learning rate in (0, 1] (default: the server's, 0.01)")
 	batch := fs.Int("batch-size", 0, "rows per Adam step, 1..65536 (default: the server's, 256)")
@@ -79,20 +81,31 @@ func (c *cli) jobsStart(ctx context.Context, args []string) error {
 	if *batch < math.MinInt32 || *batch > math.MaxInt32 {
 		return o.usage("--batch-size %d; want 1..65536", *batch)
 	}
+	if o.set["major"] && (*major < 1 || *major > math.MaxInt32) {
+		return o.usage("--major %d; want a major version such as 1 or 2 (omit it for the newest major the server serves)", *major)
+	}
 	req := &recommendationv1.StartTrainingRequest{
 		Samples: *samples, Epochs: int32(*epochs), Seed: *seed, ActivationPolicy: pol,
 		Bump: *bump, Reason: *reason, LearningRate: *lr, BatchSize: int32(*batch),
-		Traces: traces, TraceFormat: *traceFormat,
+		Traces: traces, TraceFormat: *traceFormat, Major: int32(*major),
 	}
 	if *version != "" {
 		if *bump != "" {
 			return o.usage("--version and --bump both given; want one")
 		}
-		v, err := o.versionArg("--version", *version)
+		v, err := model.ParseVersion(*version)
 		if err != nil {
-			return err
+			return o.usage("--version: %v", err)
 		}
-		req.Version = v
+		// A version names its major: train that one, not the server's
+		// newest, unless --major asks for another (which cannot be).
+		switch {
+		case !o.set["major"]:
+			req.Major = int32(v.Major)
+		case v.Major != *major:
+			return o.usage("--version %s is major %d, --major %d; want a v%d.y.z version, or omit --major", v, v.Major, *major, *major)
+		}
+		req.Version = v.String()
 	}
 	if *mix != "" {
 		for i, f := range strings.Split(*mix, ",") {

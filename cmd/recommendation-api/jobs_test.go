@@ -197,6 +197,33 @@ func TestJobsCLI(t *testing.T) {
 			}
 		}
 	})
+	t.Run("Major", func(t *testing.T) {
+		// The server serves majors 1 and 2; without a major a job trains 2
+		// (above). --major 1 trains major 1, and a major-1 --version
+		// trains its own major without --major.
+		for _, tt := range []struct {
+			args    []string
+			version string
+		}{
+			{[]string{"--major", "1"}, "v1.1.1"},
+			{[]string{"--version", "v1.5.0"}, "v1.5.0"},
+			{[]string{"--version", "v1.6.0", "--major", "1"}, "v1.6.0"},
+		} {
+			out := jobs(append([]string{"start", "--samples", "1000", "--epochs", "1", "--policy", "never", "--watch"}, tt.args...)...)
+			v := regexp.QuoteMeta(tt.version)
+			for _, re := range []string{`(?m)^queued job-\d+: ` + v + `, 1000 samples, 1 epochs`, `(?m)^job-\d+ SUCCEEDED: ` + v + ` registered, not activated`} {
+				if !regexp.MustCompile(re).MatchString(out) {
+					t.Errorf("jobs start %v does not match %s:\n%s", tt.args, re, out)
+				}
+			}
+		}
+		// The job records the major it trained.
+		var resp recommendationv1.ListJobsResponse
+		decodeJSON(t, jobs("list", "-o", "json"), &resp)
+		if j := resp.GetJobs()[0]; j.GetVersion() != "v1.6.0" || j.GetParams().GetMajor() != 1 {
+			t.Errorf("newest job %s, major %d; want v1.6.0 of major 1", j.GetVersion(), j.GetParams().GetMajor())
+		}
+	})
 	t.Run("Refused", func(t *testing.T) {
 		for _, tt := range []struct {
 			args []string
@@ -207,9 +234,24 @@ func TestJobsCLI(t *testing.T) {
 			{[]string{"cancel", "job-99999999"}, []string{"jobs cancel: NotFound: "}},
 			{[]string{"start", "--samples", "5"}, []string{"jobs start: InvalidArgument: ", "samples: 5; want 1000 to"}},
 			{[]string{"start", "--version", "v2.1.0"}, []string{"jobs start: AlreadyExists: "}},
+			{[]string{"start", "--version", "v1.1.0"}, []string{"jobs start: AlreadyExists: ", "v1.1.0 is already registered"}},
+			{[]string{"start", "--major", "7"}, []string{"jobs start: InvalidArgument: ", "major: 7; this server trains majors [1 2]"}},
 		} {
 			_, _, err := runClient(t, nil, append(append([]string{"jobs"}, tt.args...), srv...)...)
 			checkFailure(t, err, exitRefused, tt.want...)
+		}
+		for _, tt := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"start", "--major", "0"}, "jobs start: --major 0; want a major version such as 1 or 2"},
+			{[]string{"start", "--major", "-1"}, "jobs start: --major -1; want"},
+			{[]string{"start", "--major", "two"}, "-major"},
+			{[]string{"start", "--major", "2", "--version", "v1.7.0"}, "jobs start: --version v1.7.0 is major 1, --major 2; want a v2.y.z version, or omit --major"},
+			{[]string{"start", "--version", "1.7.0"}, "jobs start: --version: "},
+		} {
+			_, _, err := runClient(t, nil, append(append([]string{"jobs"}, tt.args...), srv...)...)
+			checkFailure(t, err, exitUsage, tt.want)
 		}
 	})
 }

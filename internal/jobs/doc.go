@@ -32,8 +32,10 @@
 // what a limit must avoid, so a model that trades them for slack never wins;
 // among models that OOM no more, the one that wastes less wins. When no
 // version is active the new one is activated; when the active one cannot be
-// evaluated (its bytes do not decode, or it normalizes features
-// differently) it is not. The numbers, the VPA baseline's, the decision and
+// evaluated (its bytes do not decode, or its manifest computes the
+// features otherwise than the job's major does: other features, another
+// normalization or another history window) it is not. The active version
+// compared is the one of the job's major. The numbers, the VPA baseline's, the decision and
 // its reason are kept in the job (Job.Evaluation, Job.Activation) whatever
 // the policy.
 //
@@ -42,8 +44,9 @@
 // The version a job produces is fixed when it is queued: an explicit one, or
 // the newest registered version — or the highest a queued or running job
 // will produce, when higher — bumped by "patch" or "minor". It must be new,
-// higher than every registered and reserved version, and of the major
-// version the server serves (rollback.ServedMajor). It is checked again when
+// higher than every registered and reserved version of its major, and of
+// the major the job trains: Request.Major, or when 0 the newest major with
+// an active version (rollback.ServedMajor when none has). It is checked again when
 // the job starts running, in case a version was registered meanwhile.
 //
 // # Durability

@@ -27,7 +27,8 @@ func TestMain(m *testing.M) {
 
 // fixture is a real registry (bbolt in a temporary directory), a real
 // serving manager (ONNX Runtime) and a release controller serving the
-// embedded default model, v1.1.0.
+// embedded default model, v1.1.0 (open), or every embedded default model,
+// v1.1.0 and v2.0.0, as the server does (openAll).
 type fixture struct {
 	path   string
 	store  *registry.Store
@@ -42,6 +43,24 @@ var defaultVersion = model.MustParseVersion("v1.1.0")
 // is ""). It is closed at the end of the test unless closed before.
 func open(t *testing.T, path string) *fixture {
 	t.Helper()
+	return openWith(t, path, defaultmodel.Load)
+}
+
+// openAll starts a fixture on a new registry seeded like the server's: the
+// embedded default model of every major, each active.
+func openAll(t *testing.T) *fixture {
+	t.Helper()
+	var seeds []rollback.Seed
+	for _, load := range defaultmodel.All() {
+		seeds = append(seeds, load)
+	}
+	return openWith(t, "", seeds...)
+}
+
+// openWith starts a fixture on the registry file at path (a new one when
+// path is "") seeded with seeds.
+func openWith(t *testing.T, path string, seeds ...rollback.Seed) *fixture {
+	t.Helper()
 	if path == "" {
 		path = filepath.Join(t.TempDir(), "registry.db")
 	}
@@ -52,7 +71,7 @@ func open(t *testing.T, path string) *fixture {
 	f := &fixture{path: path, store: store, models: serving.NewManager(serving.Options{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	f.ctl = rollback.New(store, f.models, rollback.Options{})
-	if err := f.ctl.Start(ctx, defaultmodel.Load); err != nil {
+	if err := f.ctl.Start(ctx, seeds...); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cancel(); f.close(t) })
@@ -112,6 +131,13 @@ func (f *fixture) versions(t *testing.T) []string {
 // register stores a random (untrained) model as version v.
 func (f *fixture) register(t *testing.T, v string) {
 	t.Helper()
+	f.registerWith(t, v, nil)
+}
+
+// registerWith stores a random (untrained) model as version v, its
+// manifest changed by edit (when not nil) before registration.
+func (f *fixture) registerWith(t *testing.T, v string, edit func(*model.Manifest)) {
+	t.Helper()
 	q := onnxfile.RandomMLP(int64(len(v)))
 	ver := model.MustParseVersion(v)
 	b, err := onnxfile.Encode(q, ver)
@@ -128,6 +154,9 @@ func (f *fixture) register(t *testing.T, v string) {
 		Model:     model.ModelFile{File: "predictor_" + v + ".onnx", SHA256: model.SHA256Hex(b), SizeBytes: int64(len(b))},
 		Signature: model.DefaultSignature(), Features: model.DefaultFeatures(), Outputs: model.DefaultOutputs(),
 		Golden: trainer.GoldenFor(q, rows, 4),
+	}
+	if edit != nil {
+		edit(m)
 	}
 	if _, err := f.ctl.Register(context.Background(), b, m, "test", "fixture"); err != nil {
 		t.Fatal(err)

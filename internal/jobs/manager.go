@@ -336,8 +336,9 @@ func (m *Manager) finish(e *entry, state State, msg string) {
 //     default for those two), a workload mix that is not none or 5 finite
 //     weights ≥ 0 (all zero = uniform), an unknown policy, an over-long or
 //     reserved actor, an over-long reason, both version and bump, a version
-//     not higher than the newest registered (or pending) one, or of another
-//     major version than rollback.ServedMajor;
+//     not higher than the newest registered (or pending) one of its major,
+//     a major this build cannot train, or a version of another major than
+//     the job's (Request.Major; 0 = the newest major with an active version);
 //   - model.ErrInvalidVersion: a malformed version or an unknown bump;
 //   - model.ErrVersionExists: the version is registered, or a queued or
 //     running job will produce it;

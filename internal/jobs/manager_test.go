@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"path/filepath"
 	"slices"
@@ -14,9 +15,12 @@ import (
 	"testing"
 	"time"
 
+	"recommendation-api/internal/defaultmodel"
 	"recommendation-api/internal/jobs"
 	"recommendation-api/internal/model"
+	"recommendation-api/internal/onnxfile"
 	"recommendation-api/internal/registry"
+	"recommendation-api/internal/trainer"
 )
 
 func TestStartRefusesBadRequests(t *testing.T) {
@@ -637,5 +641,119 @@ func TestJobTrainsMajor2(t *testing.T) {
 	req.Major = 7
 	if _, err := m.Start(req); !errors.Is(err, model.ErrInvalidInput) {
 		t.Errorf("Start(major 7): %v; want ErrInvalidInput", err)
+	}
+}
+
+// TestIfBetterComparesMajor2: on a registry seeded like the server's (v1.1.0
+// and v2.0.0 active), a job with no major trains major 2, and if_better
+// compares it with v2.0.0, both scored on the same held-out rows, and
+// decides on the numbers.
+func TestIfBetterComparesMajor2(t *testing.T) {
+	f := openAll(t)
+	m := f.manager(t, jobs.Options{}, true)
+	start, err := m.Start(small(jobs.PolicyIfBetter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if start.Version.String() != "v2.0.1" {
+		t.Fatalf("job version %s; want v2.0.1 (major 2, the newest served)", start.Version)
+	}
+	wait(t, m, start.ID)
+	j, err := m.Get(start.ID)
+	if err != nil || j.State != jobs.StateSucceeded {
+		t.Fatalf("job = %+v, %v; want SUCCEEDED", j, err)
+	}
+	ev, act := j.Evaluation, j.Activation
+	if ev == nil || act == nil {
+		t.Fatalf("evaluation %+v activation %+v", ev, act)
+	}
+	v2 := model.MustParseVersion("v2.0.0")
+	if ev.Active == nil || ev.ActiveError != "" || ev.Active.Version != v2 || j.ParentVersion != "v2.0.0" {
+		t.Fatalf("active %+v (error %q), parent %q; want v2.0.0 evaluated", ev.Active, ev.ActiveError, j.ParentVersion)
+	}
+
+	// The active scores are v2.0.0's on the job's held-out rows: scoring it
+	// on them here gives the same numbers.
+	b, man, err := defaultmodel.LoadMajor(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _, err := onnxfile.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mix := [trainer.NumWorkloads]float64{1, 1, 1, 1, 1}
+	held, err := trainer.GenerateEval(context.Background(), trainer.GenConfig{Samples: 1000, Seed: ev.HeldOutSeed, Mix: mix, Workers: 1, Major: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := trainer.Evaluate(func(x []float32, n int) ([]float32, error) { return q.Forward(x, n), nil }, nil, held, man.Outputs, ev.HeldOutSeed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.HeldOutSamples != held.N || ev.HeldOutSeed != jobs.HeldOutSeed(7) || !maps.Equal(ev.Active.MAE, want.MAE) || ev.Active.Scores != want.Model {
+		t.Errorf("v2.0.0 scored MAE %v scores %+v on %d rows; on the held-out rows it scores MAE %v scores %+v on %d",
+			ev.Active.MAE, ev.Active.Scores, ev.HeldOutSamples, want.MAE, want.Model, held.N)
+	}
+
+	c, a := ev.Candidate, ev.Active
+	better := c.Scores.OOMRate <= a.Scores.OOMRate && c.MeanLimitSlack < a.MeanLimitSlack
+	if act.Better != better || act.Activated != better || !strings.Contains(act.Reason, "v2.0.0 on 1000 held-out containers") {
+		t.Errorf("decision %+v; the numbers say better=%v (candidate OOM %v slack %v, active OOM %v slack %v)",
+			act, better, c.Scores.OOMRate, c.MeanLimitSlack, a.Scores.OOMRate, a.MeanLimitSlack)
+	}
+	wantActive := v2
+	if better {
+		wantActive = j.Version
+	}
+	if got, _ := f.ctl.Active(2); got != wantActive {
+		t.Errorf("major 2 active %s; want %s", got, wantActive)
+	}
+	if got, _ := f.ctl.Active(1); got != defaultVersion {
+		t.Errorf("major 1 active %s; want %s untouched", got, defaultVersion)
+	}
+	t.Logf("decision: %s", act.Reason)
+}
+
+// TestIfBetterRefusesIncomparableActive: an active version whose manifest
+// computes the job's features otherwise (another normalization, another
+// history window) is not scored on the job's held-out rows, and if_better
+// does not replace it.
+func TestIfBetterRefusesIncomparableActive(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*model.Manifest)
+		says string
+	}{
+		{"Normalization", func(m *model.Manifest) { m.Features[1].Max *= 2 }, "its manifest normalizes the features differently"},
+		{"HistoryWindow", func(m *model.Manifest) { m.HistoryWindowHours = 168 }, "over a 168h0m0s history window, not major 1's 48h0m0s"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := open(t, "")
+			f.registerWith(t, "v1.2.0", tc.edit)
+			odd := model.MustParseVersion("v1.2.0")
+			if _, err := f.ctl.Activate(context.Background(), odd, model.Change{Reason: "test", Actor: "tester"}); err != nil {
+				t.Fatal(err)
+			}
+			m := f.manager(t, jobs.Options{}, true)
+			start, err := m.Start(small(jobs.PolicyIfBetter))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wait(t, m, start.ID)
+			j, err := m.Get(start.ID)
+			if err != nil || j.State != jobs.StateSucceeded || j.Evaluation == nil || j.Activation == nil {
+				t.Fatalf("job = %+v, %v; want SUCCEEDED with an evaluation", j, err)
+			}
+			if ev := j.Evaluation; ev.Active != nil || !strings.Contains(ev.ActiveError, tc.says) {
+				t.Errorf("active scores %+v, error %q; want none, because %q", ev.Active, ev.ActiveError, tc.says)
+			}
+			if act := j.Activation; act.Activated || !strings.Contains(act.Reason, "the active version v1.2.0 could not be evaluated") {
+				t.Errorf("activation %+v; want not activated, the active version not evaluated", act)
+			}
+			if got, _ := f.ctl.Active(1); got != odd {
+				t.Errorf("active %s; want %s kept", got, odd)
+			}
+		})
 	}
 }

@@ -165,8 +165,9 @@ func scoresOf(v model.Version, m *model.Metrics) ModelScores {
 
 func meanLimitSlack(s model.Scores) float64 { return (s.CPULimitSlack + s.MemLimitSlack) / 2 }
 
-// evaluateActive scores the active version on ev. It returns the active
-// version (zero when none), its scores, or why it could not be scored.
+// evaluateActive scores the active version of major on ev, held-out rows
+// with major's features. It returns the active version (zero when none),
+// its scores, or why it could not be scored.
 func (m *Manager) evaluateActive(ev *trainer.EvalSet, seed int64, major int) (model.Version, *ModelScores, string) {
 	av, err := m.releases.Active(major)
 	if errors.Is(err, model.ErrNoActiveVersion) {
@@ -179,8 +180,18 @@ func (m *Manager) evaluateActive(ev *trainer.EvalSet, seed int64, major int) (mo
 	if err != nil {
 		return av, nil, "loading it failed: " + model.PublicOr(err, "see the server log")
 	}
-	if !sameFeatures(man.Features, model.DefaultFeatures()) {
+	// ev holds major's features, as the trainer computes them: the active
+	// version is comparable only if its manifest reads the same ones.
+	want, err := model.FeaturesFor(major)
+	if err != nil {
+		return av, nil, fmt.Sprintf("major %d has no known features: %s", major, model.PublicOr(err, "see the server log"))
+	}
+	if !sameFeatures(man.Features, want) {
 		return av, nil, "its manifest normalizes the features differently, so its scores on this data would not be comparable"
+	}
+	if win, err := model.HistoryWindowFor(major); err == nil && man.HistoryWindow() != win {
+		return av, nil, fmt.Sprintf("its manifest computes the features over a %s history window, not major %d's %s, so its scores on this data would not be comparable",
+			man.HistoryWindow(), major, win)
 	}
 	q, _, err := onnxfile.Decode(b)
 	if err != nil {
