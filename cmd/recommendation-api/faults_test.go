@@ -123,7 +123,7 @@ func (c *serveConn) serving(t *testing.T) string {
 // far, it would change what serves).
 func (c *serveConn) startJob(ctx context.Context, samples int64, epochs int32, version string) (*recommendationv1.Job, error) {
 	resp, err := c.training.StartTraining(ctx, &recommendationv1.StartTrainingRequest{
-		Samples: samples, Epochs: epochs, Seed: 7, Version: version,
+		Samples: samples, Epochs: epochs, Seed: 7, Version: version, Major: 1,
 		ActivationPolicy: recommendationv1.ActivationPolicy_ACTIVATION_POLICY_ALWAYS, Actor: "test", Reason: "storage fault",
 	})
 	return resp.GetJob(), err
@@ -431,7 +431,7 @@ func TestDataDirReadOnlyAtRunTime(t *testing.T) {
 		t.Fatalf("register v1.0.1 on a writable disk: %v", err)
 	}
 	before, active := c.versions(t), c.serving(t)
-	job, err := c.startJob(ctx, 20000, 20, "v1.1.0")
+	job, err := c.startJob(ctx, 20000, 20, "v1.2.0")
 	if err != nil {
 		t.Fatalf("StartTraining on a writable disk: %v", err)
 	}
@@ -453,9 +453,9 @@ func TestDataDirReadOnlyAtRunTime(t *testing.T) {
 		t.Errorf("after the refused activation Predict names %s; want %s", got, active)
 	}
 	// (b) A new job is refused: its record cannot be stored.
-	_, err = c.startJob(ctx, 3000, 2, "v1.2.0")
+	_, err = c.startJob(ctx, 3000, 2, "v1.3.0")
 	wantStatus(t, "StartTraining (gRPC)", err, codes.FailedPrecondition, "STORAGE_READ_ONLY", readOnly...)
-	code, e = c.postREST(t, "/v1/training-jobs", `{"samples":"3000","epochs":2,"version":"v1.3.0"}`)
+	code, e = c.postREST(t, "/v1/training-jobs", `{"samples":"3000","epochs":2,"version":"v1.3.0","major":1}`)
 	wantREST(t, "POST /v1/training-jobs", code, e, http.StatusInsufficientStorage, readOnly...)
 	// The running job fails when it registers, saying why.
 	j := c.waitJob(t, job.GetId(), true)
@@ -554,7 +554,7 @@ func TestTrainingJobOnFullDisk(t *testing.T) {
 	before, active := c.versions(t), c.serving(t)
 	full := "no space left in the data directory " + dataDir
 
-	job, err := c.startJob(ctx, 20000, 20, "v1.1.0")
+	job, err := c.startJob(ctx, 20000, 20, "v1.2.0")
 	if err != nil {
 		t.Fatalf("StartTraining with room on the disk: %v", err)
 	}
@@ -567,10 +567,10 @@ func TestTrainingJobOnFullDisk(t *testing.T) {
 		t.Errorf("the job running when the disk filled: %v; want FAILED saying %q, nothing registered", j, full)
 	}
 	// A job started on the full disk.
-	j2, err := c.startJob(ctx, 3000, 2, "v1.2.0")
+	j2, err := c.startJob(ctx, 3000, 2, "v1.3.0")
 	if err != nil {
 		wantStatus(t, "StartTraining on a full disk", err, codes.ResourceExhausted, "STORAGE_FULL", full)
-		code, e := c.postREST(t, "/v1/training-jobs", `{"samples":"3000","epochs":2,"version":"v1.3.0"}`)
+		code, e := c.postREST(t, "/v1/training-jobs", `{"samples":"3000","epochs":2,"version":"v1.3.0","major":1}`)
 		wantREST(t, "POST /v1/training-jobs on a full disk", code, e, http.StatusInsufficientStorage, full)
 	} else {
 		t.Logf("the job's record still fitted in the registry file; the job runs")
