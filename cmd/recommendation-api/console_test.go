@@ -147,7 +147,7 @@ func newBrowser(t *testing.T, base string) *browser {
 		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("lang", "en-US"))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
-	ctx, cancelTime := context.WithTimeout(ctx, 2*time.Minute) // a hang guard, not a performance claim
+	ctx, cancelTime := context.WithTimeout(ctx, 4*time.Minute) // a hang guard, not a performance claim
 	t.Cleanup(func() { cancelTime(); cancelTab(); cancelAlloc() })
 	if err := chromedp.Do(ctx); err != nil { // starts the browser
 		t.Fatalf("starting %s: %v", path, err)
@@ -165,7 +165,7 @@ func (b *browser) run(what string, actions ...chromedp.Action[chromedp.Void]) {
 // test (with what and the page's text) on an error.
 func runIn[T any](b *browser, what string, a chromedp.Action[T]) T {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 45*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, 2*time.Minute)
 	defer cancel()
 	v, err := chromedp.Run(ctx, a)
 	if err != nil {
