@@ -19,8 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -238,10 +236,8 @@ func wantREST(t *testing.T, what string, code int, e restError, wantCode int, pa
 // predictLoad is Predict traffic every 10 ms over gRPC, counting failures:
 // serving must go on whatever the data directory does.
 type predictLoad struct {
-	stop, done    chan struct{}
-	calls, failed atomic.Int64
-	mu            sync.Mutex
-	errs          []string
+	stop, done chan struct{}
+	callTally
 }
 
 func startPredictLoad(c *serveConn) *predictLoad {
@@ -261,15 +257,7 @@ func startPredictLoad(c *serveConn) *predictLoad {
 			if err == nil {
 				err = checkResponse(req, resp)
 			}
-			l.calls.Add(1)
-			if err != nil {
-				l.failed.Add(1)
-				l.mu.Lock()
-				if len(l.errs) < 5 {
-					l.errs = append(l.errs, err.Error())
-				}
-				l.mu.Unlock()
-			}
+			l.record(err)
 		}
 	}()
 	return l

@@ -90,13 +90,31 @@ func registerVersion(ctx context.Context, ts *testServer, b []byte, man *model.M
 }
 
 // load is Predict traffic on every replica, counting failed calls.
+// callTally counts a load's calls and failures and keeps the first five
+// errors.
+type callTally struct {
+	calls, failed atomic.Int64
+	mu            sync.Mutex
+	errs          []string
+}
+
+func (c *callTally) record(err error) {
+	c.calls.Add(1)
+	if err == nil {
+		return
+	}
+	c.failed.Add(1)
+	c.mu.Lock()
+	if len(c.errs) < 5 {
+		c.errs = append(c.errs, err.Error())
+	}
+	c.mu.Unlock()
+}
+
 type load struct {
-	stop   atomic.Bool
-	wg     sync.WaitGroup
-	calls  atomic.Int64
-	failed atomic.Int64
-	mu     sync.Mutex
-	errs   []string
+	stop atomic.Bool
+	wg   sync.WaitGroup
+	callTally
 }
 
 // startLoad runs perReplica callers on each replica until stopped.
@@ -111,15 +129,10 @@ func startLoad(ctx context.Context, replicas []*testServer, perReplica int) *loa
 					if err == nil {
 						err = checkResponse(req, resp)
 					}
-					l.calls.Add(1)
-					if err != nil && ctx.Err() == nil {
-						l.failed.Add(1)
-						l.mu.Lock()
-						if len(l.errs) < 5 {
-							l.errs = append(l.errs, err.Error())
-						}
-						l.mu.Unlock()
+					if ctx.Err() != nil {
+						err = nil // the load is stopping: not a failure
 					}
+					l.record(err)
 				}
 			})
 		}
