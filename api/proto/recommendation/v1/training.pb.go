@@ -244,15 +244,16 @@ type StartTrainingRequest struct {
 	LearningRate float64 `protobuf:"fixed64,5,opt,name=learning_rate,json=learningRate,proto3" json:"learning_rate,omitempty"`
 	// Rows per Adam step, 1 to 65536; 0 means the default 256.
 	BatchSize int32 `protobuf:"varint,6,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
-	// The version to produce, "v{major}.{minor}.{patch}": it must not be
-	// registered and must be higher than the newest registered version, with
-	// the major version this server serves (1). Set version or bump, not
-	// both; when both are empty the version is a patch bump.
+	// The version to produce, "v{major}.{minor}.{patch}": its major is the
+	// job's (see `major`), and it must not be registered and must be higher
+	// than the newest registered version of that major. Set version or bump,
+	// not both; when both are empty the version is a patch bump.
 	Version string `protobuf:"bytes,7,opt,name=version,proto3" json:"version,omitempty"`
 	// "patch", "minor" or "major": the version to produce is the newest
-	// registered version (or the newest a queued or running job will
-	// produce, when higher) bumped so. "major" is refused: a new major version
-	// changes the I/O format, which this server does not serve.
+	// registered version of the job's major (or the newest a queued or
+	// running job of it will produce, when higher) bumped so. "major" is
+	// refused: a new major version changes the I/O format; train it with
+	// `major` set to that major instead.
 	Bump string `protobuf:"bytes,8,opt,name=bump,proto3" json:"bump,omitempty"`
 	// Whether the new version is activated; unspecified means IF_BETTER.
 	ActivationPolicy ActivationPolicy `protobuf:"varint,9,opt,name=activation_policy,json=activationPolicy,proto3,enum=recommendation.v1.ActivationPolicy" json:"activation_policy,omitempty"`
