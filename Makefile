@@ -15,7 +15,7 @@ GO_PKGS := ./...
 # Packages with concurrent code run under the race detector.
 RACE_PKGS := ./internal/serving/... ./internal/registry/... ./internal/rollback/... ./internal/transport/... ./internal/trainer/... ./internal/jobs/... ./internal/traces/... ./internal/etcdstore/... ./internal/auth/... ./cmd/...
 
-.PHONY: all build run test crash soak fuzz fuzz-short deps deps-system tools ort proto check-generated fmt-check vet pipeline bench default-model seed-spread evaluate-defaults compose-check clean console console-check console-screenshots
+.PHONY: all build run test crash soak soak-swaps fuzz fuzz-short deps deps-system tools ort proto check-generated fmt-check vet pipeline bench default-model seed-spread evaluate-defaults compose-check clean console console-check console-screenshots
 
 all: build
 
@@ -73,6 +73,12 @@ crash: ort
 
 soak: ort
 	ONNXRUNTIME_LIB=$(ORT_LIB) go run ./internal/reliability/cmd/soak $(SOAK_FLAGS)
+
+# soak-swaps: RSS against swaps alone: a swap every 25 ms for 10 minutes
+# (past the registry's 10,000 kept history events), no kill, no job.
+SOAK_SWAPS_FLAGS ?= -duration 10m -swap-every 25ms -kills -1 -train-every -1s
+soak-swaps: ort
+	ONNXRUNTIME_LIB=$(ORT_LIB) go run ./internal/reliability/cmd/soak $(SOAK_SWAPS_FLAGS)
 
 ## fuzz: every decoder facing outside input, package:target. Seed corpora are
 ## in each package's testdata/fuzz/<target>.

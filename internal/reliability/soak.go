@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +30,7 @@ import (
 	recommendationv1 "recommendation-api/api/proto/recommendation/v1"
 	"recommendation-api/internal/features"
 	"recommendation-api/internal/model"
+	"recommendation-api/internal/registry"
 	"recommendation-api/internal/transport"
 )
 
@@ -37,7 +39,7 @@ type SoakOptions struct {
 	Duration   time.Duration // <= 0: 10 minutes
 	Rate       int           // Predict calls per second, split over gRPC and REST; <= 0: 100
 	SwapEvery  time.Duration // an activation or rollback; <= 0: 2 s
-	TrainEvery time.Duration // a training job; <= 0: 2 minutes
+	TrainEvery time.Duration // a training job; < 0: none; 0: 2 minutes
 	Kills      int           // SIGKILL + restart, evenly spread over the first half; < 0: none; 0: 3
 	Versions   int           // versions registered before the load starts; <= 0: 4
 	Grace      time.Duration // after ready, still part of a restart window; <= 0: 2 s
@@ -57,7 +59,7 @@ func (o *SoakOptions) defaults() {
 	if o.SwapEvery <= 0 {
 		o.SwapEvery = 2 * time.Second
 	}
-	if o.TrainEvery <= 0 {
+	if o.TrainEvery == 0 {
 		o.TrainEvery = 2 * time.Minute
 	}
 	if o.Kills == 0 {
@@ -117,8 +119,11 @@ type Sample struct {
 type RSSPoint struct {
 	At    time.Duration // since the load started
 	PID   int
-	KiB   int64
-	Swaps int // swaps done so far in the run
+	KiB   int64 // VmRSS
+	Anon  int64 // RssAnon: heap (Go's and ONNX Runtime's), stacks
+	File  int64 // RssFile: mapped files (the binary, libraries, the registry file) resident
+	DB    int64 // the registry file's size on disk (-1 unread)
+	Swaps int   // swaps done so far in the run
 }
 
 // Lifetime is one server process from the moment it was ready.
@@ -589,6 +594,9 @@ func (s *soak) rngIntN(n int) int { rngMu.Lock(); defer rngMu.Unlock(); return s
 // trainer starts a small training job every TrainEvery (the first at once)
 // and waits for it to end.
 func (s *soak) trainer(ctx context.Context) {
+	if s.opts.TrainEvery < 0 {
+		return
+	}
 	for {
 		begin := time.Now()
 		err := s.train(ctx)
@@ -710,11 +718,15 @@ func (s *soak) readRSS() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	pid := s.p.PID()
-	kib := rssKiB(pid)
-	if kib >= 0 {
-		s.res.RSS = append(s.res.RSS, RSSPoint{At: time.Since(s.start), PID: pid, KiB: kib, Swaps: int(s.swaps.Load())})
+	m := readProcMem(pid)
+	if m.rss >= 0 {
+		db := int64(-1)
+		if fi, err := os.Stat(filepath.Join(s.cfg.DataDir, "registry.db")); err == nil {
+			db = fi.Size() / 1024
+		}
+		s.res.RSS = append(s.res.RSS, RSSPoint{At: time.Since(s.start), PID: pid, KiB: m.rss, Anon: m.anon, File: m.file, DB: db, Swaps: int(s.swaps.Load())})
 	}
-	return kib
+	return m.rss
 }
 
 func (s *soak) sample(ctx context.Context) {
@@ -724,7 +736,7 @@ func (s *soak) sample(ctx context.Context) {
 	if s.readRSS() < 0 {
 		return // the process is gone (a kill)
 	}
-	smp := Sample{At: time.Since(s.start), PID: p.PID(), RSSKiB: rssKiB(p.PID()), Goroutines: s.goroutines(context.WithoutCancel(ctx)), Swaps: int(s.swaps.Load())}
+	smp := Sample{At: time.Since(s.start), PID: p.PID(), RSSKiB: readProcMem(p.PID()).rss, Goroutines: s.goroutines(context.WithoutCancel(ctx)), Swaps: int(s.swaps.Load())}
 	if smp.RSSKiB < 0 {
 		return
 	}
@@ -737,23 +749,45 @@ func (s *soak) sample(ctx context.Context) {
 	}
 }
 
-// rssKiB reads VmRSS from /proc/PID/status; -1 when it cannot.
-func rssKiB(pid int) int64 {
+// procMem is a process's resident set from /proc/PID/status, in KiB; -1
+// for a field it could not read.
+type procMem struct{ rss, anon, file int64 }
+
+// readProcMem reads VmRSS, RssAnon and RssFile (+ RssShmem, counted with
+// the files) of pid.
+func readProcMem(pid int) procMem {
+	m := procMem{-1, -1, -1}
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return -1
+		return m
 	}
 	defer f.Close()
+	var shmem int64
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err == nil {
-				return n
-			}
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch name {
+		case "VmRSS":
+			m.rss = n
+		case "RssAnon":
+			m.anon = n
+		case "RssFile":
+			m.file = n
+		case "RssShmem":
+			shmem = n
 		}
 	}
-	return -1
+	if m.file >= 0 {
+		m.file += shmem
+	}
+	return m
 }
 
 // goroutines reads go_goroutines from the server's /metrics (viewer token).
@@ -780,13 +814,17 @@ func (s *soak) goroutines(ctx context.Context) int64 {
 }
 
 // What the RSS fit leaves out: each process lifetime's first warmUpSwaps
-// swaps (the process maps the model files, fills its pools and loads a
-// session for every version it is swapped to for the first time), and the
-// readings from a training job's start until jobSettle after its end (a job
-// holds tens of MiB of simulated data while it runs, which the Go runtime
-// returns within seconds of its end).
+// swaps and first warmUpTime, whichever ends later (the process maps the
+// model files, fills its pools, loads a session for every version it is
+// swapped to for the first time, and its heap and ONNX Runtime's arenas
+// grow to what the load needs: a one-swap-per-50-ms run shows RSS settling
+// within about 90 s, then flat over thousands of swaps), and the readings
+// from a training job's start until jobSettle after its end (a job holds
+// tens of MiB of simulated data while it runs, which the Go runtime returns
+// within seconds of its end).
 const (
 	warmUpSwaps = 15
+	warmUpTime  = 90 * time.Second
 	jobSettle   = 10 * time.Second
 )
 
@@ -809,6 +847,28 @@ type RSSFit struct {
 // residuals' lag-1 autocorrelation ρ > 0, the variance inflation of a
 // trend's slope under AR(1) errors.
 func (r *SoakResult) RSSGrowth() RSSFit {
+	return r.growth(func(p RSSPoint) int64 { return p.KiB })
+}
+
+// AnonGrowth and FileGrowth fit the anonymous and the file-backed parts of
+// the resident set the same way: growth of the first is memory allocated
+// and kept (a leak, or an allocator holding freed memory); of the second,
+// more of a mapped file read (the registry file grows with its history).
+func (r *SoakResult) AnonGrowth() RSSFit {
+	return r.growth(func(p RSSPoint) int64 { return p.Anon })
+}
+
+func (r *SoakResult) FileGrowth() RSSFit {
+	return r.growth(func(p RSSPoint) int64 { return p.File })
+}
+
+// DBGrowth fits the registry file's size the same way: what the mapped
+// part can grow by as the history lengthens (up to its kept events).
+func (r *SoakResult) DBGrowth() RSSFit {
+	return r.growth(func(p RSSPoint) int64 { return p.DB })
+}
+
+func (r *SoakResult) growth(kib func(RSSPoint) int64) RSSFit {
 	fit := RSSFit{Slope: math.NaN(), StdErr: math.NaN(), Rho: math.NaN()}
 	type point struct{ x, y float64 }
 	var groups [][]point
@@ -819,10 +879,10 @@ func (r *SoakResult) RSSGrowth() RSSFit {
 		}
 		sum, n := map[int]float64{}, map[int]int{}
 		for _, p := range r.RSS {
-			if p.PID != lt.PID || p.At < lt.At || p.At >= end || p.Swaps-lt.Swaps < warmUpSwaps || r.inJob(p.At) {
+			if p.PID != lt.PID || p.At < lt.At || p.At >= end || p.Swaps-lt.Swaps < warmUpSwaps || p.At-lt.At < warmUpTime || r.inJob(p.At) || kib(p) < 0 {
 				continue
 			}
-			sum[p.Swaps] += float64(p.KiB)
+			sum[p.Swaps] += float64(kib(p))
 			n[p.Swaps]++
 		}
 		var g []point
@@ -896,12 +956,13 @@ func (r *SoakResult) inJob(at time.Duration) bool {
 }
 
 // WriteRSS writes every RSS reading to path as CSV: seconds since the load
-// started, pid, KiB, swaps so far.
+// started, pid, VmRSS, RssAnon, RssFile and the registry file's size in
+// KiB, swaps so far.
 func (r *SoakResult) WriteRSS(path string) error {
 	var b strings.Builder
-	b.WriteString("seconds,pid,rss_kib,swaps\n")
+	b.WriteString("seconds,pid,rss_kib,anon_kib,file_kib,registry_kib,swaps\n")
 	for _, p := range r.RSS {
-		fmt.Fprintf(&b, "%.3f,%d,%d,%d\n", p.At.Seconds(), p.PID, p.KiB, p.Swaps)
+		fmt.Fprintf(&b, "%.3f,%d,%d,%d,%d,%d,%d\n", p.At.Seconds(), p.PID, p.KiB, p.Anon, p.File, p.DB, p.Swaps)
 	}
 	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
@@ -921,8 +982,12 @@ func (r *SoakResult) Report(w io.Writer, command, commit string) {
 	o := r.Options
 	fmt.Fprintf(w, "### Soak: %s at %s\n\n", r.Elapsed.Round(time.Second), commit)
 	fmt.Fprintf(w, "`%s`\n\n", command)
-	fmt.Fprintf(w, "%d Predict calls/s (2 instances each) round robin over %d kinds, TLS and bearer tokens on both transports; a swap (activate or rollback) every %s, a training job (3,000 samples, 3 epochs) every %s, %d SIGKILL + restart spread over the first half; a call failing between a kill and %s after the restarted server is ready counts as inside a restart window. Seed %d.\n\n",
-		o.Rate, len(r.Kinds), o.SwapEvery, o.TrainEvery, o.Kills, o.Grace, o.Seed)
+	jobs := fmt.Sprintf("a training job (3,000 samples, 3 epochs) every %s", o.TrainEvery)
+	if o.TrainEvery < 0 {
+		jobs = "no training job"
+	}
+	fmt.Fprintf(w, "%d Predict calls/s (2 instances each) round robin over %d kinds, TLS and bearer tokens on both transports; a swap (activate or rollback) every %s, %s, %d SIGKILL + restart spread over the first half; a call failing between a kill and %s after the restarted server is ready counts as inside a restart window. Seed %d.\n\n",
+		o.Rate, len(r.Kinds), o.SwapEvery, jobs, o.Kills, o.Grace, o.Seed)
 	fmt.Fprintln(w, "| calls | sent | ok | failed in restart windows | failed outside | p50 | p99 | p99.9 |")
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|")
 	var all []time.Duration
@@ -976,15 +1041,18 @@ func (r *SoakResult) Report(w io.Writer, command, commit string) {
 	}
 	g := r.RSSGrowth()
 	if math.IsNaN(g.StdErr) {
-		fmt.Fprintf(w, "\nRSS growth: not measured: %d swaps in %d process lifetimes after each lifetime's first %d swaps and outside training jobs; the run is too short.\n", g.Points, g.Lifetimes, warmUpSwaps)
+		fmt.Fprintf(w, "\nRSS growth: not measured: %d swaps in %d process lifetimes after each lifetime's first %d swaps and %s and outside training jobs; the run is too short.\n", g.Points, g.Lifetimes, warmUpSwaps, warmUpTime)
 		return
 	}
 	widened := fmt.Sprintf("widened by √((1+ρ)/(1−ρ)) for the residuals' lag-1 autocorrelation ρ = %.2f", g.Rho)
 	if !(g.Rho > 0) {
 		widened = fmt.Sprintf("the residuals' lag-1 autocorrelation is %.2f, so not widened", g.Rho)
 	}
-	fmt.Fprintf(w, "\nRSS growth: %+.0f ± %.0f KiB per 1,000 swaps (slope ± standard error) over %d swaps in %d process lifetime%s. Least squares of RSS against the swap count with one intercept per lifetime; RSS read every %s and averaged per swap; each lifetime's first %d swaps, and the readings from a training job's start to %s after its end, left out; the standard error %s.\n",
-		g.Slope, g.StdErr, g.Swaps, g.Lifetimes, plural(g.Lifetimes), rssEvery, warmUpSwaps, jobSettle, widened)
+	fmt.Fprintf(w, "\nRSS growth: %+.0f ± %.0f KiB per 1,000 swaps (slope ± standard error) over %d swaps in %d process lifetime%s. Least squares of RSS against the swap count with one intercept per lifetime; RSS read every %s and averaged per swap; each lifetime's first %d swaps and first %s (warm-up), and the readings from a training job's start to %s after its end, left out; the standard error %s.\n",
+		g.Slope, g.StdErr, g.Swaps, g.Lifetimes, plural(g.Lifetimes), rssEvery, warmUpSwaps, warmUpTime, jobSettle, widened)
+	a, f, db := r.AnonGrowth(), r.FileGrowth(), r.DBGrowth()
+	fmt.Fprintf(w, "Of which anonymous memory (RssAnon: heaps, stacks) %+.0f ± %.0f and mapped files (RssFile + RssShmem: binary, libraries, registry file) %+.0f ± %.0f KiB per 1,000 swaps, fitted the same way; the registry file itself grew by %+.0f ± %.0f KiB per 1,000 swaps (each swap adds a history event; the registry keeps the newest %d).\n",
+		a.Slope, a.StdErr, f.Slope, f.StdErr, db.Slope, db.StdErr, registry.DefaultHistoryKeep)
 }
 
 func plural(n int) string {

@@ -10,16 +10,22 @@ import (
 
 // lifetimeRSS appends the readings of a process (pid) that became ready at
 // swap start0 and second at0 and was read 4 times per swap (a swap every 2
-// s) for swaps swaps; rss gives the reading at swap k of the lifetime.
+// s) for swaps swaps; rss gives the reading at swap k of the lifetime, of
+// which a constant 40,000 KiB are mapped files and the rest anonymous.
 func lifetimeRSS(r *SoakResult, pid, start0 int, at0 time.Duration, swaps int, rss func(k, i int) int64) {
 	r.Lifetimes = append(r.Lifetimes, Lifetime{PID: pid, At: at0, Swaps: start0})
 	for k := range swaps {
 		for i := range 4 {
 			at := at0 + time.Duration(k)*2*time.Second + time.Duration(i)*500*time.Millisecond
-			r.RSS = append(r.RSS, RSSPoint{At: at, PID: pid, KiB: rss(k, i), Swaps: start0 + k})
+			kib := rss(k, i)
+			r.RSS = append(r.RSS, RSSPoint{At: at, PID: pid, KiB: kib, Anon: kib - 40000, File: 40000, DB: 1000, Swaps: start0 + k})
 		}
 	}
 }
+
+// warmUpAt2s is the first swap of a lifetime the fit counts when swaps are
+// 2 s apart: after warmUpSwaps and warmUpTime.
+var warmUpAt2s = max(warmUpSwaps, int(warmUpTime/(2*time.Second)))
 
 // TestRSSGrowth: on readings that grow by a known amount per swap, the fit
 // finds it exactly across lifetimes with different baselines, leaving out
@@ -33,15 +39,18 @@ func TestRSSGrowth(t *testing.T) {
 	const perSwap = 3
 	lifetimeRSS(&r, 10, 0, 0, 60, func(k, _ int) int64 {
 		rss := int64(50000 + perSwap*k)
-		if k < warmUpSwaps {
-			rss += 40000 - int64(k)*2000
+		if k < warmUpAt2s {
+			rss += 40000 - int64(k)*800
 		}
 		return rss
 	})
-	r.JobSpans = append(r.JobSpans, [2]time.Duration{150 * time.Second, 170 * time.Second}) // swaps 75..84, settled by 90
+	r.JobSpans = append(r.JobSpans, [2]time.Duration{260 * time.Second, 280 * time.Second}) // swaps 129..138, settled by 144
 	lifetimeRSS(&r, 11, 60, 122*time.Second, 100, func(k, i int) int64 {
 		rss := int64(90000 + perSwap*k)
-		if at := 122*time.Second + time.Duration(k)*2*time.Second + time.Duration(i)*500*time.Millisecond; at >= 150*time.Second && at < 180*time.Second {
+		if k < warmUpAt2s {
+			rss -= 30000
+		}
+		if at := 122*time.Second + time.Duration(k)*2*time.Second + time.Duration(i)*500*time.Millisecond; at >= 260*time.Second && at < 290*time.Second {
 			rss += 60000
 		}
 		return rss
@@ -53,16 +62,26 @@ func TestRSSGrowth(t *testing.T) {
 	if math.Abs(g.Slope-perSwap*1000) > 1e-6 || g.StdErr > 1e-6 {
 		t.Errorf("slope %v ± %v KiB per 1,000 swaps; want %d ± 0", g.Slope, g.StdErr, perSwap*1000)
 	}
-	// Lifetime 10: swaps 15..59 (45 points, 44 spanned). Lifetime 11:
-	// warm-up to swap 75, the job from 150 s (swap 74) to 180 s (swap 89)
-	// out: swaps 89..159 (the reading at 180 s is swap 89's first).
-	if g.Lifetimes != 2 || g.Points != 45+71 || g.Swaps != 44+70 {
-		t.Errorf("%d points spanning %d swaps in %d lifetimes; want 116, 114, 2", g.Points, g.Swaps, g.Lifetimes)
+	// Lifetime 10: warm-up to swap 45 (90 s): swaps 45..59 (15 points, 14
+	// spanned). Lifetime 11: warm-up to swap 105, the job from 260 s (swap
+	// 129) to 290 s (swap 144) out: swaps 105..128 and 144..159 (40 points,
+	// 54 spanned; the reading at 290 s is swap 144's first).
+	if warmUpAt2s != 45 {
+		t.Fatalf("the expected counts below assume a 45-swap warm-up at 2 s per swap, not %d", warmUpAt2s)
+	}
+	if g.Lifetimes != 2 || g.Points != 15+40 || g.Swaps != 14+54 {
+		t.Errorf("%d points spanning %d swaps in %d lifetimes; want 55, 68, 2", g.Points, g.Swaps, g.Lifetimes)
 	}
 	var report strings.Builder
 	r.Report(&report, "soak", "abc")
-	if !strings.Contains(report.String(), "RSS growth: +3000 ± 0 KiB per 1,000 swaps (slope ± standard error) over 114 swaps in 2 process lifetimes") {
+	if !strings.Contains(report.String(), "RSS growth: +3000 ± 0 KiB per 1,000 swaps (slope ± standard error) over 68 swaps in 2 process lifetimes") {
 		t.Errorf("the report does not state the fit:\n%s", report.String())
+	}
+	if a, f := r.AnonGrowth(), r.FileGrowth(); math.Abs(a.Slope-perSwap*1000) > 1e-6 || math.Abs(f.Slope) > 1e-6 || a.Points != g.Points || f.Points != g.Points {
+		t.Errorf("anonymous %+v, mapped files %+v; want all the growth anonymous, on the same %d points", a, f, g.Points)
+	}
+	if !strings.Contains(report.String(), "anonymous memory (RssAnon: heaps, stacks) +3000 ± 0 and mapped files (RssFile + RssShmem: binary, libraries, registry file) +0 ± 0 KiB per 1,000 swaps") {
+		t.Errorf("the report does not split the growth:\n%s", report.String())
 	}
 }
 
@@ -88,8 +107,8 @@ func TestRSSGrowthNoise(t *testing.T) {
 			})
 		}
 		g := r.RSSGrowth()
-		if g.Lifetimes != 4 || g.Swaps != 4*(200-warmUpSwaps-1) || !(g.StdErr > 0) {
-			t.Fatalf("seed %d: %+v; want 4 lifetimes, %d swaps, a standard error", seed, g, 4*(200-warmUpSwaps-1))
+		if g.Lifetimes != 4 || g.Swaps != 4*(200-warmUpAt2s-1) || !(g.StdErr > 0) {
+			t.Fatalf("seed %d: %+v; want 4 lifetimes, %d swaps, a standard error", seed, g, 4*(200-warmUpAt2s-1))
 		}
 		if math.Abs(g.Slope-perSwap*1000) <= 2*g.StdErr {
 			covered++

@@ -25,12 +25,12 @@ func main() {
 	flag.DurationVar(&o.Duration, "duration", 0, "how long the load runs (default 10m)")
 	flag.IntVar(&o.Rate, "rate", 0, "Predict calls per second (default 100)")
 	flag.DurationVar(&o.SwapEvery, "swap-every", 0, "an activation or rollback this often (default 2s)")
-	flag.DurationVar(&o.TrainEvery, "train-every", 0, "a training job this often (default 2m)")
+	flag.DurationVar(&o.TrainEvery, "train-every", 0, "a training job this often (default 2m; -1s for none)")
 	flag.IntVar(&o.Kills, "kills", 0, "SIGKILL + restart this many times, spread over the first half of the run (default 3; -1 for none)")
 	flag.StringVar(&o.Bin, "bin", "", "server binary (empty: go build it)")
 	flag.Uint64Var(&o.Seed, "seed", 0, "random seed (0: from the clock)")
 	verbose := flag.Bool("v", false, "progress on stderr every 5 s")
-	rssCSV := flag.String("rss-csv", "", "also write every RSS reading (seconds, pid, KiB, swaps so far) to this CSV file")
+	rssCSV := flag.String("rss-csv", "", "also write every RSS reading (seconds, pid, VmRSS, RssAnon and RssFile in KiB, swaps so far) to this CSV file")
 	flag.Parse()
 	if *verbose {
 		o.Progress = os.Stderr
