@@ -130,6 +130,7 @@ func (a *Authenticator) authorize(ctx context.Context, method string) (context.C
 		return ctx, nil
 	}
 	if a.tokens == nil {
+		noteActor(ctx, auth.Anonymous.Name)
 		return auth.WithPrincipal(ctx, auth.Anonymous), nil
 	}
 	var values []string
@@ -137,13 +138,18 @@ func (a *Authenticator) authorize(ctx context.Context, method string) (context.C
 		values = md.Get("authorization")
 	}
 	p, err := a.check(values, need, method)
+	if p.Name != "" {
+		noteActor(ctx, p.Name) // refused for its role, too: the log says who tried
+	}
 	if err != nil {
 		return nil, err
 	}
 	return auth.WithPrincipal(ctx, p), nil
 }
 
-// check authenticates the Authorization values and checks the role.
+// check authenticates the Authorization values and checks the role. A
+// known token whose role is too low gives its principal with the
+// PermissionDenied error.
 func (a *Authenticator) check(values []string, need auth.Role, what string) (auth.Principal, error) {
 	if len(values) == 0 {
 		return auth.Principal{}, status.Error(codes.Unauthenticated,
@@ -162,7 +168,7 @@ func (a *Authenticator) check(values []string, need auth.Role, what string) (aut
 		return auth.Principal{}, status.Error(codes.Unauthenticated, "invalid bearer token")
 	}
 	if !p.Role.Allows(need) {
-		return auth.Principal{}, status.Errorf(codes.PermissionDenied, "%s needs role %s or higher; the token of %q has role %s", what, need, p.Name, p.Role)
+		return p, status.Errorf(codes.PermissionDenied, "%s needs role %s or higher; the token of %q has role %s", what, need, p.Name, p.Role)
 	}
 	return p, nil
 }

@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -208,6 +209,25 @@ func TestAuthMessages(t *testing.T) {
 			}
 		}
 	}
+	// The call log names the token's owner, refused for its role or
+	// served, and nobody for a token it does not know.
+	actors := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(s.logs.String()), "\n") {
+		var rec struct{ Msg, Method, Code, Actor string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "grpc call" && strings.HasSuffix(rec.Method, "/ActivateVersion") {
+			actors[rec.Code] = append(actors[rec.Code], rec.Actor)
+		}
+	}
+	for code, want := range map[string][]string{
+		"PermissionDenied": {"grafana"},
+		"NotFound":         {"alice"},
+		"Unauthenticated":  {"", "", "", ""},
+	} {
+		if got := actors[code]; !slices.Equal(got, want) {
+			t.Errorf("call log lines with code %s name actors %q; want %q", code, got, want)
+		}
+	}
+	checkNoTokens(t, s.logs.String())
 }
 
 // TestAuthREST checks the same rules through the gateway: 401 with

@@ -115,15 +115,33 @@ func NewGRPCServer(log *slog.Logger, h *Health, opts ...grpc.ServerOption) *grpc
 	return s
 }
 
+// callNote is what the logging interceptor, which runs first, learns of a
+// call from the interceptors after it: the name of the token that called,
+// once the Authenticator has read it (also when the token's role is too
+// low), so that the call's log line says who was served or refused. One
+// goroutine writes it before the handler runs and reads it after.
+type callNote struct{ actor string }
+
+type callNoteKey struct{}
+
+// noteActor records name as the caller of the call ctx belongs to.
+func noteActor(ctx context.Context, name string) {
+	if n, ok := ctx.Value(callNoteKey{}).(*callNote); ok {
+		n.actor = name
+	}
+}
+
 func unaryInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		start := time.Now()
+		note := &callNote{}
+		ctx = context.WithValue(ctx, callNoteKey{}, note)
 		defer func() {
 			if p := recover(); p != nil {
 				log.ErrorContext(ctx, "panic in gRPC handler", "method", info.FullMethod, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				resp, err = nil, status.Error(codes.Internal, internalMessage)
 			}
-			logCall(ctx, log, info.FullMethod, start, err)
+			logCall(ctx, log, info.FullMethod, note.actor, start, err)
 		}()
 		if err := decodeFailure(req); err != nil {
 			return nil, err
@@ -135,14 +153,16 @@ func unaryInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 func streamInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 		start := time.Now()
+		note := &callNote{}
+		ctx := context.WithValue(ss.Context(), callNoteKey{}, note)
 		defer func() {
 			if p := recover(); p != nil {
-				log.ErrorContext(ss.Context(), "panic in gRPC stream handler", "method", info.FullMethod, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+				log.ErrorContext(ctx, "panic in gRPC stream handler", "method", info.FullMethod, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
 				err = status.Error(codes.Internal, internalMessage)
 			}
-			logCall(ss.Context(), log, info.FullMethod, start, err)
+			logCall(ctx, log, info.FullMethod, note.actor, start, err)
 		}()
-		return handler(srv, checkedStream{ss})
+		return handler(srv, checkedStream{&contextStream{ServerStream: ss, ctx: ctx}})
 	}
 }
 
@@ -156,7 +176,9 @@ func (s checkedStream) RecvMsg(m any) error {
 	return decodeFailure(m)
 }
 
-func logCall(ctx context.Context, log *slog.Logger, method string, start time.Time, err error) {
+// logCall logs a finished call: method, code, duration, the caller's token
+// name when one was presented (actor) and, for a server error, its message.
+func logCall(ctx context.Context, log *slog.Logger, method, actor string, start time.Time, err error) {
 	code := status.Code(err)
 	level := slog.LevelDebug
 	switch code {
@@ -170,6 +192,9 @@ func logCall(ctx context.Context, log *slog.Logger, method string, start time.Ti
 		return
 	}
 	attrs := []any{"method", method, "code", code.String(), "duration", time.Since(start)}
+	if actor != "" {
+		attrs = append(attrs, "actor", actor)
+	}
 	// A client error's message may quote the values it refused (a feature
 	// out of range), which stay out of the log; a server error's is the
 	// operator's to read.
