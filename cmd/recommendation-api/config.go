@@ -30,6 +30,7 @@ type Config struct {
 	JobQueue         int           // training jobs waiting beyond the running one
 	TrainWorkers     int           // goroutines a training job uses (1 leaves a core to Predict)
 	MaxJobSamples    int           // largest training job (simulated containers) operators may start
+	JobEvalSamples   int           // held-out simulated containers a job is scored on
 	TraceDir         string        // directory training jobs may read usage traces from ("" = none)
 	LogLevel         string        // debug, info, warn, error
 	LogFormat        string        // json, text
@@ -50,6 +51,7 @@ func DefaultConfig() Config {
 		JobQueue:         4,
 		TrainWorkers:     1,
 		MaxJobSamples:    jobs.MaxSamples,
+		JobEvalSamples:   jobs.DefaultEvalSamples,
 		LogLevel:         "info",
 		LogFormat:        "json",
 		SecurityConfig:   DefaultSecurityConfig(),
@@ -116,6 +118,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	integer(&c.JobQueue, "job-queue", "RECO_JOB_QUEUE", "training jobs that may wait behind the running one")
 	integer(&c.TrainWorkers, "train-workers", "RECO_TRAIN_WORKERS", "goroutines one training job uses (1 leaves a core to Predict on 2 cores)")
 	integer(&c.MaxJobSamples, "max-job-samples", "RECO_MAX_JOB_SAMPLES", "largest training job an operator may start, in simulated containers; larger ones are refused with INVALID_ARGUMENT / 400")
+	integer(&c.JobEvalSamples, "job-eval-samples", "RECO_JOB_EVAL_SAMPLES", "held-out simulated containers each training job is scored on (its manifest's metrics and the if_better decision); fewer score faster and less precisely")
 	str(&c.TraceDir, "trace-dir", "RECO_TRACE_DIR", "directory training jobs may read usage traces from; empty refuses trace sources")
 	duration(&c.ShutdownTimeout, "shutdown-timeout", "RECO_SHUTDOWN_TIMEOUT", "shutdown budget: stopping the training job and draining REST and gRPC calls; past it calls are cut and the process exits")
 	str(&c.LogLevel, "log-level", "RECO_LOG_LEVEL", "log level: "+strings.Join(logLevels, ", "))
@@ -152,6 +155,8 @@ func (c Config) validate() error {
 		return usageError{fmt.Errorf("serve: --job-queue %d; want 1..100", c.JobQueue)}
 	case c.MaxJobSamples < jobs.MinSamples || c.MaxJobSamples > jobs.MaxSamples:
 		return usageError{fmt.Errorf("serve: --max-job-samples %d; want %d..%d", c.MaxJobSamples, jobs.MinSamples, jobs.MaxSamples)}
+	case c.JobEvalSamples < jobs.MinSamples || c.JobEvalSamples > jobs.MaxSamples:
+		return usageError{fmt.Errorf("serve: --job-eval-samples %d; want %d..%d", c.JobEvalSamples, jobs.MinSamples, jobs.MaxSamples)}
 	case c.TrainWorkers < 1 || c.TrainWorkers > 64:
 		return usageError{fmt.Errorf("serve: --train-workers %d; want 1..64", c.TrainWorkers)}
 	case c.Probation <= 0:

@@ -134,7 +134,7 @@ func (s *server) open(ctx context.Context) error {
 	recommendationv1.RegisterRecommendationServiceServer(s.grpc, transport.NewPredictServer(models, transport.PredictOptions{MaxBatch: cfg.MaxBatch}, log))
 
 	relOpts := rollback.Options{Probation: cfg.Probation, FailureThreshold: cfg.FailureThreshold, Log: log}
-	jobOpts := jobs.Options{QueueSize: cfg.JobQueue, Workers: cfg.TrainWorkers, TraceDir: cfg.TraceDir, MaxSamples: cfg.MaxJobSamples, Log: log}
+	jobOpts := jobs.Options{QueueSize: cfg.JobQueue, Workers: cfg.TrainWorkers, TraceDir: cfg.TraceDir, MaxSamples: cfg.MaxJobSamples, EvalSamples: cfg.JobEvalSamples, Log: log}
 	if s.etcd != nil {
 		s.repl = newReplication(s.metrics.Registry())
 		relOpts.OnFollow = s.followed

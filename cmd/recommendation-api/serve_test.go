@@ -759,6 +759,7 @@ func TestServeFlags(t *testing.T) {
 		"RECO_SHUTDOWN_TIMEOUT": "3s",
 		"RECO_LOG_LEVEL":        "debug",
 		"RECO_LOG_FORMAT":       "text",
+		"RECO_JOB_EVAL_SAMPLES": "5000",
 	}
 	t.Run("Env", func(t *testing.T) {
 		cfg, _, err := parseServeFlags(nil, env(all), io.Discard)
@@ -766,6 +767,7 @@ func TestServeFlags(t *testing.T) {
 		want.GRPCAddr, want.HTTPAddr, want.DataDir = "127.0.0.1:9000", "127.0.0.1:9001", "/var/lib/reco"
 		want.MaxBatch, want.ORTLib, want.IntraOpThreads = 50, "/opt/ort/libonnxruntime.so.1", 2
 		want.ShutdownTimeout, want.LogLevel, want.LogFormat = 3*time.Second, "debug", "text"
+		want.JobEvalSamples = 5000
 		if err != nil || cfg != want {
 			t.Errorf("parseServeFlags with RECO_* set = %+v, %v; want %+v", cfg, err, want)
 		}
@@ -790,6 +792,8 @@ func TestServeFlags(t *testing.T) {
 		{"IntraOpThreadsZero", []string{"--intra-op-threads", "0"}, nil, "--intra-op-threads 0"},
 		{"IntraOpThreadsTooMany", []string{"--intra-op-threads", "65"}, nil, "--intra-op-threads 65"},
 		{"IntraOpThreadsEnv", nil, map[string]string{"RECO_INTRA_OP_THREADS": "-1"}, "--intra-op-threads -1"},
+		{"JobEvalSamplesTooFew", []string{"--job-eval-samples", "999"}, nil, "--job-eval-samples 999; want 1000..1000000"},
+		{"JobEvalSamplesEnvTooMany", nil, map[string]string{"RECO_JOB_EVAL_SAMPLES": "1000001"}, "--job-eval-samples 1000001; want 1000..1000000"},
 		{"ShutdownTimeoutZero", []string{"--shutdown-timeout", "0s"}, nil, "--shutdown-timeout"},
 		{"UnknownFlag", []string{"--max-batches", "10"}, nil, "max-batches"},
 		{"ExtraArgument", []string{"now"}, nil, `"now"`},

@@ -39,6 +39,9 @@ import (
 // to stop, a port to close). It is a hang guard, not a performance claim.
 const waitFor = 60 * time.Second
 
+// testJobEvalSamples is the held-out set of the test servers' training jobs.
+const testJobEvalSamples = 2000
+
 // lockedBuffer is a bytes.Buffer safe for a logger and a test to share.
 type lockedBuffer struct {
 	mu sync.Mutex
@@ -85,6 +88,10 @@ func startServerWith(t testing.TB, configure func(*Config), before func(*server)
 	cfg.GRPCAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
 	cfg.InsecureNoAuth = true // loopback; security_test.go covers tokens and TLS
+	// A job's held-out scoring is most of a small job's time (20,000 7-day
+	// histories of major 2 by default); the tests check its decisions, not
+	// its precision.
+	cfg.JobEvalSamples = testJobEvalSamples
 	if configure != nil {
 		configure(&cfg)
 	}
