@@ -218,7 +218,7 @@ func Soak(ctx context.Context, opts SoakOptions) (*SoakResult, error) {
 		return nil, err
 	}
 	s.cfg = ServerConfig{Bin: opts.Bin, DataDir: opts.WorkDir + "/data", TokenFile: s.tokens.Path, TLS: s.tls,
-		Extra: []string{"--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--probation", "24h"}}
+		Extra: []string{"--grpc-addr", grpcAddr, "--http-addr", httpAddr, "--probation", "24h", "--job-eval-samples", strconv.Itoa(soakJobEvalSamples)}}
 	s.restURL = "https://" + httpAddr
 	s.rest = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: s.tls.ClientConfig(), MaxIdleConnsPerHost: 64}}
 	defer s.rest.CloseIdleConnections()
@@ -615,6 +615,11 @@ func (s *soak) trainer(ctx context.Context) {
 	}
 }
 
+// soakJobEvalSamples is the held-out set of the soak's training jobs
+// (serve --job-eval-samples): the default 20,000 would keep a major-2 job
+// running for a minute, and the RSS fit leaves job windows out.
+const soakJobEvalSamples = 2000
+
 func (s *soak) train(ctx context.Context) error {
 	octx := s.as(ctx, s.tokens.Operator)
 	tc := recommendationv1.NewTrainingServiceClient(s.conn)
@@ -982,7 +987,7 @@ func (r *SoakResult) Report(w io.Writer, command, commit string) {
 	o := r.Options
 	fmt.Fprintf(w, "### Soak: %s at %s\n\n", r.Elapsed.Round(time.Second), commit)
 	fmt.Fprintf(w, "`%s`\n\n", command)
-	jobs := fmt.Sprintf("a training job (3,000 samples, 3 epochs) every %s", o.TrainEvery)
+	jobs := fmt.Sprintf("a training job (3,000 samples, 3 epochs, scored on %d held-out containers) every %s", soakJobEvalSamples, o.TrainEvery)
 	if o.TrainEvery < 0 {
 		jobs = "no training job"
 	}
