@@ -51,7 +51,7 @@ func (m *Manager) execute(ctx context.Context, e *entry) error {
 	evalEst := time.Duration(float64(time.Since(start)) * evalCost * float64(m.opts.EvalSamples) / float64(max(d.N, 1)))
 	m.update(e, true, func(j *Job) { j.Progress.Phase = PhaseTraining })
 
-	cfg := trainer.DefaultTrainConfig()
+	cfg := trainer.DefaultTrainConfigFor(v.Major) // the recipe train uses for this major
 	cfg.Epochs, cfg.BatchSize, cfg.LearningRate = req.Epochs, req.BatchSize, req.LearningRate
 	cfg.Seed, cfg.Workers = req.Seed, m.opts.Workers
 	res, err := trainer.Train(ctx, d, cfg, func(p trainer.Progress) {
