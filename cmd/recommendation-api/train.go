@@ -17,13 +17,13 @@ import (
 
 // runTrain trains, quantizes, evaluates and writes a model version:
 //
-//	recommendation-api train --data data/training_data.npz --output models/ [--version v1.0.0] [--epochs N] [--seed N]
+//	recommendation-api train --data data/training_data.npz --output models/ [--version vMAJOR.0.0] [--epochs N] [--seed N]
 func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", "data/training_data.npz", "training data written by generate-data")
 	output := fs.String("output", "models/", "directory for predictor_v{version}.onnx, predictor.onnx and manifest.json")
-	version := fs.String("version", "v1.0.0", "semver of the new model, v{major}.{minor}.{patch}")
+	version := fs.String("version", "", "semver of the new model, v{major}.{minor}.{patch}; empty means v{the data's major}.0.0")
 	def := trainer.DefaultTrainConfig()
 	epochs := fs.Int("epochs", def.Epochs, "maximum epochs (early stopping may end sooner), 1..1000")
 	seed := fs.Int64("seed", def.Seed, "random seed for initialization, split and shuffling")
@@ -40,9 +40,24 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	v, err := model.ParseVersion(*version)
-	if err != nil {
-		return usageError{fmt.Errorf("train: --version: %w", err)}
+	var (
+		v   model.Version
+		d   *trainer.Dataset
+		err error
+	)
+	if *version != "" {
+		if v, err = model.ParseVersion(*version); err != nil {
+			return usageError{fmt.Errorf("train: --version: %w", err)}
+		}
+	} else { // the data says which major: read it first
+		if d, err = trainer.ReadNPZ(*data); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+		major, err := d.Major()
+		if err != nil {
+			return fmt.Errorf("train: %s: %w", *data, err)
+		}
+		v = model.Version{Major: major}
 	}
 	if *parent != "" {
 		if _, err := model.ParseVersion(*parent); err != nil {
@@ -87,9 +102,10 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if _, err := os.Stat(filepath.Join(*output, trainer.VersionedModelFile(v))); err == nil {
 		return fmt.Errorf("train: %w: %s already exists in %s", model.ErrVersionExists, v, *output)
 	}
-	d, err := trainer.ReadNPZ(*data)
-	if err != nil {
-		return fmt.Errorf("train: %w", err)
+	if d == nil {
+		if d, err = trainer.ReadNPZ(*data); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
 	}
 	raw, err := os.ReadFile(*data)
 	if err != nil {
