@@ -169,7 +169,12 @@ func validateModel(ctx context.Context, path string, samples int, seed int64, li
 	if quant != nil {
 		gates = append(gates, *quant)
 	}
-	for _, g := range trainer.Gates(metrics, nil) {
+	recs := make([]trainer.Rec, ev.N)
+	for i := range recs {
+		recs[i] = trainer.RecFromOutputs(pred[i*model.NumOutputs:(i+1)*model.NumOutputs], m.Outputs)
+	}
+	eq := trainer.EqualRiskOf(recs, ev, metrics)
+	for _, g := range trainer.Gates(metrics, nil, &eq) {
 		g.Advisory = g.Advisory || !baseline
 		gates = append(gates, g)
 	}
@@ -252,7 +257,7 @@ func int8VsFloatGate(ctx context.Context, q *model.QuantizedMLP, m *model.Manife
 					on, o.Name, got.MAE[o.Name], rec.MAE[o.Name])}, nil
 		}
 	}
-	for _, g := range trainer.Gates(got, rec.FloatMAE) {
+	for _, g := range trainer.Gates(got, rec.FloatMAE, nil) {
 		if g.Name == "int8-vs-float" {
 			g.Detail += "; " + on
 			return &g, nil

@@ -2,6 +2,7 @@ package trainer_test
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"recommendation-api/internal/model"
@@ -124,5 +125,75 @@ func TestRecFromOutputsAdmissible(t *testing.T) {
 	c := trainer.CountInadmissible(y[:], 1, outs)
 	if c != (trainer.Inadmissible{Rows: 1, CPUOverLimit: 1, MemOverLimit: 1, BelowMinimums: 1, Any: 1}) {
 		t.Errorf("CountInadmissible = %+v; want every kind counted once", c)
+	}
+}
+
+// TestMemSlackAtRisk: ten rows whose peaks are 5%..50% of their limits; at a 20% risk the two rows with the highest peak/limit
+// ratios go over and the factor is the third-highest ratio; the slack is
+// scored on the scaled limits; a row without a usable limit counts as one
+// of the allowed OOMs and is not scaled.
+func TestMemSlackAtRisk(t *testing.T) {
+	t.Parallel()
+	var recs []trainer.Rec
+	var fut []trainer.Outcome
+	for i := 1; i <= 10; i++ {
+		recs = append(recs, trainer.Rec{MemLimit: 1000})
+		fut = append(fut, trainer.Outcome{MemMax: float32(50 * i), MemP95: float32(40 * i)}) // ratio i/20
+	}
+	m := trainer.MemSlackAtRisk(recs, fut, 0.2)
+	if math.Abs(m.Factor-0.4) > 1e-9 || math.Abs(m.OOMRate-0.2) > 1e-12 {
+		t.Fatalf("factor %v, OOM rate %v; want 0.4 (the third-highest ratio) and 0.2", m.Factor, m.OOMRate)
+	}
+	var want float64
+	for i := 1; i <= 10; i++ {
+		want += trainer.RelativeSlack(400, float64(40*i)) / 10
+	}
+	if math.Abs(m.Slack-want) > 1e-9 {
+		t.Errorf("slack %v; want %v, scored on the limits × 0.4", m.Slack, want)
+	}
+	// Every row under its limit at rate 0: the factor is the highest ratio.
+	if m := trainer.MemSlackAtRisk(recs, fut, 0); math.Abs(m.Factor-0.5) > 1e-9 || m.OOMRate != 0 {
+		t.Errorf("at rate 0: factor %v, OOM rate %v; want 0.5 and 0", m.Factor, m.OOMRate)
+	}
+	// A NaN limit is an OOM already: one fewer scaled row may go over.
+	recs[0].MemLimit = math.NaN()
+	if m := trainer.MemSlackAtRisk(recs, fut, 0.2); math.Abs(m.Factor-0.45) > 1e-9 || math.Abs(m.OOMRate-0.2) > 1e-12 {
+		t.Errorf("with a NaN limit: factor %v, OOM rate %v; want 0.45 and 0.2", m.Factor, m.OOMRate)
+	}
+}
+
+// TestMemorySlackGateAtRisk: with an EqualRisk the memory-slack gate
+// compares the model as served with the baseline scaled to the model's OOM
+// rate, and reports the other side as advisory; without one, the slacks as
+// served.
+func TestMemorySlackGateAtRisk(t *testing.T) {
+	t.Parallel()
+	m := &model.Metrics{Model: model.Scores{MemLimitSlack: 0.6, OOMRate: 0.01}, Baseline: model.Scores{MemLimitSlack: 0.4, OOMRate: 0.1}}
+	find := func(gs []trainer.Gate, name string) (trainer.Gate, bool) {
+		for _, g := range gs {
+			if g.Name == name {
+				return g, true
+			}
+		}
+		return trainer.Gate{}, false
+	}
+	gs := trainer.Gates(m, nil, nil)
+	if g, _ := find(gs, "memory-slack"); g.Passed {
+		t.Errorf("as served, 0.6 against 0.4 passed: %+v", g)
+	}
+	if _, ok := find(gs, "mem-slack-vpa-risk"); ok {
+		t.Error("mem-slack-vpa-risk reported without an equal-risk comparison")
+	}
+	gs = trainer.Gates(m, nil, &trainer.EqualRisk{
+		BaselineAtModel: trainer.Matched{Factor: 2.5, Slack: 0.7, OOMRate: 0.01},
+		ModelAtBaseline: trainer.Matched{Factor: 0.5, Slack: 0.45, OOMRate: 0.1},
+	})
+	g, _ := find(gs, "memory-slack")
+	if !g.Passed || g.Advisory || !strings.Contains(g.Detail, "model 0.6000 at its OOM rate 0.0100 vs VPA 0.7000 at the same rate (its memory limits × 2.50)") {
+		t.Errorf("at the model's risk: %+v", g)
+	}
+	g, _ = find(gs, "mem-slack-vpa-risk")
+	if g.Passed || !g.Advisory || !strings.Contains(g.Detail, "model 0.4500 at VPA's OOM rate 0.1000 (its memory limits × 0.50) vs VPA 0.4000") {
+		t.Errorf("at VPA's risk: %+v", g)
 	}
 }
