@@ -38,7 +38,8 @@ type recipe struct {
 
 var recipes = []recipe{
 	{"v1.1.0", 1029, nil, func(c *trainer.TrainConfig) {
-		// --mem-overrun-price 1 --mem-limit-under 0.02 --cpu-limit-under 0.1 --weight-averaging 0.999
+		// --cpu-overrun-price 0 --mem-overrun-price 1 --mem-limit-under 0.02 --cpu-limit-under 0.1 --weight-averaging 0.999
+		c.OverrunPrice[1] = 0
 		c.OverrunPrice[3] = 1
 		c.UnderTarget[3] = 0.02
 		c.UnderTarget[1] = 0.1
