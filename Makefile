@@ -15,7 +15,7 @@ GO_PKGS := ./...
 # Packages with concurrent code run under the race detector.
 RACE_PKGS := ./internal/serving/... ./internal/registry/... ./internal/rollback/... ./internal/transport/... ./internal/trainer/... ./internal/jobs/... ./internal/traces/... ./internal/etcdstore/... ./internal/auth/... ./cmd/...
 
-.PHONY: all build run test crash soak soak-swaps fuzz fuzz-short deps deps-system tools ort proto check-generated fmt-check vet pipeline bench default-model seed-spread evaluate-defaults compose-check clean console console-check console-screenshots
+.PHONY: all build run test crash soak soak-swaps fuzz fuzz-short deps deps-system tools ort proto check-generated fmt-check vet pipeline bench default-model seed-spread pipeline-seeds evaluate-defaults compose-check clean console console-check console-screenshots
 
 all: build
 
@@ -121,7 +121,7 @@ compose-check: deps-system
 ## pipeline: the four steps of the model pipeline on a small sample.
 pipeline: build ort
 	./$(BIN) generate-data --samples 20000 --output data/training_data.npz --seed 1
-	ONNXRUNTIME_LIB=$(ORT_LIB) ./$(BIN) train --data data/training_data.npz --output models/ --version v1.0.0 --seed 1
+	ONNXRUNTIME_LIB=$(ORT_LIB) ./$(BIN) train --data data/training_data.npz --output models/ --seed 1
 	ONNXRUNTIME_LIB=$(ORT_LIB) ./$(BIN) validate --model models/predictor.onnx
 	ONNXRUNTIME_LIB=$(ORT_LIB) ./$(BIN) export --model models/predictor.onnx --output models/export
 
@@ -132,6 +132,10 @@ default-model: ort
 ## seed-spread: the major-2 default recipe trained with seeds 1..4, each gated on the held-out traces (docs/model.md).
 seed-spread: ort
 	ONNXRUNTIME_LIB=$(ORT_LIB) scripts/seed-spread.sh
+
+## pipeline-seeds: the README's four-step synthetic pipeline with seeds 1, 3, 7, 42 per major (docs/model.md).
+pipeline-seeds: ort
+	ONNXRUNTIME_LIB=$(ORT_LIB) scripts/pipeline-seeds.sh
 
 ## evaluate-defaults: docs/evaluation/ — the default models and the baselines on the shared traces.
 evaluate-defaults: ort

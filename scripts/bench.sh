@@ -285,7 +285,7 @@ prepare_swap_models() {
   local d=$TMP/swapmodel v seed=11
   mkdir -p "$d"
   log "training $SWAP_VERSION and $COLD_VERSION for the swap test (5000 samples, 3 epochs)"
-  run timeout 180 "$BIN" generate-data --samples 5000 --output "$d/data.npz" --seed 11 >"$d/log" 2>&1 ||
+  run timeout 180 "$BIN" generate-data --major 1 --samples 5000 --output "$d/data.npz" --seed 11 >"$d/log" 2>&1 ||
     { tail -n 20 "$d/log" >&2; return 1; }
   for v in "$SWAP_VERSION" "$COLD_VERSION"; do
     seed=$((seed + 1))
@@ -586,7 +586,7 @@ bench_pipeline() {
   local d=$TMP/pipeline
   mkdir -p "$d"
   local gen="generate-data --samples $PIPELINE_SAMPLES --output $d/training_data.npz --seed 42"
-  local train="train --data $d/training_data.npz --output $d/models/ --version v1.0.0"
+  local train="train --data $d/training_data.npz --output $d/models/"
   local val="validate --model $d/models/predictor.onnx"
   meta pipeline_cmds="$(printf 'bin/recommendation-api %s\n' "$gen" "$train" "$val" | sed "s|$d|\$DIR|g")"
   local step args
