@@ -36,9 +36,9 @@ cd "$WORK" # relative outputs, so the manifests record no temporary directory
 # target as the limit. Major 2's defaults are the cost-trained recipe; its
 # samples are cut at 7-day and 2-day histories.
 "$BIN" generate-data --major 1 --trace "$J" "$A" --mix-synthetic 20000 --seed 20261127 --output v1.npz
-"$BIN" train --data v1.npz --output m1 --version v1.1.0 --seed 1 --cpu-overrun-price 0 --mem-overrun-price 1 --mem-limit-under 0.02 --cpu-limit-under 0.1 --weight-averaging 0.999
+"$BIN" train --data v1.npz --output m1 --version v1.1.0 --seed 1 --learning-rate 0.01 --cpu-overrun-price 0 --mem-overrun-price 1 --mem-limit-under 0.02 --cpu-limit-under 0.1 --weight-averaging 0.999
 "$BIN" generate-data --major 2 --trace "$J" "$A" --trace-history 7d,2d --mix-synthetic 20000 --seed 20261127 --output v2.npz
-"$BIN" train --data v2.npz --output m2 --version v2.0.0 --seed 1
+"$BIN" train --data v2.npz --output m2 --version v2.0.0 --seed 1 --learning-rate 0.01
 # Integrity gates (checksum, signature, golden rows, ONNX Runtime against the
 # Go forward pass, int8 against float) and the real-trace gates on the held-out
 # Bitbrains containers (validate --trace: OOM days no higher than VPA's, and

@@ -20,6 +20,6 @@ for major in $MAJORS; do
 		"$BIN" generate-data --major "$major" --samples "$SAMPLES" --seed "$s" --output "d$major-$s.npz" >/dev/null
 		"$BIN" train --data "d$major-$s.npz" --output "m$major-$s" --seed "$s" >/dev/null
 		out=$("$BIN" validate --model "m$major-$s/predictor.onnx" 2>&1 || true)
-		echo "$out" | grep -E '^  (PASS|FAIL|MISS|info)  (oom-rate|memory-slack|cpu-slack) ' | sed "s/^ */major $major, seed $s: /"
+		echo "$out" | grep -E '^  (PASS|FAIL|MISS|info)  (oom-rate|memory-slack|mem-slack-vpa-risk|cpu-slack) ' | sed "s/^ */major $major, seed $s: /"
 	done
 done

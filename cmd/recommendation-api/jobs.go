@@ -58,7 +58,7 @@ func (c *cli) jobsStart(ctx context.Context, args []string) error {
 	version := fs.String("version", "", "the new version, vX.Y.Z (instead of --bump); its major is the one trained unless --major says otherwise")
 	major := fs.Int("major", 0, "the major version (I/O format) to train, e.g. 1 or 2 (default: --version's major, else the newest major the server serves)")
 	reason := fs.String("reason", "", "why, recorded in the job and the history")
-	lr := fs.Float64("learning-rate", 0, "Adam learning rate in (0, 1] (default: the server's, 0.01)")
+	lr := fs.Float64("learning-rate", 0, "Adam learning rate in (0, 1] (default: the major's, 0.003)")
 	batch := fs.Int("batch-size", 0, "rows per Adam step, 1..65536 (default: the server's, 256)")
 	mix := fs.String("mix", "", "workload weights web,batch,compute,database,cron, e.g. 2,1,1,1,0 (default uniform)")
 	var traces stringList

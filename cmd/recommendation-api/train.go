@@ -28,7 +28,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	epochs := fs.Int("epochs", def.Epochs, "maximum epochs (early stopping may end sooner), 1..1000")
 	seed := fs.Int64("seed", def.Seed, "random seed for initialization, split and shuffling")
 	batch := fs.Int("batch-size", def.BatchSize, "rows per optimizer step")
-	lr := fs.Float64("learning-rate", def.LearningRate, "Adam learning rate")
+	lr := fs.Float64("learning-rate", 0, "Adam learning rate in (0, 1] (default: the major's, 0.003)")
 	evalSamples := fs.Int("eval-samples", 20000, "size of the freshly generated held-out set the manifest's metrics come from")
 	parent := fs.String("parent", "", "version this one was trained to replace (recorded in the manifest)")
 	memUnder := fs.Float64("mem-limit-under", -1, "share of validation rows whose memory limit may fall below the following day's peak, which calibration aims at (default: the major's)")
@@ -65,7 +65,10 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	cfg := trainer.DefaultTrainConfigFor(v.Major)
-	cfg.Epochs, cfg.Seed, cfg.BatchSize, cfg.LearningRate = *epochs, *seed, *batch, *lr
+	cfg.Epochs, cfg.Seed, cfg.BatchSize = *epochs, *seed, *batch
+	if *lr != 0 {
+		cfg.LearningRate = *lr
+	}
 	for _, u := range []struct {
 		v *float64
 		o int

@@ -38,15 +38,16 @@ type recipe struct {
 
 var recipes = []recipe{
 	{"v1.1.0", 1029, nil, func(c *trainer.TrainConfig) {
-		// --cpu-overrun-price 0 --mem-overrun-price 1 --mem-limit-under 0.02 --cpu-limit-under 0.1 --weight-averaging 0.999
+		// --learning-rate 0.01 --cpu-overrun-price 0 --mem-overrun-price 1 --mem-limit-under 0.02 --cpu-limit-under 0.1 --weight-averaging 0.999
+		c.LearningRate = 0.01
 		c.OverrunPrice[1] = 0
 		c.OverrunPrice[3] = 1
 		c.UnderTarget[3] = 0.02
 		c.UnderTarget[1] = 0.1
 		c.Averaging = 0.999
 	}},
-	// --trace-history 7d,2d
-	{"v2.0.0", 16*32 + 32 + 32*16 + 16 + 16*5 + 5, []int{7 * 288, 2 * 288}, func(*trainer.TrainConfig) {}},
+	// --trace-history 7d,2d; train --learning-rate 0.01
+	{"v2.0.0", 16*32 + 32 + 32*16 + 16 + 16*5 + 5, []int{7 * 288, 2 * 288}, func(c *trainer.TrainConfig) { c.LearningRate = 0.01 }},
 }
 
 func TestLoad(t *testing.T) {

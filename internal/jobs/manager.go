@@ -15,6 +15,7 @@ import (
 
 	"recommendation-api/internal/model"
 	"recommendation-api/internal/rollback"
+	"recommendation-api/internal/trainer"
 )
 
 // Defaults of Options.
@@ -353,6 +354,9 @@ func (m *Manager) Start(req Request) (*Job, error) {
 	}
 	if req.Major, err = m.targetMajor(req.Major); err != nil {
 		return nil, err
+	}
+	if req.LearningRate == 0 {
+		req.LearningRate = trainer.DefaultTrainConfigFor(req.Major).LearningRate
 	}
 	if c := m.opts.MaxSamples; c > 0 && req.Samples > c {
 		return nil, invalid("samples: %d; this server accepts at most %d simulated containers per job (--max-job-samples)", req.Samples, c)

@@ -104,7 +104,7 @@ func TestStartRefusesBadRequests(t *testing.T) {
 		if j.Version.String() != "v1.5.1" || p.Bump != "patch" {
 			t.Errorf("no version nor bump gives %s (bump %q); want a patch bump of the pending v1.5.0: v1.5.1", j.Version, p.Bump)
 		}
-		if !slices.Equal(p.Mix, []float64{1, 1, 1, 1, 1}) || p.LearningRate != 0.01 || p.BatchSize != 256 ||
+		if !slices.Equal(p.Mix, []float64{1, 1, 1, 1, 1}) || p.LearningRate != 0.003 || p.BatchSize != 256 ||
 			p.Policy != jobs.PolicyIfBetter || p.Actor != jobs.DefaultActor || p.Reason != jobs.DefaultReason {
 			t.Errorf("defaults not filled in: %+v", p)
 		}
@@ -217,7 +217,7 @@ func TestJobRegistersWithFullManifest(t *testing.T) {
 	}
 	tr := man.Training
 	if tr.ParentVersion != "v1.1.0" || tr.Samples != 3000 || tr.Seed != 7 || tr.Epochs != 3 || tr.EpochsRun < 1 ||
-		tr.Hyper["learning_rate"] != "0.01" || tr.Hyper["batch_size"] != "256" ||
+		tr.Hyper["learning_rate"] != "0.003" || tr.Hyper["batch_size"] != "256" ||
 		!strings.Contains(tr.DataFile, "synthetic: 3000 samples, seed 7, workload mix web=2 batch=1 compute=1 database=1 cron=0") {
 		t.Errorf("manifest training record: %+v", tr)
 	}

@@ -45,12 +45,9 @@ func normalize(req Request) (Request, error) {
 	case req.Epochs < 1 || req.Epochs > MaxEpochs:
 		return req, invalid("epochs: %d; want 1 to %d", req.Epochs, MaxEpochs)
 	case math.IsNaN(req.LearningRate) || req.LearningRate < 0 || req.LearningRate > 1:
-		return req, invalid("learning_rate: %v; want a number in (0, 1], or 0 for the default %g", req.LearningRate, def.LearningRate)
+		return req, invalid("learning_rate: %v; want a number in (0, 1], or 0 for the default of the job's major", req.LearningRate)
 	case req.BatchSize < 0 || req.BatchSize > MaxBatchSize:
 		return req, invalid("batch_size: %d; want 1 to %d rows, or 0 for the default %d", req.BatchSize, MaxBatchSize, def.BatchSize)
-	}
-	if req.LearningRate == 0 {
-		req.LearningRate = def.LearningRate
 	}
 	if req.BatchSize == 0 {
 		req.BatchSize = def.BatchSize

@@ -91,7 +91,10 @@ func DefaultTrainConfig() TrainConfig {
 // throttled day twice a fully slack CPU limit), then calibrates them to
 // leave at most 2.5% of validation rows under the following day's memory
 // peak and 10% under its CPU p99; it keeps the moving average of its
-// weights (decay 0.999 per step). On the held-out Bitbrains VMs (7-day
+// weights (decay 0.999 per step); its learning rate is 3e-3: at 1e-2 the
+// cost's step sends some seeds' networks up the loss in the second epoch
+// and leaves them dead (3 of 8 seeds of make pipeline-seeds). On the
+// held-out Bitbrains VMs (7-day
 // history) the pinball-trained network left 74–76% memory slack at VPA's
 // OOM rate, the cost-trained one 66–70% (docs/model.md); on the synthetic
 // pipeline's held-out set a major-1 network trained so OOMs on 2.4% of
@@ -102,6 +105,7 @@ func DefaultTrainConfigFor(major int) TrainConfig {
 		c.OverrunPrice[outCPULimit], c.OverrunPrice[outMemLimit] = 2, 1
 		c.UnderTarget = [model.NumOutputs]float64{0, 0.1, 0, 0.025, 0}
 		c.Averaging = 0.999
+		c.LearningRate = 3e-3
 	}
 	return c
 }

@@ -239,8 +239,8 @@ type StartTrainingRequest struct {
 	// compute, database, cron. Either empty or exactly 5 finite weights ≥ 0;
 	// empty or all zero means uniform (1,1,1,1,1).
 	WorkloadMix []float64 `protobuf:"fixed64,4,rep,packed,name=workload_mix,json=workloadMix,proto3" json:"workload_mix,omitempty"`
-	// Adam learning rate, in (0, 1]; 0 means the default 0.01. It decays by
-	// 5% per epoch.
+	// Adam learning rate, in (0, 1]; 0 means the default of the job's major
+	// (0.003). It decays by 5% per epoch.
 	LearningRate float64 `protobuf:"fixed64,5,opt,name=learning_rate,json=learningRate,proto3" json:"learning_rate,omitempty"`
 	// Rows per Adam step, 1 to 65536; 0 means the default 256.
 	BatchSize int32 `protobuf:"varint,6,opt,name=batch_size,json=batchSize,proto3" json:"batch_size,omitempty"`
