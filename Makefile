@@ -98,8 +98,12 @@ fuzz: ort
 	  echo "fuzz $$pkg $$name for $(FUZZTIME)"; \
 	  ONNXRUNTIME_LIB=$(ORT_LIB) go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg; done
 
+# fuzz-short (in make test) counts executions instead of timing them: with a
+# duration, Go 1.26's fuzz coordinator can report a bare "context deadline
+# exceeded" at the deadline while a worker is mid-input (golang/go#75804,
+# fixed in Go 1.27), a failure with no crasher behind it.
 fuzz-short:
-	@$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=2000x
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
