@@ -101,7 +101,7 @@ func (t *traceFlags) load(cmd string) ([]*traces.Series, []string, traces.Format
 // and provisioned baselines, once per history length:
 //
 //	recommendation-api evaluate --trace DIR|FILE... [--format generic|bitbrains] [--history 7d,2d]
-//	    [--model FILE | --server ADDR | --no-model [--containers held-out|all]] [--out report.json] [--plot slack.png]
+//	    [--model FILE | --server ADDR | --no-model [--containers held-out|all]] [--containers tuning] [--out report.json] [--plot slack.png]
 func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("evaluate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -111,7 +111,7 @@ func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	server := fs.String("server", "", "ask a running server (gRPC host:port) instead of a model file: Predict with raw metrics, as agents call it")
 	noModel := fs.Bool("no-model", false, "score the baselines only")
 	history := fs.String("history", "7d,2d", "history lengths to evaluate at, comma-separated (Nd or a duration; VPA keeps 8 days of memory peaks)")
-	containers := fs.String("containers", "held-out", "containers scored: held-out (those never in training data) or all (only with --no-model)")
+	containers := fs.String("containers", "held-out", "containers scored: held-out (those never in training data), tuning (the training containers generate-data --tuning-holdout leaves out, for choosing training settings) or all (only with --no-model)")
 	vpaRows := fs.Bool("vpa-count-rows", false, "count each trace row as one VPA sample in VPA's confidence (default: the one-minute samples a running recommender takes over the row's step)")
 	batch := fs.Int("batch", 500, "with --server: instances per Predict call (at most the server's --max-batch)")
 	lib := fs.String("onnxruntime-lib", "", "path to libonnxruntime.so (default: $ONNXRUNTIME_LIB, .tools/lib, system)")
@@ -134,8 +134,10 @@ func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	case "held-out":
 	case "all":
 		cfg.Containers = traces.AllContainers
+	case "tuning":
+		cfg.Containers = traces.TuningContainers
 	default:
-		return usageError{fmt.Errorf("evaluate: --containers %q; want held-out or all", *containers)}
+		return usageError{fmt.Errorf("evaluate: --containers %q; want held-out, tuning or all", *containers)}
 	}
 	switch {
 	case len(tf.paths) == 0:

@@ -32,6 +32,7 @@ func runGenerateData(ctx context.Context, args []string, stdout, stderr io.Write
 	tf := addTraceFlags(fs)
 	mix := fs.Int("mix-synthetic", 0, "with --trace: also simulate this many containers (0..10,000,000) and mix them in")
 	stride := fs.Duration("trace-stride", time.Duration(traces.DefaultTrainStride)*trainer.Step, "with --trace: time between consecutive samples cut from a trace (a multiple of 5m)")
+	tuning := fs.Bool("tuning-holdout", false, "with --trace: leave the tuning containers out too (about 30% of the training ones, by a hash of their ID), so that training settings can be chosen on them (evaluate --containers tuning) without looking at the held-out containers")
 	histories := fs.String("trace-history", "", "with --trace: history lengths to cut samples with, comma-separated (Nd or a duration; default: the major's window); each length adds its own samples, so a model also learns from histories shorter than its window")
 	if err := parseTraceArgs(fs, tf, args); err != nil {
 		return err
@@ -48,10 +49,10 @@ func runGenerateData(ctx context.Context, args []string, stdout, stderr io.Write
 			}
 			hists = h
 		}
-		return generateFromTraces(ctx, tf, *mix, *stride, hists, *seed, *major, *output, stdout)
+		return generateFromTraces(ctx, tf, *mix, *stride, hists, *tuning, *seed, *major, *output, stdout)
 	}
-	if *mix != 0 || *histories != "" {
-		return usageError{fmt.Errorf("generate-data: --mix-synthetic and --trace-history need --trace; use --samples alone for synthetic data")}
+	if *mix != 0 || *histories != "" || *tuning {
+		return usageError{fmt.Errorf("generate-data: --mix-synthetic, --trace-history and --tuning-holdout need --trace; use --samples alone for synthetic data")}
 	}
 	if *samples < 1 || *samples > 10_000_000 {
 		return usageError{fmt.Errorf("generate-data: --samples %d; want 1..10000000", *samples)}
@@ -81,7 +82,7 @@ func printWorkloadCounts(stdout io.Writer, d *trainer.Dataset) {
 
 // generateFromTraces writes samples cut from traces, mixed with mix
 // simulated ones.
-func generateFromTraces(ctx context.Context, tf *traceFlags, mix int, stride time.Duration, hists []time.Duration, seed int64, major int, output string, stdout io.Writer) error {
+func generateFromTraces(ctx context.Context, tf *traceFlags, mix int, stride time.Duration, hists []time.Duration, excludeTuning bool, seed int64, major int, output string, stdout io.Writer) error {
 	if mix < 0 || mix > 10_000_000 {
 		return usageError{fmt.Errorf("generate-data: --mix-synthetic %d; want 0..10000000", mix)}
 	}
@@ -100,7 +101,7 @@ func generateFromTraces(ctx context.Context, tf *traceFlags, mix int, stride tim
 		}
 		steps[i] = int(h / trainer.Step)
 	}
-	d, err := traces.TrainingData(series, steps, int(stride/trainer.Step), major)
+	d, err := traces.TrainingData(series, steps, int(stride/trainer.Step), major, excludeTuning)
 	if err != nil {
 		return fmt.Errorf("generate-data: %w", err)
 	}

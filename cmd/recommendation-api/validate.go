@@ -35,6 +35,7 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	baseline := fs.Bool("baseline-gates", true, "also fail when the model does not beat the VPA baseline on the synthetic held-out set (slack lower, OOM rate no higher); false makes those gates advisory")
 	tf := addTraceFlags(fs)
 	history := fs.String("history", "", "with --trace: the history length to replay (Nd or a duration; default: the model's window)")
+	containers := fs.String("containers", "held-out", "with --trace: the containers replayed: held-out, or tuning (the training containers generate-data --tuning-holdout leaves out, for a model trained without them)")
 	if err := parseTraceArgs(fs, tf, args); err != nil {
 		return err
 	}
@@ -46,10 +47,18 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		hist = h[0]
 	}
+	var which traces.Containers
+	switch *containers {
+	case "held-out":
+	case "tuning":
+		which = traces.TuningContainers
+	default:
+		return usageError{fmt.Errorf("validate: --containers %q; want held-out or tuning", *containers)}
+	}
 	if *samples < 100 || *samples > 1_000_000 {
 		return usageError{fmt.Errorf("validate: --samples %d; want 100..1000000", *samples)}
 	}
-	gates, err := validateModel(ctx, *path, *samples, *seed, *lib, *baseline, tf, hist, stdout)
+	gates, err := validateModel(ctx, *path, *samples, *seed, *lib, *baseline, tf, hist, which, stdout)
 	if err != nil {
 		return fmt.Errorf("validate: %w", err)
 	}
@@ -75,7 +84,7 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	return nil
 }
 
-func validateModel(ctx context.Context, path string, samples int, seed int64, lib string, baseline bool, tf *traceFlags, hist time.Duration, stdout io.Writer) ([]trainer.Gate, error) {
+func validateModel(ctx context.Context, path string, samples int, seed int64, lib string, baseline bool, tf *traceFlags, hist time.Duration, which traces.Containers, stdout io.Writer) ([]trainer.Gate, error) {
 	b, m, err := trainer.ReadModelFile(path)
 	if err != nil {
 		return nil, err
@@ -179,7 +188,7 @@ func validateModel(ctx context.Context, path string, samples int, seed int64, li
 		gates = append(gates, g)
 	}
 	if len(tf.paths) > 0 {
-		real, err := realTraceGates(ctx, tf, m, sess.Run, hist, stdout)
+		real, err := realTraceGates(ctx, tf, m, sess.Run, hist, which, stdout)
 		if err != nil {
 			return nil, err
 		}
@@ -188,10 +197,10 @@ func validateModel(ctx context.Context, path string, samples int, seed int64, li
 	return gates, nil
 }
 
-// realTraceGates replays the held-out containers of the traces with a
+// realTraceGates replays the held-out (or tuning) containers of the traces with a
 // history of length (0: the model's window) and judges the model against
 // VPA and KRR on them (traces.Gates).
-func realTraceGates(ctx context.Context, tf *traceFlags, m *model.Manifest, run func([]float32, int) ([]float32, error), length time.Duration, stdout io.Writer) ([]trainer.Gate, error) {
+func realTraceGates(ctx context.Context, tf *traceFlags, m *model.Manifest, run func([]float32, int) ([]float32, error), length time.Duration, which traces.Containers, stdout io.Writer) ([]trainer.Gate, error) {
 	series, files, format, err := tf.load("validate")
 	if err != nil {
 		return nil, err
@@ -201,15 +210,15 @@ func realTraceGates(ctx context.Context, tf *traceFlags, m *model.Manifest, run 
 	}
 	hist := int(length / trainer.Step)
 	rep, err := traces.Evaluate(ctx, series, traces.Config{
-		Windows:  traces.Windows{History: hist},
+		Windows: traces.Windows{History: hist}, Containers: which,
 		Features: m.Features, Outputs: m.Outputs, Predict: run, Model: m.Version.String(),
 		ModelHistory: min(hist, int(m.HistoryWindow()/trainer.Step)),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("real traces: %w", err)
 	}
-	fmt.Fprintf(stdout, "\nheld-out real containers: %d %s trace files, %d of %d containers held out, %d container-days at a %s history (the model's window: %s)\n",
-		len(files), format, rep.HeldOutSeries, rep.Series, rep.ContainerDays, days(length), days(m.HistoryWindow()))
+	fmt.Fprintf(stdout, "\n%s real containers: %d %s trace files, %d of %d containers held out, %d container-days of %d %s containers at a %s history (the model's window: %s)\n",
+		which, len(files), format, rep.HeldOutSeries, rep.Series, rep.ContainerDays, len(rep.ContainerIDs), which, days(length), days(m.HistoryWindow()))
 	fmt.Fprintf(stdout, "  %-16s %16s %9s %16s %18s\n", "recommender", "mem limit slack", "OOM days", "CPU limit slack", "throttled samples")
 	for _, s := range rep.Recommenders {
 		fmt.Fprintf(stdout, "  %-16s %15.1f%% %8.1f%% %15.1f%% %17.2f%%\n", s.Name, 100*s.MemLimitSlack.Mean, 100*s.OOMRate, 100*s.CPULimitSlack.Mean, 100*s.ThrottleRate.Mean)

@@ -141,7 +141,7 @@ func TestReproducible(t *testing.T) {
 			v := model.MustParseVersion(r.version)
 			// Training containers only, one sample per default stride, then
 			// --mix-synthetic simulated containers from --seed.
-			d, err := traces.TrainingData(series, r.histories, traces.DefaultTrainStride, v.Major)
+			d, err := traces.TrainingData(series, r.histories, traces.DefaultTrainStride, v.Major, false)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -23,6 +23,7 @@ const DefaultTrainStride = 12
 // Only training containers are used: those HeldOut keeps for evaluation
 // never reach training data, so Evaluate scores a model trained on
 // Dataset's output on containers it has not seen.
+// With w.ExcludeTuning the Tuning containers are left out as well.
 // Real rows have no workload type; each is tagged with the synthetic type
 // its features resemble (Resembles). It returns ErrNoWindows when no
 // sample can be cut.
@@ -53,6 +54,9 @@ func DatasetFor(series []*Series, w Windows, major int) (*trainer.Dataset, error
 	}
 	var scratch features.Scratch
 	for _, s := range train {
+		if w.ExcludeTuning && Tuning(s.ID) {
+			continue
+		}
 		pts, _ := Points(s, w)
 		for _, p := range pts {
 			raw, x, err := FeatureRow(&scratch, p.History, p.AgeDays, specsIn)
@@ -73,7 +77,7 @@ func DatasetFor(series []*Series, w Windows, major int) (*trainer.Dataset, error
 		}
 	}
 	if d.N == 0 {
-		return nil, fmt.Errorf("training data: %w (%d series, %d of them held out for evaluation)", ErrNoWindows, len(series), len(series)-len(train))
+		return nil, fmt.Errorf("training data: %w (%d series, %d of them held out for evaluation%s)", ErrNoWindows, len(series), len(series)-len(train), tuningNote(w.ExcludeTuning))
 	}
 	return d, nil
 }
@@ -84,13 +88,13 @@ func DatasetFor(series []*Series, w Windows, major int) (*trainer.Dataset, error
 // Cutting the same containers at a shorter history too teaches a model
 // the histories agents with young containers (or short metric retention)
 // send.
-func TrainingData(series []*Series, histories []int, stride, major int) (*trainer.Dataset, error) {
+func TrainingData(series []*Series, histories []int, stride, major int, excludeTuning bool) (*trainer.Dataset, error) {
 	if len(histories) == 0 {
 		histories = []int{0}
 	}
 	var d *trainer.Dataset
 	for _, h := range histories {
-		part, err := DatasetFor(series, Windows{History: h, Stride: stride}, major)
+		part, err := DatasetFor(series, Windows{History: h, Stride: stride, ExcludeTuning: excludeTuning}, major)
 		if err != nil {
 			return nil, fmt.Errorf("%d-step history: %w", h, err)
 		}
@@ -141,4 +145,11 @@ func Concat(a, b *trainer.Dataset) *trainer.Dataset {
 		Y:        append(append(make([]float32, 0, len(a.Y)+len(b.Y)), a.Y...), b.Y...),
 		Workload: append(append(make([]int32, 0, len(a.Workload)+len(b.Workload)), a.Workload...), b.Workload...),
 	}
+}
+
+func tuningNote(excluded bool) string {
+	if excluded {
+		return ", the tuning containers left out too"
+	}
+	return ""
 }

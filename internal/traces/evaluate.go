@@ -37,13 +37,31 @@ const (
 	// AllContainers scores every container. Evaluate refuses it with a
 	// model: it is for the baselines alone, which learn nothing.
 	AllContainers
+	// TuningContainers scores only the Tuning containers: for a model
+	// trained without them (generate-data --tuning-holdout), whose
+	// settings are being chosen without looking at the held-out ones.
+	TuningContainers
 )
 
 func (c Containers) String() string {
-	if c == AllContainers {
+	switch c {
+	case AllContainers:
 		return "all"
+	case TuningContainers:
+		return "tuning"
 	}
 	return "held-out"
+}
+
+// scores reports whether c includes the container named id.
+func (c Containers) scores(id string) bool {
+	switch c {
+	case AllContainers:
+		return true
+	case TuningContainers:
+		return Tuning(id)
+	}
+	return HeldOut(id)
 }
 
 // Config configures Evaluate.
@@ -88,7 +106,7 @@ type Report struct {
 	ModelHistorySteps int    `json:"model_history_steps,omitempty"`
 	FutureSteps       int    `json:"future_steps"`
 	StrideSteps       int    `json:"stride_steps"`
-	Containers        string `json:"containers_scored"` // "held-out" or "all"
+	Containers        string `json:"containers_scored"` // "held-out", "tuning" or "all"
 	// VPASamplesPerRow is Config.VPASamplesPerRow (0: one a minute).
 	VPASamplesPerRow float64 `json:"vpa_samples_per_row"`
 	Series           int     `json:"series"`          // containers read
@@ -390,11 +408,10 @@ func Evaluate(ctx context.Context, series []*Series, cfg Config) (*Report, error
 		if s.Step != step {
 			return nil, fmt.Errorf("evaluate: series %s has step %v, others %v", s.ID, s.Step, step)
 		}
-		held := HeldOut(s.ID)
-		if held {
+		if HeldOut(s.ID) {
 			rep.HeldOutSeries++
 		}
-		if !held && cfg.Containers != AllContainers {
+		if !cfg.Containers.scores(s.ID) {
 			continue
 		}
 		p, skipped := Points(s, w)

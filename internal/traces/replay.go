@@ -14,6 +14,9 @@ type Windows struct {
 	History int // steps of history the features and baselines see
 	Future  int // steps after the history the recommendation is scored on
 	Stride  int // steps between consecutive points
+	// ExcludeTuning, for training data (Dataset) only, leaves the Tuning
+	// containers out as well as the held-out ones.
+	ExcludeTuning bool
 }
 
 func (w Windows) withDefaults(day int) Windows {

@@ -26,6 +26,29 @@ func HeldOut(id string) bool {
 	return float64(binary.BigEndian.Uint64(sum[:8])) < HoldoutFraction*(1<<64)
 }
 
+// TuningFraction is the share of training containers (those HeldOut leaves
+// for training) that Tuning sets aside for choosing training settings.
+const TuningFraction = 0.3
+
+// tuningSalt fixes which training containers Tuning sets aside,
+// independently of the held-out split.
+const tuningSalt = "recommendation-api/tuning/v1\x00"
+
+// Tuning reports whether the container named id is a tuning container: a
+// training container (not HeldOut) that generate-data --tuning-holdout
+// leaves out of training data as well, so that a model trained without
+// them can be scored on them (evaluate --containers tuning) while its
+// settings are chosen, and the held-out containers are looked at only once
+// they are. Like HeldOut it depends on the id alone, through a hash with
+// its own salt: about TuningFraction of the training containers.
+func Tuning(id string) bool {
+	if HeldOut(id) {
+		return false
+	}
+	sum := sha256.Sum256([]byte(tuningSalt + id))
+	return float64(binary.BigEndian.Uint64(sum[:8])) < TuningFraction*(1<<64)
+}
+
 // SplitByContainer partitions series by container into the training set
 // and the held-out set (HeldOut), keeping their order. No container ID is
 // in both, and together they are all of series.

@@ -88,3 +88,66 @@ func TestDatasetNeverUsesHeldOut(t *testing.T) {
 		t.Error("only held-out containers: no error; want ErrNoWindows")
 	}
 }
+
+// TestTuningSplit checks the tuning containers: training containers only
+// (never a held-out one), about TuningFraction of them, on their side by
+// their ID alone; generate-data --tuning-holdout's data holds no row of
+// theirs; and Evaluate with TuningContainers scores them and nothing else.
+func TestTuningSplit(t *testing.T) {
+	t.Parallel()
+	var nTrain, nTuning int
+	for i := range 20000 {
+		id := fmt.Sprintf("ns/pod-%d/c", i)
+		tun := traces.Tuning(id)
+		if tun && traces.HeldOut(id) {
+			t.Fatalf("%s is both held out and a tuning container", id)
+		}
+		if !traces.HeldOut(id) {
+			nTrain++
+			if tun {
+				nTuning++
+			}
+		}
+	}
+	if f := float64(nTuning) / float64(nTrain); f < traces.TuningFraction-0.02 || f > traces.TuningFraction+0.02 {
+		t.Errorf("%.3f of the training containers are tuning ones; want about %v", f, traces.TuningFraction)
+	}
+
+	var tuning, plain []string
+	for _, id := range heldOut("t", 400, false) {
+		if traces.Tuning(id) && len(tuning) < 2 {
+			tuning = append(tuning, id)
+		} else if !traces.Tuning(id) && len(plain) < 2 {
+			plain = append(plain, id)
+		}
+	}
+	test := heldOut("t", 1, true)
+	all := series(t, container(tuning[0], 4, 1), container(plain[0], 4, 2), container(test[0], 4, 3), container(tuning[1], 4, 4), container(plain[1], 4, 5))
+	only, err := traces.Dataset(series(t, container(plain[0], 4, 2), container(plain[1], 4, 5)), traces.Windows{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	without, err := traces.Dataset(all, traces.Windows{ExcludeTuning: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if without.N != only.N || !slices.Equal(without.X, only.X) {
+		t.Errorf("tuning containers excluded: %d rows; want the other training containers' %d, the same", without.N, only.N)
+	}
+	with, err := traces.Dataset(all, traces.Windows{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if with.N <= only.N {
+		t.Errorf("tuning containers kept: %d rows; want more than the %d without them", with.N, only.N)
+	}
+
+	rep, err := traces.Evaluate(t.Context(), all, traces.Config{Containers: traces.TuningContainers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := slices.Sorted(slices.Values(rep.ContainerIDs))
+	if want := slices.Sorted(slices.Values(tuning)); !slices.Equal(got, want) || rep.Containers != "tuning" {
+		t.Errorf("TuningContainers scored %v (%q); want the tuning containers %v", got, rep.Containers, want)
+	}
+}
