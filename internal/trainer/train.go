@@ -56,6 +56,16 @@ type TrainConfig struct {
 	// where it buys the most slack per overrun avoided, instead of giving
 	// every row the same quantile.
 	OverrunPrice [model.NumOutputs]float64
+	// ThrottleShare, with a positive OverrunPrice for the CPU limit, makes
+	// that limit's overrun term the price times the share of the following
+	// window's samples above the limit — what throttling is scored as —
+	// instead of a step at the window's p99: the share is read off the
+	// row's labels, 10% at the p90 (the request's label) and 1% at the p99,
+	// log-linear in the limit between and beyond them (at most 1). A step
+	// prices a limit just under the p99 (1–2% of samples throttled) like
+	// one at the median (50%), so it buys cover for bursty rows at any
+	// slack; the share weighs each row's throttling as it is scored.
+	ThrottleShare bool
 	// OverrunWidth is the width of that step in normalized output units
 	// (0 = 0.01, about 10% of the limit).
 	OverrunWidth float64
@@ -196,7 +206,7 @@ func (c TrainConfig) Hyper() map[string]string {
 		}
 		return s
 	}
-	return map[string]string{
+	h := map[string]string{
 		"optimizer":        "adam(beta1=0.9,beta2=0.999,eps=1e-8)",
 		"loss":             "pinball loss for outputs with a quantile in (0,1), else squared error weighted by under_weight below the label; normalized outputs",
 		"batch_size":       strconv.Itoa(c.BatchSize),
@@ -215,6 +225,10 @@ func (c TrainConfig) Hyper() map[string]string {
 		"max_epochs":       strconv.Itoa(c.Epochs),
 		"initialization":   "he-normal",
 	}
+	if c.ThrottleShare {
+		h["throttle_share"] = "true"
+	}
+	return h
 }
 
 // Progress is reported after every epoch (and once per phase change).
@@ -400,6 +414,7 @@ func (m *FloatMLP) accumulate(d *Dataset, idx []int, batch int, lw lossWeights, 
 type lossWeights struct {
 	over, under, quantile, spread, price [model.NumOutputs]float64
 	width                                float64
+	throttleShare                        bool
 	outs                                 [model.NumOutputs]model.Denormalizer
 }
 
@@ -413,6 +428,7 @@ func (c TrainConfig) weights() lossWeights {
 		lw.price[o] = c.OverrunPrice[o]
 	}
 	lw.width = c.overrunWidth()
+	lw.throttleShare = c.ThrottleShare
 	for o, s := range model.DefaultOutputs() {
 		lw.outs[o] = s.Denormalizer()
 	}
@@ -423,6 +439,9 @@ func (c TrainConfig) weights() lossWeights {
 // and its derivative with respect to p: the overrun cost for a limit with
 // a price (OverrunPrice), loss otherwise.
 func (lw *lossWeights) rowLoss(o int, p float64, y []float32) (float64, float64) {
+	if lw.price[o] > 0 && o == outCPULimit && lw.throttleShare {
+		return lw.throttleCost(o, p, float64(y[o]), float64(y[o-1]))
+	}
 	if lw.price[o] > 0 && (o == outCPULimit || o == outMemLimit) {
 		return lw.overrunCost(o, p, float64(y[o]), float64(y[o-1]))
 	}
@@ -470,6 +489,45 @@ func (lw *lossWeights) overrunCost(o int, p, label, use float64) (float64, float
 	}
 	return cost, grad
 }
+
+// throttleCost is overrunCost with the step replaced by the estimated
+// share of the following window's samples above the limit (ThrottleShare):
+// with a = ln p90 (the request's label use), b = ln p99 (the limit's label
+// without its headroom) and t = ln of the served limit, share =
+// min(1, 0.01 · 10^(−(t − b)/d)), d = max(b − a, minShareSpan): 10% at the
+// p90, 1% at the p99, a tenth less per d beyond. It returns the cost and
+// its derivative with respect to p.
+func (lw *lossWeights) throttleCost(o int, p, label, use float64) (float64, float64) {
+	v := lw.outs[o].Denormalize(p)
+	floor := minimumOf(o)
+	served := max(v, floor)
+	u := lw.outs[o-1].Denormalize(use)
+	cost, grad := 0.0, 0.0
+	if served > u {
+		cost = 1 - u/served + slackPull*math.Log(served/u)
+		if v > floor && p > 0 && p < 1 {
+			grad = (u/(v*v) + slackPull/v) * lw.outs[o].Slope(p)
+		}
+	}
+	a := math.Log(max(u, 1e-9))
+	b := math.Log(max(lw.outs[o].Denormalize(label)/genLimitHeadroom, 1e-9))
+	d := max(b-a, minShareSpan)
+	share := 0.01 * math.Exp(-math.Ln10*(math.Log(served)-b)/d)
+	if share >= 1 {
+		return cost + lw.price[o], grad
+	}
+	cost += lw.price[o] * share
+	if v > floor && p > 0 && p < 1 {
+		// d share/dp = −share · ln 10 / d · (1/v) · dv/dp.
+		grad -= lw.price[o] * share * math.Ln10 / d / v * lw.outs[o].Slope(p)
+	}
+	return cost, grad
+}
+
+// minShareSpan bounds the log distance between p90 and p99 that
+// throttleCost's share falls a tenth over, for rows whose CPU is so steady
+// that the two nearly meet.
+const minShareSpan = 0.05
 
 // loss returns output o's loss for the error e = prediction − label, and
 // its derivative with respect to the prediction. conf is the row's

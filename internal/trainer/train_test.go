@@ -294,3 +294,48 @@ func TestWeightAveraging(t *testing.T) {
 		}
 	}
 }
+
+// The throttle-share cost (ThrottleShare) prices a CPU limit by the share
+// of samples its labels say it throttles: 10% at the p90, 1% at the p99, a
+// tenth less per p90-to-p99 span beyond, at most all of them; away from
+// the slack term's kink at the p90 its derivative is that of its value.
+func TestThrottleCost(t *testing.T) {
+	cfg := DefaultTrainConfigFor(2)
+	cfg.ThrottleShare = true
+	cfg.OverrunPrice[outCPULimit] = 20
+	lw := cfg.weights()
+	outs := model.DefaultOutputs()
+	norm := func(o int, v float64) float64 { return outs[o].Normalize(v) }
+	const p90, p99 = 0.5, 2.0 // cores
+	label, use := norm(outCPULimit, p99*genLimitHeadroom), norm(outCPURequest, p90)
+	slack := func(v float64) float64 { return 1 - p90/v + slackPull*math.Log(v/p90) }
+	for _, tc := range []struct{ limit, share float64 }{
+		{p90, 0.10}, {1, 0.01 * math.Pow(10, math.Log(p99/1)/math.Log(p99/p90))}, {p99, 0.01}, {8, 0.001}, {0.05, 1},
+	} {
+		p := norm(outCPULimit, tc.limit)
+		v := outs[outCPULimit].Denormalize(p)
+		c, g := lw.throttleCost(outCPULimit, p, label, use)
+		want := max(slack(max(v, minimumOf(outCPULimit))), 0) + 20*tc.share
+		if v <= p90 {
+			want = 20 * tc.share
+		}
+		if math.Abs(c-want) > 1e-3*want {
+			t.Errorf("limit %v cores: cost %v; want %v (share %v)", tc.limit, c, want, tc.share)
+		}
+		const h = 1e-6
+		c1, _ := lw.throttleCost(outCPULimit, p+h, label, use)
+		c0, _ := lw.throttleCost(outCPULimit, p-h, label, use)
+		if fd := (c1 - c0) / (2 * h); tc.share < 1 && math.Abs(v-p90) > 1e-3 && math.Abs(fd-g) > 1e-3*math.Max(1, math.Abs(fd)) {
+			t.Errorf("limit %v cores: derivative %v, finite difference %v", tc.limit, g, fd)
+		}
+	}
+	// Without ThrottleShare the CPU limit keeps the step.
+	cfg.ThrottleShare = false
+	plain := cfg.weights()
+	y := make([]float32, model.NumOutputs)
+	y[outCPURequest], y[outCPULimit] = float32(use), float32(label)
+	p := norm(outCPULimit, 1)
+	if a, _ := plain.rowLoss(outCPULimit, p, y); a == func() float64 { c, _ := lw.throttleCost(outCPULimit, p, float64(y[outCPULimit]), float64(y[outCPURequest])); return c }() {
+		t.Error("ThrottleShare off: the CPU limit is priced by the share; want the step")
+	}
+}
