@@ -335,7 +335,9 @@ func TestThrottleCost(t *testing.T) {
 	y := make([]float32, model.NumOutputs)
 	y[outCPURequest], y[outCPULimit] = float32(use), float32(label)
 	p := norm(outCPULimit, 1)
-	if a, _ := plain.rowLoss(outCPULimit, p, y); a == func() float64 { c, _ := lw.throttleCost(outCPULimit, p, float64(y[outCPULimit]), float64(y[outCPURequest])); return c }() {
+	stepCost, _ := plain.rowLoss(outCPULimit, p, y)
+	shareCost, _ := lw.throttleCost(outCPULimit, p, float64(y[outCPULimit]), float64(y[outCPURequest]))
+	if stepCost == shareCost {
 		t.Error("ThrottleShare off: the CPU limit is priced by the share; want the step")
 	}
 }
