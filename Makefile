@@ -15,7 +15,7 @@ GO_PKGS := ./...
 # Packages with concurrent code run under the race detector.
 RACE_PKGS := ./internal/serving/... ./internal/registry/... ./internal/rollback/... ./internal/transport/... ./internal/trainer/... ./internal/jobs/... ./internal/traces/... ./internal/etcdstore/... ./internal/auth/... ./cmd/...
 
-.PHONY: all build run test crash soak soak-swaps fuzz fuzz-short deps deps-system tools ort proto check-generated fmt-check vet pipeline bench default-model seed-spread pipeline-seeds evaluate-defaults compose-check clean console console-check console-screenshots
+.PHONY: all build run test crash soak soak-swaps fuzz fuzz-short deps deps-system tools ort proto check-generated fmt-check vet pipeline bench default-model seed-spread heuristics pipeline-seeds evaluate-defaults compose-check clean console console-check console-screenshots
 
 all: build
 
@@ -136,6 +136,11 @@ default-model: ort
 ## seed-spread: the major-2 default recipe trained with seeds 1..4, each gated on the held-out traces (docs/model.md).
 seed-spread: ort
 	ONNXRUNTIME_LIB=$(ORT_LIB) scripts/seed-spread.sh
+
+## heuristics: memory and CPU limit heuristics at equal risk on the tuning containers of the Bitbrains traces (docs/evaluation.md).
+TRACES ?= ../shared/data
+heuristics:
+	go run ./scripts/heuristics $(TRACES)/bitbrains-rnd-2013-7 $(TRACES)/bitbrains-rnd-2013-8
 
 ## pipeline-seeds: the README's four-step synthetic pipeline with seeds 1, 3, 7, 42 per major (docs/model.md).
 pipeline-seeds: ort
