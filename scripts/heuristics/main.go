@@ -21,8 +21,8 @@ import (
 
 	"recommendation-api/internal/features"
 	"recommendation-api/internal/model"
-	"recommendation-api/internal/trainer"
 	"recommendation-api/internal/traces"
+	"recommendation-api/internal/trainer"
 )
 
 // day is one tuning container-day: its history's features and VPA's
