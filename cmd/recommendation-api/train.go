@@ -34,8 +34,8 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	memUnder := fs.Float64("mem-limit-under", -1, "share of validation rows whose memory limit may fall below the following day's peak, which calibration aims at (default: the major's)")
 	cpuUnder := fs.Float64("cpu-limit-under", -1, "likewise for the CPU limit against the following day's p99 (default: the major's)")
 	memPrice := fs.Float64("mem-overrun-price", -1, "train the memory limit on its scored cost: relative slack plus this price per following day it falls below the peak (0 = pinball loss; default: the major's)")
-	cpuPrice := fs.Float64("cpu-overrun-price", -1, "likewise for the CPU limit against the following day's p99 (default: the major's)")
-	throttle := fs.String("cpu-throttle-share", "", "true: the CPU limit's overrun term is --cpu-overrun-price times the share of the following day's samples above the limit (read off its p90 and p99), as throttling is scored, instead of a step at its p99; false: the step (default: the major's)")
+	cpuPrice := fs.Float64("cpu-overrun-price", -1, "likewise for the CPU limit: this price times the share of the following day's samples it throttles (--cpu-throttle-share), or per following day it falls below its p99 (default: the major's)")
+	throttle := fs.Bool("cpu-throttle-share", false, "the CPU limit's overrun term is --cpu-overrun-price times the share of the following day's samples above the limit (read off its p90 and p99), as throttling is scored, instead of a step at its p99 (docs/model.md compares them)")
 	averaging := fs.Float64("weight-averaging", -1, "decay per step of the moving average of the weights that is kept instead of the last step's, in (0,1); 0 = off (default: the major's)")
 	width := fs.Float64("overrun-width", 0, "width of the overrun step in normalized output units, (0, 1] (default 0.01, about 10% of a limit)")
 	if err := parseFlags(fs, args); err != nil {
@@ -93,13 +93,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	cfg.OverrunWidth = *width
-	switch *throttle {
-	case "":
-	case "true", "false":
-		cfg.ThrottleShare = *throttle == "true"
-	default:
-		return usageError{fmt.Errorf("train: --cpu-throttle-share %q; want true or false", *throttle)}
-	}
+	cfg.ThrottleShare = *throttle
 	if *averaging >= 0 {
 		cfg.Averaging = *averaging
 	}

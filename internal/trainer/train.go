@@ -225,7 +225,7 @@ func (c TrainConfig) Hyper() map[string]string {
 		"max_epochs":       strconv.Itoa(c.Epochs),
 		"initialization":   "he-normal",
 	}
-	if c.ThrottleShare {
+	if c.ThrottleShare && c.OverrunPrice[outCPULimit] > 0 { // only then is the price per throttled share
 		h["throttle_share"] = "true"
 	}
 	return h
