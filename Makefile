@@ -15,7 +15,7 @@ GO_PKGS := ./...
 # Packages with concurrent code run under the race detector.
 RACE_PKGS := ./internal/serving/... ./internal/registry/... ./internal/rollback/... ./internal/transport/... ./internal/trainer/... ./internal/jobs/... ./internal/traces/... ./internal/etcdstore/... ./internal/auth/... ./cmd/...
 
-.PHONY: all build run test crash soak soak-swaps fuzz fuzz-short deps deps-system tools ort proto check-generated fmt-check vet pipeline bench default-model seed-spread heuristics pipeline-seeds evaluate-defaults compose-check clean console console-check console-screenshots
+.PHONY: all build run test crash soak soak-swaps fuzz fuzz-short deps deps-system tools ort proto check-generated fmt-check vet pipeline bench default-model seed-spread heuristics tune pipeline-seeds evaluate-defaults compose-check clean console console-check console-screenshots
 
 all: build
 
@@ -141,6 +141,10 @@ seed-spread: ort
 TRACES ?= ../shared/data
 heuristics:
 	go run ./scripts/heuristics $(TRACES)/bitbrains-rnd-2013-7 $(TRACES)/bitbrains-rnd-2013-8
+
+## tune: major-2 training recipes compared on the tuning containers over three seeds, then one on the held-out ones (docs/model.md).
+tune: ort
+	ONNXRUNTIME_LIB=$(ORT_LIB) scripts/tune.sh
 
 ## pipeline-seeds: the README's four-step synthetic pipeline with seeds 1, 3, 7, 42 per major (docs/model.md).
 pipeline-seeds: ort
