@@ -140,7 +140,7 @@ seed-spread: ort
 ## heuristics: memory and CPU limit heuristics at equal risk on the tuning containers of the Bitbrains traces (docs/evaluation.md).
 TRACES ?= ../shared/data
 heuristics:
-	go run ./scripts/heuristics $(TRACES)/bitbrains-rnd-2013-7 $(TRACES)/bitbrains-rnd-2013-8
+	go run ./internal/traces/cmd/heuristics $(TRACES)/bitbrains-rnd-2013-7 $(TRACES)/bitbrains-rnd-2013-8
 
 ## tune: major-2 training recipes compared on the tuning containers over three seeds, then one on the held-out ones (docs/model.md).
 tune: ort

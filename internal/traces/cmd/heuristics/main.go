@@ -7,7 +7,7 @@
 // of the features beats the history maximum × k, a network on the same
 // features is not expected to either.
 //
-//	go run ./scripts/heuristics [--history 7d,2d] TRACE_DIR_OR_FILE...
+//	go run ./internal/traces/cmd/heuristics [--history 7d,2d] TRACE_DIR_OR_FILE...
 package main
 
 import (
