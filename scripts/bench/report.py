@@ -167,10 +167,10 @@ def section_predict(out, runs, meta):
     by = {g: [r for r in runs if r["group"] == g and "error" not in r] for g, _ in groups}
     if not any(by.values()):
         if meta.get("predict_skipped"):
-            out.append("## Predict against a no-op handler on the same server (issue 3)\n\nNot run: %s\n" %
+            out.append("## Predict against a no-op handler on the same server\n\nNot run: %s\n" %
                        meta["predict_skipped"])
         return
-    out.append("## Predict against a no-op handler on the same server (issue 3)\n")
+    out.append("## Predict against a no-op handler on the same server\n")
     out.append("ghz on loopback, %s concurrent workers on one connection, %s per run, %s rounds "
                "(after a discarded warm-up) alternating no-op → 1 → 100 → 1000 rows in odd rounds and "
                "the reverse in even ones. Each figure is the median of the rounds; each ratio is that "
@@ -199,7 +199,7 @@ def section_predict(out, runs, meta):
         r1 = ratio(m["predict-1"]["rps"], base["rps"])
         paired = paired_ratios(by["noop"], by["predict-1"])
         verdict = "**met**" if r1 is not None and r1 >= 0.9 else "**missed**"
-        out.append("Goal (issue 3): single-row Predict at ≥ 0.90× the no-op's throughput — %s: %s "
+        out.append("Goal: single-row Predict at ≥ 0.90× the no-op's throughput — %s: %s "
                    "(ratio of the medians; per round, against the neighbouring no-op run: %s, median %s).  " % (
                        verdict, x(r1), ", ".join(x(p) for p in paired), x(med(paired))))
     if "predict-1000" in m:
@@ -270,7 +270,7 @@ def section_swap(out, runs, meta, res):
     a = [r for r in runs if r["group"] == "swap-a" and "error" not in r]
     b = [r for r in runs if r["group"] == "swap-b" and "error" not in r]
     c = [r for r in runs if r["group"] == "swap-c" and "error" not in r]
-    title = "## Predict latency during hot swaps (issue 4)\n"
+    title = "## Predict latency during hot swaps\n"
     if not (a or b or c):
         if meta.get("swap_skipped"):
             out.append(title + "\nNot run: %s\n" % meta["swap_skipped"])
@@ -279,7 +279,7 @@ def section_swap(out, runs, meta, res):
     out.append("Single-row Predict, %s workers, %s per run, %s rounds ((a) (b) (c) in odd rounds, "
                "(c) (b) (a) in even ones) of (a) no swaps, (b) one swap per "
                "second alternating `POST /v1/models/%s:activate` and `POST /v1/models:rollback` — the "
-               "issue's test — and (c) one `POST /v1/models/{version}:activate` per second cycling "
+               "goal's test — and (c) one `POST /v1/models/{version}:activate` per second cycling "
                "%s → %s → %s. In (b) the release flow keeps the previous version's session warm, so "
                "after the first activation a swap reads and checks the bytes from bbolt, swaps the "
                "atomic pointer and records the move; in (c) the target is never loaded, so every swap "
@@ -321,7 +321,7 @@ def section_swap(out, runs, meta, res):
         swaps = read_swaps(res, mode)
         ok = [s for s in swaps if s[1] == "200"]
         met = p99r is not None and p99r <= 1.2 and failed == 0 and ok and len(ok) == len(swaps)
-        head = ("Goal (issue 4), %s: p99 with swaps ≤ 1.2× p99 without and zero failed calls — %s: " % (
+        head = ("Goal, %s: p99 with swaps ≤ 1.2× p99 without and zero failed calls — %s: " % (
             label, "**met**" if met else "**missed**")) if goal else "%s, for comparison (no goal): " % label
         durs = sorted(s[2] for s in ok)
         out.append(head + "p99 ratio %s (per round %s; pooled %s), %d failed Predict calls; %d swaps issued, %d answered "
@@ -425,7 +425,7 @@ def section_gobench(out, res, meta):
 def section_pipeline(out, res, meta):
     steps = [("generate-data", "pipeline-generate"), ("train", "pipeline-train"), ("validate", "pipeline-validate")]
     if meta.get("pipeline_skipped"):
-        out.append("## Model pipeline at 100,000 samples (issue 2)\n\nNot run: %s\n" % meta["pipeline_skipped"])
+        out.append("## Model pipeline at 100,000 samples\n\nNot run: %s\n" % meta["pipeline_skipped"])
         return
     rows, total, peak = [], 0.0, 0
     for label, name in steps:
@@ -455,7 +455,7 @@ def section_pipeline(out, res, meta):
         peak = max(peak, rss or 0)
     if not rows:
         return
-    out.append("## Model pipeline at 100,000 samples (issue 2)\n")
+    out.append("## Model pipeline at 100,000 samples\n")
     out.append("Each step under `/usr/bin/time -v`, one after another, after the server was stopped:\n")
     out.append("```sh\n%s\n```\n" % meta.get("pipeline_cmds", ""))
     out.append("| step | wall s | CPU s (user+sys) | peak RSS MiB | exit |")
@@ -467,7 +467,7 @@ def section_pipeline(out, res, meta):
     out.append("| **total** | **%.1f** | **%.1f** | max %.0f | |" % (total, cpu_total, peak))
     out.append("")
     verdict = "**met**" if total < 20 and len(rows) == len(steps) else "**missed**"
-    out.append("Goal (issue 2): generate-data + train + validate under 20 s — %s: %.1f s wall "
+    out.append("Goal: generate-data + train + validate under 20 s — %s: %.1f s wall "
                "(%.2f× the budget), %.1f s of CPU." % (verdict, total, total / 20, cpu_total))
     for label, name in steps:
         if meta.get("pipeline_error_" + name.split("-")[1]):
@@ -483,7 +483,7 @@ def parse_clock(s):
     return v
 
 
-# ---------------------------------------------------------------- training jobs (issue 5)
+# ---------------------------------------------------------------- training jobs
 
 TRAIN_GROUPS = [("train", "`--train-workers 1` (default)"), ("train2", "`--train-workers 2`")]
 FINAL = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED")
@@ -580,7 +580,7 @@ def read_time_v(path):
 
 
 def section_training(out, runs, meta, res):
-    title = "## Predict while a training job runs (issue 5)\n"
+    title = "## Predict while a training job runs\n"
     if meta.get("training_skipped"):
         out.append(title + "\nNot run: %s\n" % meta["training_skipped"])
         return
@@ -682,7 +682,7 @@ def section_training(out, runs, meta, res):
     s = summary.get("train")
     if s:
         met = s["ratio"] is not None and s["ratio"] <= 1.5 and bool(s["b"])
-        out.append("Goal (issue 5): Predict p99 while a 100,000-sample job runs ≤ 1.5× p99 with no job — %s: "
+        out.append("Goal: Predict p99 while a 100,000-sample job runs ≤ 1.5× p99 with no job — %s: "
                    "%s (per round %s; pooled %s); throughput %s of (a); %d failed Predict calls in (a) and (b).  " % (
                        "**met**" if met else "**missed**", x(s["ratio"]), ", ".join(x(v) for v in s["per_round"]) or "n/a",
                        x(s["pooled"]), x(s["rps"]), s["failed"]))
