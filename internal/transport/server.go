@@ -119,10 +119,23 @@ func NewGRPCServer(log *slog.Logger, h *Health, opts ...grpc.ServerOption) *grpc
 // call from the interceptors after it: the name of the token that called,
 // once the Authenticator has read it (also when the token's role is too
 // low), so that the call's log line says who was served or refused. One
-// goroutine writes it before the handler runs and reads it after.
-type callNote struct{ actor string }
+// goroutine writes it before the handler runs and reads it after. The
+// note is itself the call's context (one allocation per call, not a
+// context.WithValue and a note): Value(callNoteKey{}) returns it, every
+// other key is its parent's.
+type callNote struct {
+	context.Context
+	actor string
+}
 
 type callNoteKey struct{}
+
+func (n *callNote) Value(key any) any {
+	if key == (callNoteKey{}) {
+		return n
+	}
+	return n.Context.Value(key)
+}
 
 // noteActor records name as the caller of the call ctx belongs to.
 func noteActor(ctx context.Context, name string) {
@@ -134,8 +147,8 @@ func noteActor(ctx context.Context, name string) {
 func unaryInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 		start := time.Now()
-		note := &callNote{}
-		ctx = context.WithValue(ctx, callNoteKey{}, note)
+		note := &callNote{Context: ctx}
+		ctx = note
 		defer func() {
 			if p := recover(); p != nil {
 				log.ErrorContext(ctx, "panic in gRPC handler", "method", info.FullMethod, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
@@ -153,8 +166,8 @@ func unaryInterceptor(log *slog.Logger) grpc.UnaryServerInterceptor {
 func streamInterceptor(log *slog.Logger) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 		start := time.Now()
-		note := &callNote{}
-		ctx := context.WithValue(ss.Context(), callNoteKey{}, note)
+		note := &callNote{Context: ss.Context()}
+		var ctx context.Context = note
 		defer func() {
 			if p := recover(); p != nil {
 				log.ErrorContext(ctx, "panic in gRPC stream handler", "method", info.FullMethod, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
