@@ -191,8 +191,10 @@ func TestEvaluateBadInput(t *testing.T) {
 		{"BadHistory", []string{"evaluate", "--history", "7d,3w", "--trace", short}, true, "want Nd (days) or a duration"},
 		{"ShortHistory", []string{"evaluate", "--history", "2h", "--trace", short}, true, "want 1d to 60d"},
 		{"AllWithModel", []string{"evaluate", "--containers", "all", "--trace", short}, true, "a model is scored on held-out containers only"},
-		{"BadContainers", []string{"evaluate", "--no-model", "--containers", "some", "--trace", short}, true, "want held-out or all"},
+		{"BadContainers", []string{"evaluate", "--no-model", "--containers", "some", "--trace", short}, true, "want held-out, tuning or all"},
 		{"NoModelAndModel", []string{"evaluate", "--no-model", "--model", "x.onnx", "--trace", short}, true, "want one"},
+		{"ValidateBadContainers", []string{"validate", "--containers", "all", "--trace", short}, true, "want held-out or tuning"},
+		{"TuningHoldoutWithoutTrace", []string{"generate-data", "--tuning-holdout", "--output", filepath.Join(dir, "x.npz")}, true, "need --trace"},
 		{"TooShortForAny", []string{"evaluate", "--no-model", "--history", "7d", "--trace", short}, false, "no complete history"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
