@@ -81,20 +81,14 @@ func parseTraceArgs(fs *flag.FlagSet, t *traceFlags, args []string) error {
 
 // load expands the trace paths, resolves the format and reads every file.
 func (t *traceFlags) load(cmd string) ([]*traces.Series, []string, traces.Format, error) {
-	files, err := traces.ExpandPaths(t.paths)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	var f traces.Format
-	if *t.format == "auto" {
-		if f, err = traces.DetectFormat(files[0]); err != nil {
-			return nil, nil, "", err
+	var f traces.Format // empty: auto, detected from the first file
+	if *t.format != "auto" {
+		var err error
+		if f, err = traces.ParseFormat(*t.format); err != nil {
+			return nil, nil, "", usageError{fmt.Errorf("%s: --format: %w", cmd, err)}
 		}
-	} else if f, err = traces.ParseFormat(*t.format); err != nil {
-		return nil, nil, "", usageError{fmt.Errorf("%s: --format: %w", cmd, err)}
 	}
-	series, err := traces.Load(files, f, trainer.Step)
-	return series, files, f, err
+	return traces.LoadPaths(t.paths, f)
 }
 
 // runEvaluate replays real usage traces against the model and the VPA, KRR

@@ -123,15 +123,7 @@ func TestReproducible(t *testing.T) {
 	}
 	// generate-data --trace: expand, detect the format, load at the
 	// trainer's step.
-	files, err := traces.ExpandPaths(paths)
-	if err != nil {
-		t.Fatal(err)
-	}
-	format, err := traces.DetectFormat(files[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	series, err := traces.Load(files, format, trainer.Step)
+	series, _, _, err := traces.LoadPaths(paths, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"recommendation-api/internal/trainer"
 )
 
 // MaxFill is the longest run of missing steps Resample fills by linear
@@ -218,4 +220,23 @@ func Load(paths []string, f Format, step time.Duration) ([]*Series, error) {
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// LoadPaths expands paths (files, directories, globs: ExpandPaths), reads
+// them in format f — or, when f is empty, in the format DetectFormat finds
+// in the first file (Load then checks every file against it) — and returns
+// the series on the generator's grid (trainer.Step), the files read and
+// the format.
+func LoadPaths(paths []string, f Format) ([]*Series, []string, Format, error) {
+	files, err := ExpandPaths(paths)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if f == "" {
+		if f, err = DetectFormat(files[0]); err != nil {
+			return nil, nil, "", err
+		}
+	}
+	series, err := Load(files, f, trainer.Step)
+	return series, files, f, err
 }

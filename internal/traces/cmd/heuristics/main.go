@@ -86,15 +86,7 @@ func run(history string, paths []string) error {
 	if len(paths) == 0 {
 		return fmt.Errorf("no traces; want TRACE_DIR_OR_FILE...")
 	}
-	files, err := traces.ExpandPaths(paths)
-	if err != nil {
-		return err
-	}
-	format, err := traces.DetectFormat(files[0])
-	if err != nil {
-		return err
-	}
-	series, err := traces.Load(files, format, trainer.Step)
+	series, _, _, err := traces.LoadPaths(paths, "")
 	if err != nil {
 		return err
 	}

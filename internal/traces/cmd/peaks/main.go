@@ -50,15 +50,7 @@ func run(samples int, seed int64, paths []string) error {
 			fromDataset(fmt.Sprintf("synthetic, major %d window, containers older than it", major), d, win.Hours()/24))
 	}
 	if len(paths) > 0 {
-		files, err := traces.ExpandPaths(paths)
-		if err != nil {
-			return err
-		}
-		format, err := traces.DetectFormat(files[0])
-		if err != nil {
-			return err
-		}
-		series, err := traces.Load(files, format, trainer.Step)
+		series, _, _, err := traces.LoadPaths(paths, "")
 		if err != nil {
 			return err
 		}
