@@ -448,18 +448,16 @@ func (lw *lossWeights) rowLoss(o int, p float64, y []float32) (float64, float64)
 	return lw.loss(o, p-float64(y[o]), float64(y[model.NumOutputs-1]))
 }
 
-// overrunCost is the scored cost of limit o at normalized value p against
-// its label label (normalized) and the usage level use (the request's
-// label, normalized): relative slack (v − usage)/v of the served value v =
-// max(limit, minimum), plus price × σ((label − p)/width), and its
-// derivative with respect to p. Below the served minimum the limit does not
-// change what is served, so neither term moves it.
-func (lw *lossWeights) overrunCost(o int, p, label, use float64) (float64, float64) {
-	v := lw.outs[o].Denormalize(p)
-	floor := minimumOf(o)
-	served := max(v, floor)
+// slackCost is the slack term both overrun costs of limit o start from,
+// at normalized value p over the usage its request label use stands for:
+// relative slack (v − usage)/v of the served value v = max(limit, minimum)
+// plus a small log-slack pull, and its derivative with respect to p. It
+// also returns the limit v, the served value and the served minimum.
+func (lw *lossWeights) slackCost(o int, p, use float64) (cost, grad, v, served, floor float64) {
+	v = lw.outs[o].Denormalize(p)
+	floor = minimumOf(o)
+	served = max(v, floor)
 	u := lw.outs[o-1].Denormalize(use)
-	cost, grad := 0.0, 0.0
 	if served > u {
 		// Relative slack saturates at 1: far above the usage it stops
 		// pulling the limit down, and a network can settle on limits far
@@ -470,6 +468,17 @@ func (lw *lossWeights) overrunCost(o int, p, label, use float64) (float64, float
 			grad = (u/(v*v) + slackPull/v) * lw.outs[o].Slope(p)
 		}
 	}
+	return cost, grad, v, served, floor
+}
+
+// overrunCost is the scored cost of limit o at normalized value p against
+// its label label (normalized) and the usage level use (the request's
+// label, normalized): relative slack (v − usage)/v of the served value v =
+// max(limit, minimum), plus price × σ((label − p)/width), and its
+// derivative with respect to p. Below the served minimum the limit does not
+// change what is served, so neither term moves it.
+func (lw *lossWeights) overrunCost(o int, p, label, use float64) (float64, float64) {
+	cost, grad, v, served, floor := lw.slackCost(o, p, use)
 	z := (label - p) / lw.width
 	sig := 1 / (1 + math.Exp(-z))
 	covered := served >= lw.outs[o].Denormalize(label) && v <= floor // the minimum covers the label
@@ -498,17 +507,8 @@ func (lw *lossWeights) overrunCost(o int, p, label, use float64) (float64, float
 // p90, 1% at the p99, a tenth less per d beyond. It returns the cost and
 // its derivative with respect to p.
 func (lw *lossWeights) throttleCost(o int, p, label, use float64) (float64, float64) {
-	v := lw.outs[o].Denormalize(p)
-	floor := minimumOf(o)
-	served := max(v, floor)
+	cost, grad, v, served, floor := lw.slackCost(o, p, use)
 	u := lw.outs[o-1].Denormalize(use)
-	cost, grad := 0.0, 0.0
-	if served > u {
-		cost = 1 - u/served + slackPull*math.Log(served/u)
-		if v > floor && p > 0 && p < 1 {
-			grad = (u/(v*v) + slackPull/v) * lw.outs[o].Slope(p)
-		}
-	}
 	a := math.Log(max(u, 1e-9))
 	b := math.Log(max(lw.outs[o].Denormalize(label)/genLimitHeadroom, 1e-9))
 	d := max(b-a, minShareSpan)
