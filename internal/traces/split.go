@@ -22,8 +22,14 @@ const holdoutSalt = "recommendation-api/holdout/v1\x00"
 // it is read with, and training data (Dataset) and evaluation (Evaluate)
 // agree without sharing state.
 func HeldOut(id string) bool {
-	sum := sha256.Sum256([]byte(holdoutSalt + id))
-	return float64(binary.BigEndian.Uint64(sum[:8])) < HoldoutFraction*(1<<64)
+	return hashFraction(holdoutSalt, id) < HoldoutFraction
+}
+
+// hashFraction maps salt ‖ id to [0, 1): the first 8 bytes of its SHA-256
+// as a fraction of 2^64.
+func hashFraction(salt, id string) float64 {
+	sum := sha256.Sum256([]byte(salt + id))
+	return float64(binary.BigEndian.Uint64(sum[:8])) / (1 << 64)
 }
 
 // TuningFraction is the share of training containers (those HeldOut leaves
@@ -45,8 +51,7 @@ func Tuning(id string) bool {
 	if HeldOut(id) {
 		return false
 	}
-	sum := sha256.Sum256([]byte(tuningSalt + id))
-	return float64(binary.BigEndian.Uint64(sum[:8])) < TuningFraction*(1<<64)
+	return hashFraction(tuningSalt, id) < TuningFraction
 }
 
 // SplitByContainer partitions series by container into the training set
