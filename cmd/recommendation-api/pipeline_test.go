@@ -529,6 +529,10 @@ func TestTrainBadInput(t *testing.T) {
 			[]string{"--version", `"v01.0.0"`, "leading zero"}},
 		{"ErrEpochs", []string{"--data", good, "--epochs", "0"}, 2, nil,
 			[]string{"--epochs 0"}},
+		{"ErrEnsembleZero", []string{"--data", good, "--ensemble", "0"}, 2, nil,
+			[]string{"--ensemble 0", "want 1..16"}},
+		{"ErrEnsembleLarge", []string{"--data", good, "--ensemble", "17"}, 2, nil,
+			[]string{"--ensemble 17", "want 1..16"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			before := snapshot(t, root)

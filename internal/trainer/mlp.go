@@ -61,9 +61,18 @@ func NewFloatMLP(rng *rand.Rand) *FloatMLP {
 // NewFloatMLPFor returns a major's network (WidthsFor, ActivationsFor, its
 // head) with He-initialized weights drawn from rng.
 func NewFloatMLPFor(rng *rand.Rand, major int) (*FloatMLP, error) {
+	return newFloatMLP(rng, major, 1)
+}
+
+// newFloatMLP is NewFloatMLPFor with the hidden layers widened n times (2
+// for split towers: each tower as wide as the shared network).
+func newFloatMLP(rng *rand.Rand, major, n int) (*FloatMLP, error) {
 	widths, err := WidthsFor(major)
 	if err != nil {
 		return nil, err
+	}
+	for i := 1; i+1 < len(widths); i++ {
+		widths[i] *= n
 	}
 	_, head, _ := model.FormatFor(major)
 	acts := ActivationsFor(major)

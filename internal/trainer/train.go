@@ -66,6 +66,18 @@ type TrainConfig struct {
 	// one at the median (50%), so it buys cover for bursty rows at any
 	// slack; the share weighs each row's throttling as it is scored.
 	ThrottleShare bool
+	// SplitTowers trains two networks of the shared one's widths side by
+	// side in one graph, one for the CPU outputs and one for the memory
+	// outputs and the confidence (towers.go): no hidden unit serves both,
+	// and each keeps its own best epoch, so the price set on one resource
+	// costs the other nothing.
+	SplitTowers bool
+	// Ensemble, above 1, trains that many networks on the same split, each
+	// from its own initial weights and shuffles, and serves their mean (the
+	// last layer's values before the head) as one network whose hidden
+	// layers hold them side by side (stack): a seed's luck averages out.
+	// 0 or 1 = one network.
+	Ensemble int
 	// OverrunWidth is the width of that step in normalized output units
 	// (0 = 0.01, about 10% of the limit).
 	OverrunWidth float64
@@ -119,6 +131,9 @@ func DefaultTrainConfigFor(major int) TrainConfig {
 	}
 	return c
 }
+
+// members is how many networks Ensemble trains.
+func (c TrainConfig) members() int { return max(c.Ensemble, 1) }
 
 // overrunWidth is OverrunWidth's default.
 const overrunWidth = 0.01
@@ -187,6 +202,8 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("%w: weight averaging %v; want 0 (off) or a decay in (0, 1)", model.ErrInvalidInput, c.Averaging)
 	case c.OverrunWidth < 0 || c.OverrunWidth > 1 || math.IsNaN(c.OverrunWidth):
 		return fmt.Errorf("%w: overrun width %v; want 0 (the default) to 1", model.ErrInvalidInput, c.OverrunWidth)
+	case c.Ensemble < 0 || c.Ensemble > 16:
+		return fmt.Errorf("%w: ensemble of %d; want 0 or 1 (one network) to 16", model.ErrInvalidInput, c.Ensemble)
 	case c.Workers < 0:
 		return fmt.Errorf("%w: %d workers; want 0 (one per shard) or more", model.ErrInvalidInput, c.Workers)
 	}
@@ -227,6 +244,12 @@ func (c TrainConfig) Hyper() map[string]string {
 	}
 	if c.ThrottleShare && c.OverrunPrice[outCPULimit] > 0 { // only then is the price per throttled share
 		h["throttle_share"] = "true"
+	}
+	if c.members() > 1 {
+		h["ensemble"] = strconv.Itoa(c.members()) + " networks on one split, their last layers averaged"
+	}
+	if c.SplitTowers {
+		h["towers"] = "split: cpu_request and cpu_limit | mem_request, mem_limit and confidence; no weight between them, each tower's best epoch kept"
 	}
 	return h
 }
@@ -288,9 +311,97 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 	valIdx, trainIdx := perm[:nVal], perm[nVal:]
 	valX, valY := gather(d.X, valIdx, width), gather(d.Y, valIdx, model.NumOutputs)
 
-	net, err := NewFloatMLPFor(rng, major)
+	// Each member of an ensemble sees the same split; the first goes on with
+	// the split's generator (so one member is the network Train has always
+	// made), the others start from their own.
+	members := cfg.members()
+	fits := make([]fitted, members)
+	for k := range fits {
+		mrng := rng
+		if k > 0 {
+			mrng = rand.New(rand.NewPCG(uint64(cfg.Seed), 0x7261696e+uint64(k)))
+		}
+		f, err := fit(ctx, d, cfg, major, append([]int(nil), trainIdx...), valX, valY, nVal, mrng, func(p Progress) {
+			p.Epoch += k * cfg.Epochs
+			p.BestEpoch += k * cfg.Epochs
+			p.Epochs *= members
+			p.Elapsed = time.Since(start)
+			done := float64(p.Epoch) / float64(p.Epochs)
+			p.Remaining = time.Duration(float64(p.Elapsed) * (1 - done) / max(done, 1e-9))
+			progress(p)
+		})
+		if err != nil {
+			return nil, err
+		}
+		fits[k] = f
+	}
+	best, rec := fits[0].net, fits[0]
+	if members > 1 {
+		nets := make([]*FloatMLP, members)
+		for k, f := range fits {
+			nets[k] = f.net
+			rec.epochsRun, rec.bestEpoch = max(rec.epochsRun, f.epochsRun), max(rec.bestEpoch, f.bestEpoch)
+		}
+		best = stack(nets)
+		rec.bestLoss = lossOn(best, valX, valY, nVal, cfg.weights())
+		rec.trainLoss = 0
+		for _, f := range fits {
+			rec.trainLoss += f.trainLoss / float64(members)
+		}
+	}
+	progress(Progress{Phase: "quantizing", Epoch: rec.epochsRun, Epochs: cfg.Epochs, ValLoss: rec.bestLoss, BestEpoch: rec.bestEpoch, Elapsed: time.Since(start)})
+	q := Quantize(best)
+	shift := Calibrate(q, valX, valY, nVal, cfg.UnderTarget)
+	for o, s := range shift { // fold the calibration into the float twin too
+		best.Layers[len(best.Layers)-1].B[o] += s
+	}
+	hyper := cfg.Hyper()
+	if members > 1 {
+		ep := ""
+		for k, f := range fits {
+			if k > 0 {
+				ep += ","
+			}
+			ep += strconv.Itoa(f.bestEpoch)
+		}
+		hyper["ensemble_best_epochs"] = ep
+	}
+	return &Result{
+		Major: major, Float: best, Quant: q, Config: cfg, Shift: shift,
+		ValX: valX, ValY: valY, ValN: nVal, TrainLoss: rec.trainLoss,
+		Record: model.Training{
+			Samples: d.N, TrainSamples: len(trainIdx), ValSamples: nVal, Seed: cfg.Seed,
+			Epochs: cfg.Epochs, EpochsRun: rec.epochsRun, BestEpoch: rec.bestEpoch, Hyper: hyper,
+			DurationMS: time.Since(start).Milliseconds(), TrainLoss: rec.trainLoss, ValLoss: rec.bestLoss,
+		},
+	}, nil
+}
+
+// fitted is one network fit returns, with its training record.
+type fitted struct {
+	net                  *FloatMLP
+	bestLoss, trainLoss  float64
+	bestEpoch, epochsRun int
+}
+
+// fit trains one float network on the rows trainIdx (shuffled in place)
+// with early stopping on the validation rows, drawing its initial weights
+// and its shuffles from rng, and returns the weights of its best epoch.
+func fit(ctx context.Context, d *Dataset, cfg TrainConfig, major int, trainIdx []int, valX, valY []float32, nVal int, rng *rand.Rand, progress func(Progress)) (fitted, error) {
+	start := time.Now()
+	var split *towers
+	var net *FloatMLP
+	var err error
+	if cfg.SplitTowers {
+		if net, err = newFloatMLP(rng, major, 2); err == nil {
+			split = newTowers(net)
+			split.init(net)
+		}
+	} else {
+		net, err = NewFloatMLPFor(rng, major)
+	}
 	if err != nil {
-		return nil, err
+		return fitted{}, err
 	}
 	opt := newAdam(net, cfg.LearningRate)
 	grads := make([]*FloatMLP, shards)
@@ -309,6 +420,7 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 		avg = net.Clone()
 	}
 	best, bestLoss, bestEpoch, trainLoss := net.Clone(), math.Inf(1), 0, 0.0
+	towerBest, towerEpoch := [2]float64{math.Inf(1), math.Inf(1)}, [2]int{} // SplitTowers
 	epochsRun := 0
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
 		epochsRun = epoch
@@ -316,7 +428,7 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 		sum := 0.0
 		for b := 0; b < len(trainIdx); b += cfg.BatchSize {
 			if err := ctx.Err(); err != nil {
-				return nil, err
+				return fitted{}, err
 			}
 			batch := trainIdx[b:min(b+cfg.BatchSize, len(trainIdx))]
 			shard := func(s int) {
@@ -345,6 +457,9 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 				sum += losses[s] * float64(len(batch)*(s+1)/shards-len(batch)*s/shards)
 			}
 			opt.step(net, grads[0])
+			if split != nil {
+				split.cut(net)
+			}
 			if avg != nil {
 				blend(avg, net, cfg.Averaging)
 			}
@@ -357,9 +472,22 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 		if avg != nil {
 			cur = avg
 		}
-		valLoss := lossOn(cur, valX, valY, nVal, cfg.weights())
-		if valLoss < bestLoss*(1-1e-4) {
-			best, bestLoss, bestEpoch = cur.Clone(), valLoss, epoch
+		var valLoss float64
+		if split == nil {
+			valLoss = lossOn(cur, valX, valY, nVal, cfg.weights())
+			if valLoss < bestLoss*(1-1e-4) {
+				best, bestLoss, bestEpoch = cur.Clone(), valLoss, epoch
+			}
+		} else { // each tower keeps its own best epoch
+			tl := lossByTower(cur, valX, valY, nVal, cfg.weights())
+			valLoss = tl[0] + tl[1]
+			for k, l := range tl {
+				if l < towerBest[k]*(1-1e-4) {
+					split.copyTower(best, cur, k)
+					towerBest[k], towerEpoch[k] = l, epoch
+				}
+			}
+			bestLoss, bestEpoch = towerBest[0]+towerBest[1], max(towerEpoch[0], towerEpoch[1])
 		}
 		opt.lr *= cfg.LRDecay
 		elapsed := time.Since(start)
@@ -369,21 +497,55 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 			break
 		}
 	}
-	progress(Progress{Phase: "quantizing", Epoch: epochsRun, Epochs: cfg.Epochs, ValLoss: bestLoss, BestEpoch: bestEpoch, Elapsed: time.Since(start)})
-	q := Quantize(best)
-	shift := Calibrate(q, valX, valY, nVal, cfg.UnderTarget)
-	for o, s := range shift { // fold the calibration into the float twin too
-		best.Layers[len(best.Layers)-1].B[o] += s
+	return fitted{net: best, bestLoss: bestLoss, trainLoss: trainLoss, bestEpoch: bestEpoch, epochsRun: epochsRun}, nil
+}
+
+// stack returns one network that computes the mean of nets' last-layer
+// values (before the head): their hidden layers side by side, each reading
+// only its own units, and the last layer averaging them. nets share their
+// widths, activations and head.
+func stack(nets []*FloatMLP) *FloatMLP {
+	k := float64(len(nets))
+	s := &FloatMLP{Head: nets[0].Head}
+	last := len(nets[0].Layers) - 1
+	for li, l0 := range nets[0].Layers {
+		in, out := l0.In, l0.Out*len(nets)
+		if li > 0 {
+			in *= len(nets)
+		}
+		if li == last {
+			out = l0.Out
+		}
+		l := FloatLayer{In: in, Out: out, W: make([]float64, in*out), B: make([]float64, out), Activation: l0.Activation}
+		for n, net := range nets {
+			src := net.Layers[li]
+			inOff, outOff := n*src.In, n*src.Out
+			if li == 0 {
+				inOff = 0
+			}
+			if li == last {
+				outOff = 0
+			}
+			for i := 0; i < src.In; i++ {
+				for o := 0; o < src.Out; o++ {
+					w := src.W[i*src.Out+o]
+					if li == last {
+						w /= k
+					}
+					l.W[(inOff+i)*out+outOff+o] = w
+				}
+			}
+			for o, b := range src.B {
+				if li == last {
+					l.B[o] += b / k
+				} else {
+					l.B[outOff+o] = b
+				}
+			}
+		}
+		s.Layers = append(s.Layers, l)
 	}
-	return &Result{
-		Major: major, Float: best, Quant: q, Config: cfg, Shift: shift,
-		ValX: valX, ValY: valY, ValN: nVal, TrainLoss: trainLoss,
-		Record: model.Training{
-			Samples: d.N, TrainSamples: len(trainIdx), ValSamples: nVal, Seed: cfg.Seed,
-			Epochs: cfg.Epochs, EpochsRun: epochsRun, BestEpoch: bestEpoch, Hyper: cfg.Hyper(),
-			DurationMS: time.Since(start).Milliseconds(), TrainLoss: trainLoss, ValLoss: bestLoss,
-		},
-	}, nil
+	return s
 }
 
 // accumulate runs the rows idx through the network, adds their loss

@@ -1,0 +1,134 @@
+package trainer
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"recommendation-api/internal/model"
+	"recommendation-api/internal/onnxfile"
+)
+
+// TestStack checks that a stacked network computes the mean of its
+// members' last layers: with a linear last layer and no head the output is
+// exactly the members' mean, and a stack of copies answers as the network.
+func TestStack(t *testing.T) {
+	t.Parallel()
+	var nets []*FloatMLP
+	for k := range 3 {
+		n, err := NewFloatMLPFor(rand.New(rand.NewPCG(uint64(k), 9)), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Head, n.Layers[len(n.Layers)-1].Activation = "", model.ActNone
+		nets = append(nets, n)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	const rows = 200
+	x := make([]float32, rows*16)
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	s := stack(nets)
+	if got := []int{s.Layers[0].Out, s.Layers[1].Out, s.Layers[2].In}; got[0] != 96 || got[1] != 48 || got[2] != 48 {
+		t.Fatalf("stacked widths %v; want the members' side by side (96, 48, 48)", got)
+	}
+	want := make([]float64, rows*model.NumOutputs)
+	for _, n := range nets {
+		var ws workspace
+		ws.init(n)
+		for r := 0; r < rows; r++ {
+			for o, v := range n.forwardRow(x[r*16:(r+1)*16], &ws) {
+				want[r*model.NumOutputs+o] += v / 3
+			}
+		}
+	}
+	var ws workspace
+	ws.init(s)
+	for r := 0; r < rows; r++ {
+		for o, v := range s.forwardRow(x[r*16:(r+1)*16], &ws) {
+			if w := want[r*model.NumOutputs+o]; math.Abs(v-w) > 1e-12 {
+				t.Fatalf("row %d output %d: stack %v, members' mean %v", r, o, v, w)
+			}
+		}
+	}
+	one := nets[0]
+	one.Head, one.Layers[2].Activation = model.HeadHeadroom, model.ActNone
+	copies := stack([]*FloatMLP{one, one.Clone(), one.Clone(), one.Clone()})
+	a, b := one.Forward(x, rows), copies.Forward(x, rows)
+	for i := range a {
+		if math.Abs(float64(a[i]-b[i])) > 1e-6 {
+			t.Fatalf("value %d: a stack of four copies answers %v, the network %v", i, b[i], a[i])
+		}
+	}
+}
+
+// TestTrainEnsemble trains a three-network ensemble: its first member is
+// the network Train makes alone with the same seed, the others differ, the
+// served file passes the upload checker and keeps request ≤ limit, and the
+// manifest's hyperparameters say what was trained.
+func TestTrainEnsemble(t *testing.T) {
+	t.Parallel()
+	d, err := Generate(context.Background(), GenConfig{Samples: 1500, Seed: 11, Major: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultTrainConfigFor(2)
+	cfg.Epochs, cfg.Patience = 4, 2
+	single, err := Train(context.Background(), d, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Ensemble = 3
+	var last Progress
+	ens, err := Train(context.Background(), d, cfg, func(p Progress) {
+		if p.Phase == "training" {
+			last = p
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last.Epochs != 12 || last.Epoch <= 8 {
+		t.Errorf("last progress: epoch %d of %d; want the third member's, of 3 × 4", last.Epoch, last.Epochs)
+	}
+	l0, s0 := ens.Float.Layers[0], single.Float.Layers[0]
+	if l0.Out != 3*s0.Out {
+		t.Fatalf("first layer: %d units; want 3 × %d", l0.Out, s0.Out)
+	}
+	same, other := true, true
+	for i := 0; i < l0.In; i++ {
+		for o := 0; o < s0.Out; o++ {
+			same = same && l0.W[i*l0.Out+o] == s0.W[i*s0.Out+o]
+			other = other && l0.W[i*l0.Out+s0.Out+o] == s0.W[i*s0.Out+o]
+		}
+	}
+	if !same || other {
+		t.Errorf("first member equals the single network: %v (want true); second member equals it too: %v (want false)", same, other)
+	}
+	if h := ens.Record.Hyper; h["ensemble"] == "" || h["ensemble_best_epochs"] == "" {
+		t.Errorf("hyperparameters %v do not record the ensemble", h)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	x := make([]float32, 2000*16)
+	for i := range x {
+		x[i] = rng.Float32()
+	}
+	y := ens.Quant.Forward(x, 2000)
+	for r := 0; r < 2000; r++ {
+		if y[r*5+1] < y[r*5] || y[r*5+3] < y[r*5+2] {
+			t.Fatalf("row %d: %v; want limits ≥ requests", r, y[r*5:r*5+5])
+		}
+	}
+	b, err := onnxfile.Encode(ens.Quant, model.MustParseVersion("v2.1.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := onnxfile.Check(b); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	if err := (TrainConfig{Ensemble: 17}).Validate(); err == nil {
+		t.Error("an ensemble of 17 validated; want at most 16")
+	}
+}
