@@ -142,7 +142,7 @@ TRACES ?= ../shared/data
 heuristics:
 	go run ./internal/traces/cmd/heuristics $(TRACES)/bitbrains-rnd-2013-7 $(TRACES)/bitbrains-rnd-2013-8
 
-## tune: major-2 training recipes compared on the tuning containers over three seeds, then one on the held-out ones (docs/model.md).
+## tune: major-2 training recipes compared on the tuning containers over three seeds, then those scored on the held-out ones (docs/model.md).
 tune: ort
 	ONNXRUNTIME_LIB=$(ORT_LIB) scripts/tune.sh
 
