@@ -1,10 +1,6 @@
 package trainer
 
-import (
-	"math"
-
-	"recommendation-api/internal/model"
-)
+import "math"
 
 // Split towers (TrainConfig.SplitTowers): the network is two networks of
 // the shared one's widths side by side in one graph, one for the CPU
@@ -12,8 +8,9 @@ import (
 // unit belongs to one tower; a weight between units of different towers is
 // zero from the start and after every step, so the int8 file has the same
 // layers and operators and serves unchanged. Each tower keeps the weights
-// of its own best validation epoch, so what the CPU outputs are trained on
-// (a throttling price, say) moves no memory output by a single bit.
+// of its own best validation epoch and stops on its own patience
+// (towerKeeper), so what the CPU outputs are trained on (a throttling
+// price, say) moves no memory output by a single bit.
 
 // tower numbers: the inputs feed both.
 const (
@@ -126,12 +123,43 @@ func (t *towers) copyTower(dst, src *FloatMLP, k int) {
 
 // lossByTower is lossOn split by the towers the outputs belong to.
 func lossByTower(m *FloatMLP, x, y []float32, n int, lw lossWeights) [2]float64 {
-	p := m.Forward(x, n)
 	var loss [2]float64
-	for i, v := range p {
-		row, o := i/model.NumOutputs, i%model.NumOutputs
-		l, _ := lw.rowLoss(o, float64(v), y[row*model.NumOutputs:(row+1)*model.NumOutputs])
-		loss[outputTower(o)] += l
-	}
+	eachLoss(m, x, y, n, lw, func(o int, l float64) { loss[outputTower(o)] += l })
 	return [2]float64{loss[0] / float64(n), loss[1] / float64(n)}
 }
+
+// towerKeeper keeps each tower's weights of its own best validation epoch
+// in best, and stops keeping a tower once it has gone patience epochs
+// without improving: what a tower ends with is then what it would end with
+// trained alone (its gradients, Adam moments and moving average are its
+// own), however long the other tower goes on improving.
+type towerKeeper struct {
+	t        *towers
+	best     *FloatMLP
+	patience int
+	loss     [2]float64
+	epoch    [2]int
+	stopped  [2]bool
+}
+
+func newTowerKeeper(t *towers, best *FloatMLP, patience int) *towerKeeper {
+	return &towerKeeper{t: t, best: best, patience: patience, loss: [2]float64{math.Inf(1), math.Inf(1)}}
+}
+
+// observe records epoch's validation loss of each tower of cur.
+func (k *towerKeeper) observe(epoch int, loss [2]float64, cur *FloatMLP) {
+	for i, l := range loss {
+		if k.stopped[i] {
+			continue
+		}
+		if l < k.loss[i]*(1-1e-4) {
+			k.t.copyTower(k.best, cur, i)
+			k.loss[i], k.epoch[i] = l, epoch
+		} else if epoch-k.epoch[i] >= k.patience {
+			k.stopped[i] = true
+		}
+	}
+}
+
+// done reports whether both towers have stopped.
+func (k *towerKeeper) done() bool { return k.stopped[0] && k.stopped[1] }

@@ -60,8 +60,8 @@ func TestSplitTowers(t *testing.T) {
 	if cpu, mem := differ(step, share); cpu == 0 || mem != 0 {
 		t.Errorf("split towers: the CPU price changed the CPU limit of %d rows and memory or confidence of %d of %d; want some and none", cpu, mem, n)
 	}
-	if step.Config.Hyper()["towers"] == "" {
-		t.Error("the manifest's hyperparameters do not record the split")
+	if h := step.Record.Hyper; h["towers"] == "" || h["tower_best_epochs"] == "" {
+		t.Errorf("hyperparameters %v do not record the split and each tower's best epoch", h)
 	}
 	tw := newTowers(share.Float)
 	for li, l := range share.Quant.Layers {
@@ -86,5 +86,63 @@ func TestSplitTowers(t *testing.T) {
 
 	if _, mem := differ(train(false, false), train(false, true)); mem == 0 {
 		t.Error("shared network: the CPU price left every memory output unchanged; the test cannot tell split from shared")
+	}
+}
+
+// TestTowerKeeper feeds the keeper validation losses by hand: the memory
+// tower is best at epoch 2 and then improves again at epoch 6, after its
+// patience ran out, while the CPU tower improves until epoch 8. The kept
+// network holds epoch 8's CPU tower and epoch 2's memory tower (training
+// alone, memory would have stopped at epoch 5), and training ends only when
+// both towers have stopped.
+func TestTowerKeeper(t *testing.T) {
+	t.Parallel()
+	net, err := newFloatMLP(rand.New(rand.NewPCG(1, 2)), 2, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw := newTowers(net)
+	at := func(epoch int) *FloatMLP { // every weight and bias = epoch
+		m := net.Clone()
+		for _, l := range m.Layers {
+			for i := range l.W {
+				l.W[i] = float64(epoch)
+			}
+			for i := range l.B {
+				l.B[i] = float64(epoch)
+			}
+		}
+		return m
+	}
+	best := net.Clone()
+	k := newTowerKeeper(tw, best, 3)
+	cpu := []float64{9, 8, 7, 6, 5, 4, 3, 2, 2, 2, 2, 2}
+	mem := []float64{5, 3, 4, 4, 4, 1, 1, 1, 1, 1, 1, 1}
+	doneAt := 0
+	for e := 1; e <= len(cpu); e++ {
+		k.observe(e, [2]float64{cpu[e-1], mem[e-1]}, at(e))
+		if k.done() {
+			doneAt = e
+			break
+		}
+		if e == 5 && (!k.stopped[towerMem] || k.stopped[towerCPU]) {
+			t.Fatalf("epoch 5: stopped %v; want the memory tower alone (3 epochs without improving)", k.stopped)
+		}
+	}
+	if doneAt != 11 || k.epoch != [2]int{8, 2} {
+		t.Fatalf("done at epoch %d, best epochs %v; want 11 and [8 2]", doneAt, k.epoch)
+	}
+	for li, l := range best.Layers {
+		for o, u := range tw.units[li] {
+			want := map[int]float64{towerCPU: 8, towerMem: 2}[u]
+			if l.B[o] != want {
+				t.Fatalf("layer %d unit %d (tower %d): bias %v; want epoch %v's", li, o, u, l.B[o], want)
+			}
+			for i := 0; i < l.In; i++ {
+				if w := l.W[i*l.Out+o]; w != want {
+					t.Fatalf("layer %d weight %d→%d (tower %d): %v; want epoch %v's", li, i, o, u, w, want)
+				}
+			}
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -73,9 +74,11 @@ type TrainConfig struct {
 	// costs the other nothing.
 	SplitTowers bool
 	// Ensemble, above 1, trains that many networks on the same split, each
-	// from its own initial weights and shuffles, and serves their mean (the
-	// last layer's values before the head) as one network whose hidden
-	// layers hold them side by side (stack): a seed's luck averages out.
+	// from its own initial weights and shuffles, and serves their mean as
+	// one network whose hidden layers hold them side by side (stack): a
+	// seed's luck averages out. The mean is of the last layer's values
+	// before its activation (major 1's clip to [0,1]) and before the head
+	// (major 2's offsets and headroom), which apply once, to the mean.
 	// 0 or 1 = one network.
 	Ensemble int
 	// OverrunWidth is the width of that step in normalized output units
@@ -316,6 +319,7 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 	// made), the others start from their own.
 	members := cfg.members()
 	fits := make([]fitted, members)
+	var last Progress // the last epoch reported: the quantizing report counts as it did
 	for k := range fits {
 		mrng := rng
 		if k > 0 {
@@ -328,6 +332,7 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 			p.Elapsed = time.Since(start)
 			done := float64(p.Epoch) / float64(p.Epochs)
 			p.Remaining = time.Duration(float64(p.Elapsed) * (1 - done) / max(done, 1e-9))
+			last = p
 			progress(p)
 		})
 		if err != nil {
@@ -349,22 +354,23 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 			rec.trainLoss += f.trainLoss / float64(members)
 		}
 	}
-	progress(Progress{Phase: "quantizing", Epoch: rec.epochsRun, Epochs: cfg.Epochs, ValLoss: rec.bestLoss, BestEpoch: rec.bestEpoch, Elapsed: time.Since(start)})
+	progress(Progress{Phase: "quantizing", Epoch: last.Epoch, Epochs: last.Epochs, ValLoss: rec.bestLoss, BestEpoch: last.BestEpoch, Elapsed: time.Since(start)})
 	q := Quantize(best)
 	shift := Calibrate(q, valX, valY, nVal, cfg.UnderTarget)
 	for o, s := range shift { // fold the calibration into the float twin too
 		best.Layers[len(best.Layers)-1].B[o] += s
 	}
 	hyper := cfg.Hyper()
+	var memberEpochs, towerEpochs []string
+	for _, f := range fits {
+		memberEpochs = append(memberEpochs, strconv.Itoa(f.bestEpoch))
+		towerEpochs = append(towerEpochs, fmt.Sprintf("%d/%d", f.towerEpochs[towerCPU], f.towerEpochs[towerMem]))
+	}
 	if members > 1 {
-		ep := ""
-		for k, f := range fits {
-			if k > 0 {
-				ep += ","
-			}
-			ep += strconv.Itoa(f.bestEpoch)
-		}
-		hyper["ensemble_best_epochs"] = ep
+		hyper["ensemble_best_epochs"] = strings.Join(memberEpochs, ",")
+	}
+	if cfg.SplitTowers { // CPU/memory, per member
+		hyper["tower_best_epochs"] = strings.Join(towerEpochs, ",")
 	}
 	return &Result{
 		Major: major, Float: best, Quant: q, Config: cfg, Shift: shift,
@@ -382,6 +388,7 @@ type fitted struct {
 	net                  *FloatMLP
 	bestLoss, trainLoss  float64
 	bestEpoch, epochsRun int
+	towerEpochs          [2]int // SplitTowers: each tower's best epoch (CPU, memory)
 }
 
 // fit trains one float network on the rows trainIdx (shuffled in place)
@@ -420,7 +427,10 @@ func fit(ctx context.Context, d *Dataset, cfg TrainConfig, major int, trainIdx [
 		avg = net.Clone()
 	}
 	best, bestLoss, bestEpoch, trainLoss := net.Clone(), math.Inf(1), 0, 0.0
-	towerBest, towerEpoch := [2]float64{math.Inf(1), math.Inf(1)}, [2]int{} // SplitTowers
+	var keep *towerKeeper // SplitTowers: each tower's own best epoch and stop
+	if split != nil {
+		keep = newTowerKeeper(split, best, cfg.Patience)
+	}
 	epochsRun := 0
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
 		epochsRun = epoch
@@ -478,32 +488,32 @@ func fit(ctx context.Context, d *Dataset, cfg TrainConfig, major int, trainIdx [
 			if valLoss < bestLoss*(1-1e-4) {
 				best, bestLoss, bestEpoch = cur.Clone(), valLoss, epoch
 			}
-		} else { // each tower keeps its own best epoch
+		} else {
 			tl := lossByTower(cur, valX, valY, nVal, cfg.weights())
 			valLoss = tl[0] + tl[1]
-			for k, l := range tl {
-				if l < towerBest[k]*(1-1e-4) {
-					split.copyTower(best, cur, k)
-					towerBest[k], towerEpoch[k] = l, epoch
-				}
-			}
-			bestLoss, bestEpoch = towerBest[0]+towerBest[1], max(towerEpoch[0], towerEpoch[1])
+			keep.observe(epoch, tl, cur)
+			bestLoss, bestEpoch = keep.loss[0]+keep.loss[1], max(keep.epoch[0], keep.epoch[1])
 		}
 		opt.lr *= cfg.LRDecay
 		elapsed := time.Since(start)
 		progress(Progress{Phase: "training", Epoch: epoch, Epochs: cfg.Epochs, TrainLoss: trainLoss, ValLoss: valLoss,
 			BestEpoch: bestEpoch, Elapsed: elapsed, Remaining: elapsed / time.Duration(epoch) * time.Duration(cfg.Epochs-epoch)})
-		if epoch-bestEpoch >= cfg.Patience {
+		if keep == nil && epoch-bestEpoch >= cfg.Patience || keep != nil && keep.done() {
 			break
 		}
 	}
-	return fitted{net: best, bestLoss: bestLoss, trainLoss: trainLoss, bestEpoch: bestEpoch, epochsRun: epochsRun}, nil
+	f := fitted{net: best, bestLoss: bestLoss, trainLoss: trainLoss, bestEpoch: bestEpoch, epochsRun: epochsRun}
+	if keep != nil {
+		f.towerEpochs = keep.epoch
+	}
+	return f, nil
 }
 
 // stack returns one network that computes the mean of nets' last-layer
-// values (before the head): their hidden layers side by side, each reading
-// only its own units, and the last layer averaging them. nets share their
-// widths, activations and head.
+// values before the last activation and the head, which then apply to the
+// mean: their hidden layers side by side, each reading only its own units,
+// and the last layer averaging them. nets share their widths, activations
+// and head.
 func stack(nets []*FloatMLP) *FloatMLP {
 	k := float64(len(nets))
 	s := &FloatMLP{Head: nets[0].Head}
@@ -712,14 +722,19 @@ func (lw *lossWeights) loss(o int, e, conf float64) (float64, float64) {
 
 // lossOn is the mean asymmetric loss of m on n rows.
 func lossOn(m *FloatMLP, x, y []float32, n int, lw lossWeights) float64 {
-	p := m.Forward(x, n)
 	loss := 0.0
-	for i, v := range p {
-		row := i / model.NumOutputs
-		l, _ := lw.rowLoss(i%model.NumOutputs, float64(v), y[row*model.NumOutputs:(row+1)*model.NumOutputs])
-		loss += l
-	}
+	eachLoss(m, x, y, n, lw, func(_ int, l float64) { loss += l })
 	return loss / float64(n)
+}
+
+// eachLoss runs n rows through m and calls add with every output's loss,
+// row by row, outputs in order.
+func eachLoss(m *FloatMLP, x, y []float32, n int, lw lossWeights, add func(o int, l float64)) {
+	for i, v := range m.Forward(x, n) {
+		row, o := i/model.NumOutputs, i%model.NumOutputs
+		l, _ := lw.rowLoss(o, float64(v), y[row*model.NumOutputs:(row+1)*model.NumOutputs])
+		add(o, l)
+	}
 }
 
 func gather(src []float32, idx []int, width int) []float32 {
