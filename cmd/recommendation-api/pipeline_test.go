@@ -648,6 +648,33 @@ func TestValidateBadModel(t *testing.T) {
 		checkFailure(t, err, 1, "validate: ", "manifest")
 	})
 
+	t.Run("ManifestArchitecture", func(t *testing.T) {
+		// A manifest whose architecture is not the file's fails the
+		// layers and parameters gates.
+		dir := filepath.Join(root, "misdescribed")
+		copyDir(t, good, dir)
+		m := readManifest(t, filepath.Join(dir, "manifest.json"))
+		m.Architecture.Layers = append([]int(nil), m.Architecture.Layers...)
+		m.Architecture.Layers[1] *= 2
+		m.Architecture.Parameters++
+		mj, err := json.MarshalIndent(m, "", "  ")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "manifest.json"), mj, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := runCmd(t, "validate", "--model", filepath.Join(dir, "predictor.onnx"), "--samples", testValSamples, "--baseline-gates=false")
+		if err == nil {
+			t.Fatal("validate passed a manifest that misdescribes the network")
+		}
+		for _, want := range []string{"FAIL  layers", "FAIL  parameters"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("validate output lacks %q:\n%s", want, out)
+			}
+		}
+	})
+
 	t.Run("ErrSamples", func(t *testing.T) {
 		_, err := runCmd(t, "validate", "--model", filepath.Join(good, "predictor.onnx"), "--samples", "10")
 		checkFailure(t, err, 2, "--samples 10")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"recommendation-api/internal/model"
@@ -117,6 +118,9 @@ func validateModel(ctx context.Context, path string, samples int, seed int64, li
 	}
 	if q.Params() != m.Architecture.Parameters {
 		gates = append(gates, trainer.Gate{Name: "parameters", Detail: fmt.Sprintf("file has %d, manifest says %d", q.Params(), m.Architecture.Parameters)})
+	}
+	if w := q.Widths(); !slices.Equal(w, m.Architecture.Layers) {
+		gates = append(gates, trainer.Gate{Name: "layers", Detail: fmt.Sprintf("file has layer widths %v, manifest says %v", w, m.Architecture.Layers)})
 	}
 
 	golden, err := sess.Run(m.GoldenInput(), len(m.Golden.Inputs))

@@ -130,6 +130,19 @@ func (m *QuantizedMLP) Params() int {
 	return n
 }
 
+// Widths returns the layer widths, inputs first ([12, 32, 16, 5]): what a
+// manifest's architecture.layers says.
+func (m *QuantizedMLP) Widths() []int {
+	if len(m.Layers) == 0 {
+		return nil
+	}
+	w := []int{m.Layers[0].In}
+	for _, l := range m.Layers {
+		w = append(w, l.Out)
+	}
+	return w
+}
+
 // Validate checks the layer shapes chain from 1..MaxFeatures inputs to
 // NumOutputs, and that a headroom head follows a last layer without
 // activation.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -181,6 +182,9 @@ func (m *Manager) Load(b []byte, man *model.Manifest) error {
 		err := fmt.Errorf("%w: the model bytes carry version %s; the manifest says %s", model.ErrInvalidModel, c.Version, v)
 		return fail("check version", model.Public(err, err.Error()))
 	}
+	if err := checkArchitecture(man.Architecture, c.Model); err != nil {
+		return fail("check architecture", err)
+	}
 	x, rows := man.GoldenInput(), len(man.Golden.Inputs)
 	want := c.Model.Forward(x, rows)
 	if err := man.CheckGolden(want); err != nil {
@@ -209,6 +213,20 @@ func (m *Manager) Load(b []byte, man *model.Manifest) error {
 	m.live.Add(1)
 	m.setLoaded(l.version, l)
 	return nil
+}
+
+// checkArchitecture refuses a manifest whose declared architecture (its
+// layer widths or parameter count, where given) is not the file's, so that
+// what the registry lists about a version is what it serves. The error
+// repeats the manifest's values only, nothing computed from the bytes.
+func checkArchitecture(a model.Architecture, q *model.QuantizedMLP) error {
+	if (len(a.Layers) == 0 || slices.Equal(a.Layers, q.Widths())) && (a.Parameters == 0 || a.Parameters == q.Params()) {
+		return nil
+	}
+	err := fmt.Errorf("%w: manifest architecture (layers %v, %d parameters) does not describe the model file; "+
+		"want the file's layer widths, inputs first, and its count of weights and biases (or leave them out)",
+		model.ErrInvalidModel, a.Layers, a.Parameters)
+	return model.Public(err, err.Error())
 }
 
 // probeRowCount is how many of the server's own rows, besides a

@@ -201,6 +201,20 @@ func TestManagerLoadRefuses(t *testing.T) {
 			b, _ := versionOf(t, q, "v1.3.0")
 			return b, manifestFor(q, model.MustParseVersion("v1.9.0"), b)
 		}, "check version", model.ErrInvalidModel},
+		{"ErrInvalidModelArchitectureLayers", func(t *testing.T) ([]byte, *model.Manifest) {
+			// The manifest lists a network twice as wide as the file's.
+			q := onnxfile.RandomMLP(2)
+			b, man := versionOf(t, q, "v1.9.0")
+			man.Architecture = model.Architecture{Layers: q.Widths(), Parameters: q.Params()}
+			man.Architecture.Layers[1] *= 2
+			return b, man
+		}, "check architecture", model.ErrInvalidModel},
+		{"ErrInvalidModelArchitectureParameters", func(t *testing.T) ([]byte, *model.Manifest) {
+			q := onnxfile.RandomMLP(2)
+			b, man := versionOf(t, q, "v1.9.0")
+			man.Architecture = model.Architecture{Layers: q.Widths(), Parameters: q.Params() + 1}
+			return b, man
+		}, "check architecture", model.ErrInvalidModel},
 		{"ErrInvalidModelLooseTolerance", func(t *testing.T) ([]byte, *model.Manifest) {
 			b, man := testVersion(t, 2, "v1.9.0")
 			man.Golden.Tolerance = 1e9

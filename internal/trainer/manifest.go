@@ -18,10 +18,9 @@ const goldenRows = 14
 func NewManifest(v model.Version, b []byte, res *Result, metrics *model.Metrics, now time.Time) *model.Manifest {
 	q := res.Quant
 	major := max(res.Major, 1)
-	widths, _ := WidthsFor(major)
 	specsIn, _ := model.FeaturesFor(major)
 	win, _ := model.HistoryWindowFor(major)
-	arch := model.Architecture{Layers: widths, Activations: append([]model.Activation(nil), ActivationsFor(major)...), Parameters: q.Params(), Opset: 13}
+	arch := model.Architecture{Layers: q.Widths(), Activations: append([]model.Activation(nil), ActivationsFor(major)...), Parameters: q.Params(), Opset: 13}
 	m := &model.Manifest{
 		Schema:       model.ManifestSchema,
 		Version:      v,
