@@ -57,6 +57,7 @@ python3 "$ROOT/scripts/tune/table.py" runs.txt
 for r in "${RECIPES[@]}"; do
 	IFS='|' read -r name mix flags <<<"$r"
 	case "|$HELD_OUT|" in *"|$name|"*) ;; *) continue ;; esac
+	if [ -n "$ONLY" ]; then case "|$ONLY|" in *"|$name|"*) ;; *) continue ;; esac; fi
 	[ -f "all$mix.npz" ] || gen "$mix" "all$mix.npz"
 	rm -rf held
 	# shellcheck disable=SC2086
