@@ -103,6 +103,14 @@ func (s Signature) Equal(o Signature) bool {
 	return eq(s.Inputs, o.Inputs) && eq(s.Outputs, o.Outputs)
 }
 
+// The most dense layers, and the widest layer output, a served network may
+// have (the upload checker's limits; a manifest's architecture is held to
+// them too).
+const (
+	MaxLayers = 8
+	MaxWidth  = 1024
+)
+
 // Architecture records the network's shape.
 type Architecture struct {
 	Layers      []int        `json:"layers"` // widths, input first: [12, 32, 16, 5]
@@ -232,6 +240,9 @@ func (m *Manifest) Validate() error {
 			return err
 		}
 	}
+	if err := m.Architecture.validate(); err != nil {
+		return err
+	}
 	if h := m.HistoryWindowHours; h < 0 || h > MaxHistoryWindowHours {
 		return fmt.Errorf("%w: manifest history_window_hours %d; want 1 to %d (0 or absent means %d)",
 			ErrInvalidModel, h, MaxHistoryWindowHours, DefaultHistoryWindowHours)
@@ -243,6 +254,27 @@ func (m *Manifest) Validate() error {
 		}
 	}
 	return m.Golden.validate(len(m.Features))
+}
+
+// validate checks the declared shape, where there is one: 2 to
+// MaxLayers+1 widths (inputs first) of 1 to MaxWidth, and a parameter count
+// no larger than such a network can have. Whether it is the file's is
+// checked when the file is loaded.
+func (a Architecture) validate() error {
+	if n := len(a.Layers); n == 1 || n > MaxLayers+1 {
+		return fmt.Errorf("%w: manifest architecture.layers has %d widths; want the inputs' and each layer's, 2 to %d (or none)",
+			ErrInvalidModel, n, MaxLayers+1)
+	}
+	for i, w := range a.Layers {
+		if w < 1 || w > MaxWidth {
+			return fmt.Errorf("%w: manifest architecture.layers[%d] is %d; want a width of 1 to %d", ErrInvalidModel, i, w, MaxWidth)
+		}
+	}
+	if p := a.Parameters; p < 0 || p > MaxLayers*(MaxWidth*MaxWidth+MaxWidth) {
+		return fmt.Errorf("%w: manifest architecture.parameters is %d; want the count of weights and biases, 0 to %d (0 or absent: not declared)",
+			ErrInvalidModel, p, MaxLayers*(MaxWidth*MaxWidth+MaxWidth))
+	}
+	return nil
 }
 
 // MaxHistoryWindowHours bounds a manifest's history window: 90 days.

@@ -120,6 +120,11 @@ func TestManifestChecks(t *testing.T) {
 	if err := m.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	declared := testManifest(b)
+	declared.Architecture = Architecture{Layers: []int{12, 32, 16, 5}, Parameters: 1029}
+	if err := declared.Validate(); err != nil {
+		t.Fatalf("Validate with a declared architecture: %v", err)
+	}
 	if err := m.VerifyBytes(b); err != nil {
 		t.Fatal(err)
 	}
@@ -142,11 +147,15 @@ func TestManifestChecks(t *testing.T) {
 		"features": func(m *Manifest) { m.Features = m.Features[:11] },
 		"golden":   func(m *Manifest) { m.Golden.Inputs = nil },
 		"spec":     func(m *Manifest) { m.Outputs[0].Max = -1 },
+		"layers":   func(m *Manifest) { m.Architecture.Layers = make([]int, 100000) },
+		"width":    func(m *Manifest) { m.Architecture.Layers = []int{12, 0, 5} },
+		"one":      func(m *Manifest) { m.Architecture.Layers = []int{12} },
+		"params":   func(m *Manifest) { m.Architecture.Parameters = -1 },
 	} {
 		bad := testManifest(b)
 		mutate(bad)
-		if err := bad.Validate(); !errors.Is(err, ErrInvalidModel) {
-			t.Errorf("Validate with bad %s = %v; want ErrInvalidModel", name, err)
+		if err := bad.Validate(); !errors.Is(err, ErrInvalidModel) || len(err.Error()) > 300 {
+			t.Errorf("Validate with bad %s = %v; want a short ErrInvalidModel", name, err)
 		}
 	}
 	// Valid JSON with a bad version value: the error names the field and is

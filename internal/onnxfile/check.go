@@ -13,12 +13,13 @@ import (
 )
 
 // Limits Check puts on the network, beyond the layer pattern: Encode can
-// write any stack of dense layers, the trainer writes 12-32-16-5.
+// write any stack of dense layers, the trainer writes 12-32-16-5 (wider
+// with split towers or an ensemble).
 const (
 	// MaxLayers is the most dense layers a checked model may have.
-	MaxLayers = 8
+	MaxLayers = model.MaxLayers
 	// MaxWidth is the widest layer output a checked model may have.
-	MaxWidth = 1024
+	MaxWidth = model.MaxWidth
 )
 
 // Checked is a model file that passed Check: the model and version decoded

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -18,7 +19,7 @@ import (
 // the public message of Err (or only its class, when Err has none), while
 // Error, for the log, has the whole chain.
 type StepError struct {
-	Step    string // "check manifest", "verify checksum", "check graph", "check version", "golden rows", "create session", "check signature", "compare runtime"
+	Step    string // "check manifest", "verify checksum", "check graph", "check version", "check architecture", "golden rows", "create session", "check signature", "compare runtime"
 	Version model.Version
 	Err     error
 }
@@ -142,6 +143,8 @@ func (m *Manager) isActive(l *loaded) bool {
 //   - check graph: onnxfile.Check decodes the bytes and accepts only what
 //     the project's encoder writes, before ONNX Runtime sees them;
 //   - check version: the version the bytes carry is the manifest's;
+//   - check architecture: the layer widths and parameter count the
+//     manifest declares, if it does, are the decoded network's;
 //   - golden rows: the manifest's golden outputs are what the server's own
 //     pure-Go forward pass of the decoded weights gives, within
 //     model.GoldenTolerance (the manifest's tolerance is not used);
@@ -220,12 +223,18 @@ func (m *Manager) Load(b []byte, man *model.Manifest) error {
 // what the registry lists about a version is what it serves. The error
 // repeats the manifest's values only, nothing computed from the bytes.
 func checkArchitecture(a model.Architecture, q *model.QuantizedMLP) error {
-	if (len(a.Layers) == 0 || slices.Equal(a.Layers, q.Widths())) && (a.Parameters == 0 || a.Parameters == q.Params()) {
+	var wrong []string
+	if len(a.Layers) > 0 && !slices.Equal(a.Layers, q.Widths()) {
+		wrong = append(wrong, fmt.Sprintf("architecture.layers %v is not the file's layer widths (inputs first)", a.Layers))
+	}
+	if a.Parameters != 0 && a.Parameters != q.Params() {
+		wrong = append(wrong, fmt.Sprintf("architecture.parameters %d is not the file's count of weights and biases", a.Parameters))
+	}
+	if len(wrong) == 0 {
 		return nil
 	}
-	err := fmt.Errorf("%w: manifest architecture (layers %v, %d parameters) does not describe the model file; "+
-		"want the file's layer widths, inputs first, and its count of weights and biases (or leave them out)",
-		model.ErrInvalidModel, a.Layers, a.Parameters)
+	err := fmt.Errorf("%w: manifest %s; declare the network the file holds, or leave these fields out",
+		model.ErrInvalidModel, strings.Join(wrong, " and "))
 	return model.Public(err, err.Error())
 }
 

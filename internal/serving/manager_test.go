@@ -209,6 +209,13 @@ func TestManagerLoadRefuses(t *testing.T) {
 			man.Architecture.Layers[1] *= 2
 			return b, man
 		}, "check architecture", model.ErrInvalidModel},
+		{"ErrInvalidModelArchitectureTooMany", func(t *testing.T) ([]byte, *model.Manifest) {
+			// A million widths are refused as a manifest, before the bytes
+			// are read, in a short message.
+			b, man := testVersion(t, 2, "v1.9.0")
+			man.Architecture.Layers = make([]int, 1<<20)
+			return b, man
+		}, "check manifest", model.ErrInvalidModel},
 		{"ErrInvalidModelArchitectureParameters", func(t *testing.T) ([]byte, *model.Manifest) {
 			q := onnxfile.RandomMLP(2)
 			b, man := versionOf(t, q, "v1.9.0")
@@ -261,7 +268,11 @@ func TestManagerLoadRefuses(t *testing.T) {
 			live, loaded := m.LiveSessions(), m.LoadedVersions()
 
 			b, man := tt.make(t)
-			checkStepError(t, m.Load(b, man), tt.step, tt.sentinel)
+			err := m.Load(b, man)
+			checkStepError(t, err, tt.step, tt.sentinel)
+			if msg, _ := model.PublicMessage(err); len(msg) > 600 {
+				t.Errorf("public message of %d bytes; want a short one", len(msg))
+			}
 
 			if got := m.Active(); got == nil || got.Version.String() != "v1.0.0" {
 				t.Errorf("Active = %v after a refused Load; want v1.0.0", got)
@@ -731,4 +742,22 @@ func versionV2(t testing.TB, seed int64, version string) ([]byte, *model.Manifes
 		Signature: model.SignatureFor(len(feats)), Features: feats, Outputs: model.DefaultOutputs(),
 		Golden: trainer.GoldenFor(q, x, 4),
 	}
+}
+
+// TestManagerLoadArchitectureMessage: a refused architecture names the
+// manifest's wrong field and value and nothing read from the file.
+func TestManagerLoadArchitectureMessage(t *testing.T) {
+	t.Parallel()
+	m := newManager(t)
+	q := onnxfile.RandomMLP(2)
+	b, man := versionOf(t, q, "v1.9.0")
+	man.Architecture = model.Architecture{Layers: q.Widths(), Parameters: q.Params()}
+	man.Architecture.Layers[1] *= 2
+	msg, _ := model.PublicMessage(m.Load(b, man))
+	if !strings.Contains(msg, fmt.Sprint(man.Architecture.Layers)) || !strings.Contains(msg, "architecture.layers") ||
+		strings.Contains(msg, "architecture.parameters") || strings.Contains(msg, fmt.Sprint(q.Widths())) {
+		t.Errorf("public message %q; want it to name architecture.layers %v alone, and not the file's widths %v", msg, man.Architecture.Layers, q.Widths())
+	}
+	man.Architecture = model.Architecture{Layers: q.Widths(), Parameters: q.Params()}
+	mustLoad(t, m, b, man) // declared right, it loads
 }

@@ -61,7 +61,6 @@ func TestStack(t *testing.T) {
 		n.Layers[len(n.Layers)-1].Activation = model.ActClip
 	}
 	clipped := stack(nets)
-	clipped.Layers[len(clipped.Layers)-1].Activation = model.ActClip
 	ws.init(clipped)
 	for r := 0; r < rows; r++ {
 		for o, v := range clipped.forwardRow(x[r*16:(r+1)*16], &ws) {

@@ -223,8 +223,9 @@ var historyActions = []string{model.ActionRegister, model.ActionPrune, model.Act
 // manifest that does not parse or validate (a golden tolerance looser than
 // model.GoldenTolerance included), an over-long actor or reason, model bytes
 // that are not exactly what the project's encoder writes (external data, an
-// extra node, another opset...) or that carry another version than the
-// manifest (the message names the step and the reason);
+// extra node, another opset...), that carry another version than the
+// manifest or hold another network than its architecture declares (the
+// message names the step and the reason);
 // FailedPrecondition when the bytes do not match the manifest's sha256 and
 // size, or the model's major version or signature is not what this server
 // serves, or the golden rows are not what the server's own forward pass of
