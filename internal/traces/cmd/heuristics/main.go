@@ -29,8 +29,10 @@ import (
 // recommendation, and the following day.
 type day struct {
 	r                   features.Raw
-	cpuP95Last24h       float64 // not a v2 feature: VPA's recency, for comparison
-	peak2               float64 // second-largest daily memory peak
+	cpuP95Last24h       float64   // not a v2 feature: VPA's recency, for comparison
+	peak2               float64   // second-largest daily memory peak
+	chrono              []float64 // daily memory peaks, oldest first
+	nearMax             float64   // share of the daily peaks within 5% of the max
 	vpaUpper, vpaTarget trainer.Rec
 	f                   traces.Future
 	futCPU              []float64
@@ -53,8 +55,30 @@ var memHeuristics = []heuristic{
 	{"max · (max / p50)^−0.1", true, func(d *day) float64 { return d.r.MemMax * math.Pow(d.r.MemMax/d.r.MemP50, -0.1) }},
 	{"second-largest daily peak", false, func(d *day) float64 { return d.peak2 }},
 	{"√(max · second peak)", false, func(d *day) float64 { return math.Sqrt(d.r.MemMax * d.peak2) }},
+	{"max(max, trend of the daily peaks)", false, func(d *day) float64 { return max(d.r.MemMax, trend(d.chrono)) }},
+	{"max + (max − p50) / 2", true, func(d *day) float64 { return d.r.MemMax + 0.5*(d.r.MemMax-d.r.MemP50) }},
+	{"max · (1 + 0.3 · days near the max)", false, func(d *day) float64 { return d.r.MemMax * (1 + 0.3*d.nearMax) }},
+	{"max · (max 24 h / max)^0.3", true, func(d *day) float64 { return d.r.MemMax * math.Pow(d.r.MemMax24h/d.r.MemMax, 0.3) }},
 	{"VPA upper bound", false, func(d *day) float64 { return d.vpaUpper.MemLimit }},
 }
+
+// slope is the least-squares slope of c per element (per day for daily
+// peaks); 0 for fewer than two.
+func slope(c []float64) float64 {
+	n := float64(len(c))
+	if n < 2 {
+		return 0
+	}
+	var sx, sy, sxx, sxy float64
+	for i, v := range c {
+		x := float64(i)
+		sx, sy, sxx, sxy = sx+x, sy+v, sxx+x*x, sxy+x*v
+	}
+	return (n*sxy - sx*sy) / (n*sxx - sx*sx)
+}
+
+// trend extrapolates the last daily peak one day along the peaks' slope.
+func trend(c []float64) float64 { return c[len(c)-1] + slope(c) }
 
 var cpuHeuristics = []heuristic{
 	{"p95", true, func(d *day) float64 { return d.r.CPUP95 }},
@@ -137,6 +161,14 @@ func tuningDays(series []*traces.Series, steps int, specs []model.Spec) ([]day, 
 			for e := len(mem); e-trainer.DefaultFutureSteps >= 0; e -= trainer.DefaultFutureSteps {
 				peaks = append(peaks, slices.Max(mem[e-trainer.DefaultFutureSteps:e]))
 			}
+			chrono := slices.Clone(peaks)
+			slices.Reverse(chrono)
+			near, top := 0, slices.Max(peaks)
+			for _, v := range peaks {
+				if v >= 0.95*top {
+					near++
+				}
+			}
 			slices.Sort(peaks)
 			peak2 := peaks[len(peaks)-1]
 			if len(peaks) > 1 {
@@ -144,6 +176,7 @@ func tuningDays(series []*traces.Series, steps int, specs []model.Spec) ([]day, 
 			}
 			est := trainer.VPARecommend(p.History, trainer.VPAOptions{})
 			days = append(days, day{
+				chrono: chrono, nearMax: float64(near) / float64(len(peaks)),
 				r: raw, cpuP95Last24h: features.Percentile(last, 95), peak2: peak2,
 				vpaUpper: est.UpperBoundAsLimit(), vpaTarget: est.TargetAsLimit(),
 				f: traces.NewFuture(p.FutureCPU, p.FutureMem), futCPU: p.FutureCPU,
