@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"recommendation-api/internal/features"
@@ -43,6 +44,24 @@ const (
 	TuningContainers
 )
 
+// ParseContainers reads a --containers value, one of accepted's names; the
+// error lists them.
+func ParseContainers(s string, accepted ...Containers) (Containers, error) {
+	names := make([]string, len(accepted))
+	for i, c := range accepted {
+		if c.String() == s {
+			return c, nil
+		}
+		names[i] = c.String()
+	}
+	want := names[len(names)-1]
+	if len(names) > 1 {
+		want = strings.Join(names[:len(names)-1], ", ") + " or " + want
+	}
+	return 0, fmt.Errorf("--containers %q; want %s", s, want)
+}
+
+// String is the name --containers (and the report's "containers") gives c.
 func (c Containers) String() string {
 	switch c {
 	case AllContainers:
@@ -231,24 +250,12 @@ var CPUFactors = []float64{0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.1, 1.25, 1.5, 1.75, 2, 
 // futures whose peak exceeds the scaled limit at or below rate; nil when
 // no factor does (a limit of 0).
 func matchOOM(limits []float64, futs []Future, rate float64) *Matched {
-	n := len(limits)
-	need := make([]float64, n) // the factor each day needs to avoid its OOM
-	for i, l := range limits {
-		need[i] = futs[i].MemMax / l
-		if !(l > 0) {
-			need[i] = math.Inf(1)
-		}
+	peaks := make([]float64, len(futs))
+	for i, f := range futs {
+		peaks[i] = f.MemMax
 	}
-	sorted := slices.Clone(need)
-	slices.Sort(sorted)
-	allowed := int(math.Floor(rate*float64(n) + 1e-9))
-	if allowed >= n {
-		allowed = n - 1
-	}
-	// The day needing exactly k must not OOM at l·k: l·(peak/l) can round
-	// below the peak, so k gets a relative nudge far below any measurement.
-	k := sorted[n-allowed-1] * (1 + 1e-9)
-	if math.IsInf(k, 1) {
+	k, ok := trainer.OOMFactor(limits, peaks, rate)
+	if !ok {
 		return nil
 	}
 	return scaledMem(limits, futs, k)

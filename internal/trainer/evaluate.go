@@ -78,49 +78,72 @@ type Matched struct {
 	Factor, Slack, OOMRate float64
 }
 
-// MemSlackAtRisk scales every memory limit of recs by the smallest factor
-// that leaves at most a share rate of the rows' following-window peaks
-// above their limit (fut[i].MemMax > factor × limit), and scores the
-// slack of the scaled limits: the model at the reference's risk, so that
-// two recommenders running at different OOM rates are compared on slack
-// alone (docs/evaluation.md does the same on real traces). Rows whose
-// limit is not a positive number always count as OOM and are not scaled.
+// OOMFactor returns the smallest factor by which every limit may be
+// multiplied so that at most a share rate of the rows see a peak above
+// their scaled limit — row i needs peaks[i] / limits[i]; a limit that is
+// not a positive number never holds (the row spends the share), an
+// infinite one always does — nudged a hair up so that limit × factor is
+// not rounded below the peak it was computed from. It is the one kernel
+// behind every "at equal risk" comparison: validate's synthetic gates,
+// evaluate's curves and gates on real traces, the heuristics study. ok is
+// false when more rows than the share can never hold; the factor is then
+// the one that holds every row that can (0 if none can).
+func OOMFactor(limits, peaks []float64, rate float64) (factor float64, ok bool) {
+	n := len(limits)
+	if n == 0 {
+		return math.NaN(), false
+	}
+	need := make([]float64, n)
+	for i, l := range limits {
+		switch {
+		case !(l > 0):
+			need[i] = math.Inf(1)
+		case math.IsInf(l, 1):
+			need[i] = 0
+		default:
+			need[i] = peaks[i] / l
+		}
+	}
+	slices.Sort(need)
+	allowed := min(max(int(math.Floor(rate*float64(n)+1e-9)), 0), n-1)
+	if f := need[n-1-allowed]; !math.IsInf(f, 1) {
+		return f * (1 + oomNudge), true
+	}
+	for i := n - 1; i >= 0; i-- {
+		if !math.IsInf(need[i], 1) {
+			return need[i] * (1 + oomNudge), false
+		}
+	}
+	return 0, false
+}
+
+// oomNudge is OOMFactor's relative nudge, far below any measurement.
+const oomNudge = 1e-9
+
+// MemSlackAtRisk scales every memory limit of recs by OOMFactor's factor
+// for the rows' following-window peaks (fut[i].MemMax > factor × limit is
+// an OOM) and scores the slack of the scaled limits: the model at the
+// reference's risk, so that two recommenders running at different OOM rates
+// are compared on slack alone (docs/evaluation.md does the same on real
+// traces). Rows whose limit is not a positive number always count as OOM.
 func MemSlackAtRisk(recs []Rec, fut []Outcome, rate float64) Matched {
 	n := min(len(recs), len(fut))
 	if n == 0 {
 		return Matched{Factor: math.NaN(), Slack: math.NaN(), OOMRate: math.NaN()}
 	}
-	// factor ≥ ratio_i keeps row i under its limit; allowing k rows over,
-	// the smallest factor is the (k+1)-th largest ratio.
-	ratios := make([]float64, 0, n)
-	unusable := 0
+	limits, peaks := make([]float64, n), make([]float64, n)
 	for i := range n {
-		l := LimitOrZero(recs[i].MemLimit)
-		if !(l > 0) || math.IsInf(l, 1) {
-			if !(l > 0) {
-				unusable++
-			}
-			continue
-		}
-		ratios = append(ratios, float64(fut[i].MemMax)/l)
+		limits[i], peaks[i] = LimitOrZero(recs[i].MemLimit), float64(fut[i].MemMax)
 	}
-	slices.Sort(ratios)
-	k := int(math.Floor(rate*float64(n)+1e-9)) - unusable
-	factor := 0.0
-	if k < len(ratios) {
-		// A hair above the ratio, so that factor × limit is not rounded
-		// below the peak it was computed from.
-		factor = ratios[len(ratios)-1-max(k, 0)] * (1 + 1e-12)
-	}
+	factor, _ := OOMFactor(limits, peaks, rate)
 	var slack float64
 	ooms := 0
-	for i := range n {
-		l := LimitOrZero(recs[i].MemLimit)
+	for i, l := range limits {
 		if l > 0 && !math.IsInf(l, 1) {
 			l *= factor
 		}
 		slack += RelativeSlack(l, float64(fut[i].MemP95))
-		if !(float64(fut[i].MemMax) <= l) {
+		if !(peaks[i] <= l) {
 			ooms++
 		}
 	}

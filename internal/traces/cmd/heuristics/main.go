@@ -212,12 +212,11 @@ func table(days []day, hs []heuristic, risks []float64, what string, at func([]d
 // memAtRisk scales h's memory limits by the smallest factor that leaves at
 // most rate of the days OOM and returns the mean slack and the factor.
 func memAtRisk(days []day, h heuristic, rate float64) (float64, float64) {
-	need := make([]float64, len(days))
+	limits, peaks := make([]float64, len(days)), make([]float64, len(days))
 	for i := range days {
-		need[i] = days[i].f.MemMax / h.limit(&days[i])
+		limits[i], peaks[i] = h.limit(&days[i]), days[i].f.MemMax
 	}
-	slices.Sort(need)
-	k := need[len(need)-int(math.Floor(rate*float64(len(need))+1e-9))-1] * (1 + 1e-9)
+	k, _ := trainer.OOMFactor(limits, peaks, rate)
 	s := 0.0
 	for i := range days {
 		s += trainer.RelativeSlack(h.limit(&days[i])*k, days[i].f.MemP95)
