@@ -124,14 +124,8 @@ func runEvaluate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if *vpaRows {
 		cfg.VPASamplesPerRow = 1
 	}
-	switch *containers {
-	case "held-out":
-	case "all":
-		cfg.Containers = traces.AllContainers
-	case "tuning":
-		cfg.Containers = traces.TuningContainers
-	default:
-		return usageError{fmt.Errorf("evaluate: --containers %q; want held-out, tuning or all", *containers)}
+	if cfg.Containers, err = traces.ParseContainers(*containers, traces.HeldOutContainers, traces.TuningContainers, traces.AllContainers); err != nil {
+		return usageError{fmt.Errorf("evaluate: %w", err)}
 	}
 	switch {
 	case len(tf.paths) == 0:

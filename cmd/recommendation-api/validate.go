@@ -48,13 +48,9 @@ func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		hist = h[0]
 	}
-	var which traces.Containers
-	switch *containers {
-	case "held-out":
-	case "tuning":
-		which = traces.TuningContainers
-	default:
-		return usageError{fmt.Errorf("validate: --containers %q; want held-out or tuning", *containers)}
+	which, err := traces.ParseContainers(*containers, traces.HeldOutContainers, traces.TuningContainers)
+	if err != nil {
+		return usageError{fmt.Errorf("validate: %w", err)}
 	}
 	if *samples < 100 || *samples > 1_000_000 {
 		return usageError{fmt.Errorf("validate: --samples %d; want 100..1000000", *samples)}
