@@ -87,7 +87,8 @@ type Matched struct {
 // behind every "at equal risk" comparison: validate's synthetic gates,
 // evaluate's curves and gates on real traces, the heuristics study. ok is
 // false when more rows than the share can never hold; the factor is then
-// the one that holds every row that can (0 if none can).
+// the one that holds every row that can (0 if none can). A rate of 1 or
+// more is read as all rows but one: a factor of 0 would be no limit at all.
 func OOMFactor(limits, peaks []float64, rate float64) (factor float64, ok bool) {
 	n := len(limits)
 	if n == 0 {

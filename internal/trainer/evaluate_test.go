@@ -38,6 +38,26 @@ func TestOOMFactor(t *testing.T) {
 			}
 		}
 	}
+	// The nudge: 49 × (1/49) rounds below 1, so without it the row that
+	// sets the factor would OOM at its own limit.
+	if f, ok := OOMFactor([]float64{49}, []float64{1}, 0); !ok || !(1 <= 49*f) {
+		t.Errorf("limit 49, peak 1: factor %v (ok %v) leaves 49 × factor = %v under the peak", f, ok, 49*f)
+	}
+	for name, tc := range map[string]struct {
+		limits []float64
+		rate   float64
+		factor float64
+		ok     bool
+	}{
+		"NaN and negative limits never hold": {[]float64{math.NaN(), -1, 2}, 0.67, 1, true},
+		"every limit unusable":               {[]float64{0, math.NaN()}, 0.4, 0, false},
+		"a rate above 1: all rows but one":   {[]float64{1, 2}, 1.5, 1, true},
+	} {
+		f, ok := OOMFactor(tc.limits, []float64{2, 2, 2}[:len(tc.limits)], tc.rate)
+		if ok != tc.ok || math.Abs(f-tc.factor*(1+oomNudge)) > 1e-15 {
+			t.Errorf("%s: factor %v, ok %v; want %v, %v", name, f, ok, tc.factor, tc.ok)
+		}
+	}
 	if f, ok := OOMFactor(nil, nil, 0.1); ok || !math.IsNaN(f) {
 		t.Errorf("no rows: %v, %v; want NaN, false", f, ok)
 	}

@@ -202,21 +202,28 @@ func table(days []day, hs []heuristic, risks []float64, what string, at func([]d
 		}
 		fmt.Printf("| %s | %s |", h.name, v2)
 		for _, r := range risks {
-			slack, k := at(days, h, r)
-			fmt.Printf(" %.1f%% (× %.2f) |", 100*slack, k)
+			if slack, k := at(days, h, r); math.IsNaN(slack) {
+				fmt.Printf(" — |")
+			} else {
+				fmt.Printf(" %.1f%% (× %.2f) |", 100*slack, k)
+			}
 		}
 		fmt.Println()
 	}
 }
 
 // memAtRisk scales h's memory limits by the smallest factor that leaves at
-// most rate of the days OOM and returns the mean slack and the factor.
+// most rate of the days OOM and returns the mean slack and the factor (NaN
+// for both when no factor does).
 func memAtRisk(days []day, h heuristic, rate float64) (float64, float64) {
 	limits, peaks := make([]float64, len(days)), make([]float64, len(days))
 	for i := range days {
 		limits[i], peaks[i] = h.limit(&days[i]), days[i].f.MemMax
 	}
-	k, _ := trainer.OOMFactor(limits, peaks, rate)
+	k, ok := trainer.OOMFactor(limits, peaks, rate)
+	if !ok { // more days than rate can never hold: no factor reaches it
+		return math.NaN(), math.NaN()
+	}
 	s := 0.0
 	for i := range days {
 		s += trainer.RelativeSlack(h.limit(&days[i])*k, days[i].f.MemP95)
