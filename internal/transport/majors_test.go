@@ -160,3 +160,53 @@ func TestTwoMajorsRegistryAPI(t *testing.T) {
 		t.Errorf("major 2's rollbacks: %v; want one entry naming major 2", hist.GetEntries())
 	}
 }
+
+// TestThreeMajorsRouting: with majors 1, 2 and 3 active, raw metrics go to
+// the newest major the fields sent can feed (an agent not yet sending
+// cpu_p95_24h_cores stays on major 2), normalized rows to the major of
+// their width, and a pin on major 3 without its field is refused by name.
+func TestThreeMajorsRouting(t *testing.T) {
+	t.Parallel()
+	e := newTwoMajors(t)
+	e.register(t, "v3.0.0", 300)
+	if _, err := e.reg.ActivateVersion(rpcCtx(t), &recommendationv1.ActivateVersionRequest{Version: "v3.0.0"}); err != nil {
+		t.Fatalf("activate v3.0.0: %v", err)
+	}
+	v3, _ := model.FeaturesFor(3)
+	norm := make([]float32, len(v3))
+	for j := range norm {
+		norm[j] = 0.4
+	}
+	full := transport.RawMetricsOf(rawRow())
+	v2only := transport.RawMetricsOf(rawRow())
+	v2only.CpuP95_24HCores = nil
+	v1only := transport.RawMetricsOf(rawRow())
+	v1only.CpuMaxCores, v1only.CpuP95_24HCores = nil, nil
+	raw := func(r *recommendationv1.RawMetrics) *recommendationv1.Instance {
+		return &recommendationv1.Instance{Input: &recommendationv1.Instance_Raw{Raw: r}}
+	}
+	for name, tc := range map[string]struct {
+		req  *recommendationv1.PredictRequest
+		want string
+	}{
+		"RawWithV3Fields": {&recommendationv1.PredictRequest{Instances: []*recommendationv1.Instance{raw(full)}}, "v3.0.0"},
+		"RawWithoutV3":    {&recommendationv1.PredictRequest{Instances: []*recommendationv1.Instance{raw(v2only)}}, "v2.0.0"},
+		"RawWithoutV2":    {&recommendationv1.PredictRequest{Instances: []*recommendationv1.Instance{raw(v1only)}}, "v1.1.0"},
+		"RawMixedBatch":   {&recommendationv1.PredictRequest{Instances: []*recommendationv1.Instance{raw(full), raw(v2only)}}, "v2.0.0"},
+		"NormalizedV3": {&recommendationv1.PredictRequest{Instances: []*recommendationv1.Instance{
+			{Input: &recommendationv1.Instance_Features{Features: &recommendationv1.NormalizedFeatures{Values: norm}}}}}, "v3.0.0"},
+		"ModelMajor2": {&recommendationv1.PredictRequest{ModelMajor: 2, Instances: []*recommendationv1.Instance{raw(full)}}, "v2.0.0"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := e.predictVersion(t, tc.req); got != tc.want {
+				t.Errorf("answered by %s; want %s", got, tc.want)
+			}
+		})
+	}
+	t.Run("ErrMajor3MissingField", func(t *testing.T) {
+		_, err := e.predict.Predict(rpcCtx(t), &recommendationv1.PredictRequest{ModelMajor: 3, Instances: []*recommendationv1.Instance{raw(v2only)}})
+		if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "cpu_p95_24h_cores: missing") {
+			t.Errorf("major 3 without cpu_p95_24h_cores: %v; want InvalidArgument naming it", err)
+		}
+	})
+}
