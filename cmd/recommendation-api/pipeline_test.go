@@ -651,7 +651,7 @@ func TestValidateBadModel(t *testing.T) {
 
 	t.Run("ManifestArchitecture", func(t *testing.T) {
 		// A manifest whose architecture is not the file's fails the
-		// layers and parameters gates.
+		// architecture gate, which names both fields.
 		dir := filepath.Join(root, "misdescribed")
 		copyDir(t, good, dir)
 		m := readManifest(t, filepath.Join(dir, "manifest.json"))
@@ -669,10 +669,23 @@ func TestValidateBadModel(t *testing.T) {
 		if err == nil {
 			t.Fatal("validate passed a manifest that misdescribes the network")
 		}
-		for _, want := range []string{"FAIL  layers", "FAIL  parameters"} {
+		for _, want := range []string{"FAIL  architecture", "architecture.layers", "architecture.parameters"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("validate output lacks %q:\n%s", want, out)
 			}
+		}
+		// The server loads a manifest that leaves the architecture out;
+		// validate, the release check, wants it declared.
+		m.Architecture.Layers, m.Architecture.Parameters = nil, 0
+		if mj, err = json.MarshalIndent(m, "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "manifest.json"), mj, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err = runCmd(t, "validate", "--model", filepath.Join(dir, "predictor.onnx"), "--samples", testValSamples, "--baseline-gates=false")
+		if err == nil || !strings.Contains(out, "FAIL  architecture") || !strings.Contains(out, "declares no layers") {
+			t.Errorf("validate of a manifest without its architecture: err %v, output:\n%s", err, out)
 		}
 	})
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"time"
 
 	"recommendation-api/internal/model"
@@ -112,11 +111,14 @@ func validateModel(ctx context.Context, path string, samples int, seed int64, li
 	if ferr != nil {
 		return gates, nil
 	}
-	if q.Params() != m.Architecture.Parameters {
-		gates = append(gates, trainer.Gate{Name: "parameters", Detail: fmt.Sprintf("file has %d, manifest says %d", q.Params(), m.Architecture.Parameters)})
-	}
-	if w := q.Widths(); !slices.Equal(w, m.Architecture.Layers) {
-		gates = append(gates, trainer.Gate{Name: "layers", Detail: fmt.Sprintf("file has layer widths %v, manifest says %v", w, m.Architecture.Layers)})
+	// What the server checks on load, and here also that both are declared.
+	if aerr := m.Architecture.Describes(q); aerr != nil || !m.Architecture.Declared() {
+		detail := "the manifest declares no layers or no parameter count"
+		if aerr != nil {
+			detail = aerr.Error()
+		}
+		gates = append(gates, trainer.Gate{Name: "architecture",
+			Detail: fmt.Sprintf("%s; the file has layer widths %v and %d weights and biases", detail, q.Widths(), q.Params())})
 	}
 
 	golden, err := sess.Run(m.GoldenInput(), len(m.Golden.Inputs))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 )
@@ -109,6 +110,10 @@ func (s Signature) Equal(o Signature) bool {
 const (
 	MaxLayers = 8
 	MaxWidth  = 1024
+	// MaxParameters is the most weights and biases such a network can
+	// have: MaxLayers layers of MaxWidth × MaxWidth weights and MaxWidth
+	// biases.
+	MaxParameters = MaxLayers * (MaxWidth*MaxWidth + MaxWidth)
 )
 
 // Architecture records the network's shape.
@@ -118,6 +123,31 @@ type Architecture struct {
 	Parameters  int          `json:"parameters"`
 	Opset       int          `json:"opset"`
 }
+
+// Describes checks that the declared architecture (its layer widths and
+// parameter count, where given: absent fields are not checked) is q's, so
+// that what a registry lists about a version is what it serves. The error
+// wraps ErrInvalidModel, names each wrong field and repeats the manifest's
+// values only, nothing computed from the model's bytes; it is public.
+func (a Architecture) Describes(q *QuantizedMLP) error {
+	var wrong []string
+	if len(a.Layers) > 0 && !slices.Equal(a.Layers, q.Widths()) {
+		wrong = append(wrong, fmt.Sprintf("architecture.layers %v is not the file's layer widths (inputs first)", a.Layers))
+	}
+	if a.Parameters != 0 && a.Parameters != q.Params() {
+		wrong = append(wrong, fmt.Sprintf("architecture.parameters %d is not the file's count of weights and biases", a.Parameters))
+	}
+	if len(wrong) == 0 {
+		return nil
+	}
+	err := fmt.Errorf("%w: manifest %s; declare the network the file holds, or leave these fields out",
+		ErrInvalidModel, strings.Join(wrong, " and "))
+	return Public(err, err.Error())
+}
+
+// Declared reports whether the architecture gives both the layer widths
+// and the parameter count.
+func (a Architecture) Declared() bool { return len(a.Layers) > 0 && a.Parameters != 0 }
 
 // Quantization records how the weights were quantized.
 type Quantization struct {
@@ -270,9 +300,9 @@ func (a Architecture) validate() error {
 			return fmt.Errorf("%w: manifest architecture.layers[%d] is %d; want a width of 1 to %d", ErrInvalidModel, i, w, MaxWidth)
 		}
 	}
-	if p := a.Parameters; p < 0 || p > MaxLayers*(MaxWidth*MaxWidth+MaxWidth) {
+	if p := a.Parameters; p < 0 || p > MaxParameters {
 		return fmt.Errorf("%w: manifest architecture.parameters is %d; want the count of weights and biases, 0 to %d (0 or absent: not declared)",
-			ErrInvalidModel, p, MaxLayers*(MaxWidth*MaxWidth+MaxWidth))
+			ErrInvalidModel, p, MaxParameters)
 	}
 	return nil
 }

@@ -4,9 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -185,7 +183,7 @@ func (m *Manager) Load(b []byte, man *model.Manifest) error {
 		err := fmt.Errorf("%w: the model bytes carry version %s; the manifest says %s", model.ErrInvalidModel, c.Version, v)
 		return fail("check version", model.Public(err, err.Error()))
 	}
-	if err := checkArchitecture(man.Architecture, c.Model); err != nil {
+	if err := man.Architecture.Describes(c.Model); err != nil {
 		return fail("check architecture", err)
 	}
 	x, rows := man.GoldenInput(), len(man.Golden.Inputs)
@@ -216,26 +214,6 @@ func (m *Manager) Load(b []byte, man *model.Manifest) error {
 	m.live.Add(1)
 	m.setLoaded(l.version, l)
 	return nil
-}
-
-// checkArchitecture refuses a manifest whose declared architecture (its
-// layer widths or parameter count, where given) is not the file's, so that
-// what the registry lists about a version is what it serves. The error
-// repeats the manifest's values only, nothing computed from the bytes.
-func checkArchitecture(a model.Architecture, q *model.QuantizedMLP) error {
-	var wrong []string
-	if len(a.Layers) > 0 && !slices.Equal(a.Layers, q.Widths()) {
-		wrong = append(wrong, fmt.Sprintf("architecture.layers %v is not the file's layer widths (inputs first)", a.Layers))
-	}
-	if a.Parameters != 0 && a.Parameters != q.Params() {
-		wrong = append(wrong, fmt.Sprintf("architecture.parameters %d is not the file's count of weights and biases", a.Parameters))
-	}
-	if len(wrong) == 0 {
-		return nil
-	}
-	err := fmt.Errorf("%w: manifest %s; declare the network the file holds, or leave these fields out",
-		model.ErrInvalidModel, strings.Join(wrong, " and "))
-	return model.Public(err, err.Error())
 }
 
 // probeRowCount is how many of the server's own rows, besides a
