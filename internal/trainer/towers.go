@@ -1,6 +1,9 @@
 package trainer
 
-import "math"
+import (
+	"math"
+	"slices"
+)
 
 // Split towers (TrainConfig.SplitTowers): the network is two networks of
 // the shared one's widths side by side in one graph, one for the CPU
@@ -128,32 +131,39 @@ func lossByTower(m *FloatMLP, x, y []float32, n int, lw lossWeights) [2]float64 
 	return [2]float64{loss[0] / float64(n), loss[1] / float64(n)}
 }
 
-// towerKeeper keeps each tower's weights of its own best validation epoch
-// in best, and stops keeping a tower once it has gone patience epochs
-// without improving: what a tower ends with is then what it would end with
-// trained alone (its gradients, Adam moments and moving average are its
-// own), however long the other tower goes on improving.
-type towerKeeper struct {
-	t        *towers
-	best     *FloatMLP
-	patience int
-	loss     [2]float64
-	epoch    [2]int
-	stopped  [2]bool
+// keeper keeps the weights of each tower's own best validation epoch
+// (keepTower copies a tower of the current network into the kept one) and
+// stops keeping a tower once it has gone patience epochs without
+// improving. A shared network is one tower, kept whole; with split towers
+// what a tower ends with is what it would end with trained alone (its
+// gradients, Adam moments and moving average are its own), however long
+// the other tower goes on improving. Training ends when every tower has
+// stopped.
+type keeper struct {
+	keepTower func(tower int, cur *FloatMLP)
+	patience  int
+	loss      []float64
+	epoch     []int
+	stopped   []bool
 }
 
-func newTowerKeeper(t *towers, best *FloatMLP, patience int) *towerKeeper {
-	return &towerKeeper{t: t, best: best, patience: patience, loss: [2]float64{math.Inf(1), math.Inf(1)}}
+func newKeeper(towers, patience int, keepTower func(tower int, cur *FloatMLP)) *keeper {
+	k := &keeper{keepTower: keepTower, patience: patience,
+		loss: make([]float64, towers), epoch: make([]int, towers), stopped: make([]bool, towers)}
+	for i := range k.loss {
+		k.loss[i] = math.Inf(1)
+	}
+	return k
 }
 
 // observe records epoch's validation loss of each tower of cur.
-func (k *towerKeeper) observe(epoch int, loss [2]float64, cur *FloatMLP) {
+func (k *keeper) observe(epoch int, loss []float64, cur *FloatMLP) {
 	for i, l := range loss {
 		if k.stopped[i] {
 			continue
 		}
 		if l < k.loss[i]*(1-1e-4) {
-			k.t.copyTower(k.best, cur, i)
+			k.keepTower(i, cur)
 			k.loss[i], k.epoch[i] = l, epoch
 		} else if epoch-k.epoch[i] >= k.patience {
 			k.stopped[i] = true
@@ -161,5 +171,15 @@ func (k *towerKeeper) observe(epoch int, loss [2]float64, cur *FloatMLP) {
 	}
 }
 
-// done reports whether both towers have stopped.
-func (k *towerKeeper) done() bool { return k.stopped[0] && k.stopped[1] }
+// done reports whether every tower has stopped.
+func (k *keeper) done() bool { return !slices.Contains(k.stopped, false) }
+
+// best returns the kept towers' summed validation loss and their latest
+// best epoch.
+func (k *keeper) best() (loss float64, epoch int) {
+	for i, l := range k.loss {
+		loss += l
+		epoch = max(epoch, k.epoch[i])
+	}
+	return loss, epoch
+}

@@ -3,6 +3,7 @@ package trainer
 import (
 	"context"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"recommendation-api/internal/model"
@@ -115,12 +116,12 @@ func TestTowerKeeper(t *testing.T) {
 		return m
 	}
 	best := net.Clone()
-	k := newTowerKeeper(tw, best, 3)
+	k := newKeeper(2, 3, func(i int, cur *FloatMLP) { tw.copyTower(best, cur, i) })
 	cpu := []float64{9, 8, 7, 6, 5, 4, 3, 2, 2, 2, 2, 2}
 	mem := []float64{5, 3, 4, 4, 4, 1, 1, 1, 1, 1, 1, 1}
 	doneAt := 0
 	for e := 1; e <= len(cpu); e++ {
-		k.observe(e, [2]float64{cpu[e-1], mem[e-1]}, at(e))
+		k.observe(e, []float64{cpu[e-1], mem[e-1]}, at(e))
 		if k.done() {
 			doneAt = e
 			break
@@ -129,7 +130,7 @@ func TestTowerKeeper(t *testing.T) {
 			t.Fatalf("epoch 5: stopped %v; want the memory tower alone (3 epochs without improving)", k.stopped)
 		}
 	}
-	if doneAt != 11 || k.epoch != [2]int{8, 2} {
+	if doneAt != 11 || !slices.Equal(k.epoch, []int{8, 2}) {
 		t.Fatalf("done at epoch %d, best epochs %v; want 11 and [8 2]", doneAt, k.epoch)
 	}
 	for li, l := range best.Layers {
@@ -144,5 +145,30 @@ func TestTowerKeeper(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestKeeperOneTower: a shared network is one tower, kept whole: the kept
+// network is the best epoch's, and training stops after patience epochs
+// without improving (an improvement under the 1e-4 relative threshold does
+// not count).
+func TestKeeperOneTower(t *testing.T) {
+	t.Parallel()
+	var best *FloatMLP
+	k := newKeeper(1, 2, func(_ int, cur *FloatMLP) { best = cur })
+	nets := make([]*FloatMLP, 8)
+	losses := []float64{5, 4, 4 * (1 - 1e-5), 3, 3, 3, 1, 1}
+	doneAt := 0
+	for e := 1; e <= len(losses); e++ {
+		nets[e-1] = &FloatMLP{}
+		k.observe(e, []float64{losses[e-1]}, nets[e-1])
+		if k.done() {
+			doneAt = e
+			break
+		}
+	}
+	loss, epoch := k.best()
+	if doneAt != 6 || epoch != 4 || loss != 3 || best != nets[3] {
+		t.Fatalf("done at %d, best epoch %d (loss %v), kept epoch %d's network: %v; want done at 6, epoch 4, loss 3", doneAt, epoch, loss, 4, best == nets[3])
 	}
 }

@@ -427,9 +427,10 @@ func fit(ctx context.Context, d *Dataset, cfg TrainConfig, major int, trainIdx [
 		avg = net.Clone()
 	}
 	best, bestLoss, bestEpoch, trainLoss := net.Clone(), math.Inf(1), 0, 0.0
-	var keep *towerKeeper // SplitTowers: each tower's own best epoch and stop
+	// Each tower's own best epoch and stop; a shared network is one tower.
+	keep := newKeeper(1, cfg.Patience, func(_ int, cur *FloatMLP) { best = cur.Clone() })
 	if split != nil {
-		keep = newTowerKeeper(split, best, cfg.Patience)
+		keep = newKeeper(2, cfg.Patience, func(k int, cur *FloatMLP) { split.copyTower(best, cur, k) })
 	}
 	epochsRun := 0
 	for epoch := 1; epoch <= cfg.Epochs; epoch++ {
@@ -482,29 +483,30 @@ func fit(ctx context.Context, d *Dataset, cfg TrainConfig, major int, trainIdx [
 		if avg != nil {
 			cur = avg
 		}
-		var valLoss float64
+		var losses []float64
 		if split == nil {
-			valLoss = lossOn(cur, valX, valY, nVal, cfg.weights())
-			if valLoss < bestLoss*(1-1e-4) {
-				best, bestLoss, bestEpoch = cur.Clone(), valLoss, epoch
-			}
+			losses = []float64{lossOn(cur, valX, valY, nVal, cfg.weights())}
 		} else {
 			tl := lossByTower(cur, valX, valY, nVal, cfg.weights())
-			valLoss = tl[0] + tl[1]
-			keep.observe(epoch, tl, cur)
-			bestLoss, bestEpoch = keep.loss[0]+keep.loss[1], max(keep.epoch[0], keep.epoch[1])
+			losses = tl[:]
 		}
+		keep.observe(epoch, losses, cur)
+		valLoss := 0.0
+		for _, l := range losses {
+			valLoss += l
+		}
+		bestLoss, bestEpoch = keep.best()
 		opt.lr *= cfg.LRDecay
 		elapsed := time.Since(start)
 		progress(Progress{Phase: "training", Epoch: epoch, Epochs: cfg.Epochs, TrainLoss: trainLoss, ValLoss: valLoss,
 			BestEpoch: bestEpoch, Elapsed: elapsed, Remaining: elapsed / time.Duration(epoch) * time.Duration(cfg.Epochs-epoch)})
-		if keep == nil && epoch-bestEpoch >= cfg.Patience || keep != nil && keep.done() {
+		if keep.done() {
 			break
 		}
 	}
 	f := fitted{net: best, bestLoss: bestLoss, trainLoss: trainLoss, bestEpoch: bestEpoch, epochsRun: epochsRun}
-	if keep != nil {
-		f.towerEpochs = keep.epoch
+	if split != nil {
+		f.towerEpochs = [2]int(keep.epoch)
 	}
 	return f, nil
 }
