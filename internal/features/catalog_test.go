@@ -58,8 +58,9 @@ func TestFromHistoryMaxima(t *testing.T) {
 func TestFromHistoryLastDayP95(t *testing.T) {
 	t.Parallel()
 	const day = 288
-	n := 3*day + 17 // a partial oldest day
-	cpu := constant(n, 50)
+	n := 30*day + 17 // a partial oldest day; the last day under 5% of the samples
+	cpu := constant(n, 5)
+	cpu[0] = 50
 	// The last day holds 1..288 cores/10 in a scrambled order (multiplying
 	// by 97 permutes the residues mod 288, as 97 is coprime with it).
 	for i := range day {
@@ -69,9 +70,17 @@ func TestFromHistoryLastDayP95(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// ⌈0.95 · 288⌉ = 274: the 274th smallest of 0.1..28.8 is 27.4.
-	if r.CPUP95_24h != 27.4 || r.CPUMax24h != 28.8 || r.CPUMax != 50 {
-		t.Errorf("last day's p95 %v, max %v, window max %v; want 27.4, 28.8, 50", r.CPUP95_24h, r.CPUMax24h, r.CPUMax)
+	// ⌈0.95 · 288⌉ = 274: the 274th smallest of 0.1..28.8 is 27.4, above
+	// the window's p95 (5).
+	if r.CPUP95_24h != 27.4 || r.CPUMax24h != 28.8 || r.CPUMax != 50 || r.CPUP95 != 5 {
+		t.Errorf("last day's p95 %v, max %v, window max %v, p95 %v; want 27.4, 28.8, 50, 5", r.CPUP95_24h, r.CPUMax24h, r.CPUMax, r.CPUP95)
+	}
+	// A quiet last day: the window's p95.
+	for i := range day {
+		cpu[n-day+i] = 1
+	}
+	if r, err = features.FromHistory(window(cpu, constant(n, 1<<30), 0), 4); err != nil || r.CPUP95_24h != 5 {
+		t.Errorf("quiet last day: cpu_p95_24h %v (%v); want the window's p95 5", r.CPUP95_24h, err)
 	}
 	// A window shorter than a day: the p95 of all of it.
 	r, err = features.FromHistory(window([]float64{3, 1, 2}, constant(3, 1<<30), 0), 0)
@@ -189,10 +198,10 @@ func TestLayoutV3(t *testing.T) {
 		t.Errorf("cpu_p95_24h column = %v; want %v", got[len(v2)], want)
 	}
 	bad := r
-	bad.CPUP95_24h = 2.6 // above cpu_max_24h
+	bad.CPUP95_24h = 0.4 // below cpu_p95
 	var oe *features.OrderError
-	if err := l3.Validate(bad); !errors.As(err, &oe) || !strings.Contains(err.Error(), "cpu_p95_24h") || !strings.Contains(err.Error(), "cpu_max_24h") {
-		t.Errorf("cpu_p95_24h above cpu_max_24h: %v; want an OrderError naming both", err)
+	if err := l3.Validate(bad); !errors.As(err, &oe) || !strings.Contains(err.Error(), "cpu_p95_24h") || !strings.Contains(err.Error(), "cpu_p95") {
+		t.Errorf("cpu_p95_24h below cpu_p95: %v; want an OrderError naming both", err)
 	}
 	l2, _ := features.NewLayout(v2)
 	bad.CPUP95_24h = 2000

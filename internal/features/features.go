@@ -154,7 +154,7 @@ var specs = func() []model.Spec {
 var orderPairs = [][2]int{
 	{iCPUP50, iCPUP95}, {iCPUP95, iCPUP99}, {iMemP50, iMemP95}, {iMemP95, iMemP99},
 	{iCPUP99, iCPUMax}, {iMemP99, iMemMax}, {iCPUMax24h, iCPUMax}, {iMemMax24h, iMemMax}, {iMemPeakP95, iMemMax},
-	{iCPUP95_24h, iCPUMax24h},
+	{iCPUP95, iCPUP95_24h}, {iCPUP95_24h, iCPUMax},
 }
 
 // v1Layout is major 1's layout, what Raw.Validate checks.
@@ -404,7 +404,7 @@ func (s *Scratch) FromHistory(w Window, ageDays float64) (Raw, error) {
 		cpuLo24h = min(cpuLo24h, w.CPU[i])
 	}
 	s.selectRanks(w.CPU[from:], cpuLo24h, r.CPUMax24h, true, featurePercentiles[1:2], p[:1])
-	r.CPUP95_24h = p[0]
+	r.CPUP95_24h = max(p[0], r.CPUP95)
 	// Daily peaks: 24 h intervals counted back from the last sample (the
 	// oldest may be partial), one peak each.
 	s.peaks = s.peaks[:0]

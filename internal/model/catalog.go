@@ -45,7 +45,7 @@ var catalog = func() []Feature {
 		Feature{named(memSpec, FeatureMemMax24h, "maximum memory working set over the last 24 h of the history window"), "mem_max_24h_bytes"},
 		Feature{named(memSpec, FeatureMemPeakP95, "95th percentile (nearest rank) of the daily memory peaks: the window cut into 24 h intervals counted back from its end, one peak each"), "mem_peak_p95_bytes"},
 		Feature{named(cpuSpec, FeatureCPUMax24h, "maximum CPU usage over the last 24 h of the history window"), "cpu_max_24h_cores"},
-		Feature{named(cpuSpec, FeatureCPUP95_24h, "95th percentile (nearest rank) of CPU usage over the last 24 h of the history window"), "cpu_p95_24h_cores"},
+		Feature{named(cpuSpec, FeatureCPUP95_24h, "the larger of the history window's CPU p95 and the p95 (nearest rank) of its last 24 h"), "cpu_p95_24h_cores"},
 	)
 }()
 

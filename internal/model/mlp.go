@@ -77,11 +77,12 @@ func FormatFor(major int) (width int, head Head, err error) {
 }
 
 // HeadSkip returns the input columns of the headroom head (majors 2 and
-// later): the positions of cpu_p95 and mem_max in a model reading width
+// later): the positions of cpu_p95 (major 3: cpu_p95_24h) and mem_max in a model reading width
 // features (-1 when no such major reads width features). The network's CPU
 // outputs are offsets from the history's CPU p95 (what VPA's upper bound
 // and a p95 heuristic start from; the maximum of bursty CPU is a poor
-// start), its memory outputs offsets from the history's memory maximum.
+// start) — for major 3 from the larger of it and the last 24 h's p95 —, its
+// memory outputs offsets from the history's memory maximum.
 func HeadSkip(width int) (cpu, mem int) {
 	cpu, mem = -1, -1
 	for _, major := range Majors {
@@ -92,6 +93,10 @@ func HeadSkip(width int) (cpu, mem int) {
 		for i, name := range specs {
 			switch name {
 			case "cpu_p95":
+				if major == 2 {
+					cpu = i
+				}
+			case FeatureCPUP95_24h:
 				cpu = i
 			case FeatureMemMax:
 				mem = i

@@ -258,8 +258,7 @@ func (x *NormalizedFeatures) GetValues() []float32 {
 // the field, the value sent and the accepted range. Within the range, values
 // beyond the model's normalization range are clipped to 1. The statistics of
 // each resource must not decrease (p50 ≤ p95 ≤ p99 ≤ max, max over the last
-// 24 h ≤ max, p95 of the daily peaks ≤ max, p95 of the last 24 h ≤ max of
-// the last 24 h) where the model reads both.
+// 24 h ≤ max, p95 of the daily peaks ≤ max, p95 ≤ cpu_p95_24h ≤ max) where the model reads both.
 type RawMetrics struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Median CPU usage, in cores (0.25 = 250 millicores). In [0,1024].
@@ -303,8 +302,9 @@ type RawMetrics struct {
 	// Maximum CPU usage over the last 24 h of the history window, in cores. In
 	// [0,1024].
 	CpuMax_24HCores *float64 `protobuf:"fixed64,17,opt,name=cpu_max_24h_cores,json=cpuMax24hCores,proto3,oneof" json:"cpu_max_24h_cores,omitempty"`
-	// 95th percentile (nearest rank) of CPU usage over the last 24 h of the
-	// history window, in cores. In [0,1024]; at most cpu_max_24h_cores.
+	// The larger of cpu_p95_cores and the 95th percentile (nearest rank) of
+	// CPU usage over the last 24 h of the history window, in cores. In
+	// [0,1024]; at least cpu_p95_cores, at most cpu_max_cores.
 	CpuP95_24HCores *float64 `protobuf:"fixed64,18,opt,name=cpu_p95_24h_cores,json=cpuP9524hCores,proto3,oneof" json:"cpu_p95_24h_cores,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
