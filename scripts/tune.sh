@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Compares training recipes of majors 2 and 3 on the tuning containers of the
+# Compares major-2 training recipes on the tuning containers of the
 # Bitbrains traces — training containers that generate-data
 # --tuning-holdout leaves out of the data and validate --containers tuning
 # replays — so that settings are chosen without scoring the held-out
@@ -24,33 +24,29 @@ BIN=$ROOT/bin/recommendation-api
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
-# name | major | --mix-synthetic | train flags
+# name | --mix-synthetic | train flags
 RECIPES=(
-	"v2.0.0's recipe|2|20000|--learning-rate 0.01"
-	"defaults, 5,000 simulated|2|5000|"
-	"throttle-share|2|5000|--cpu-throttle-share --cpu-overrun-price 10"
-	"throttle-share, 60 epochs|2|5000|--cpu-throttle-share --cpu-overrun-price 10 --epochs 60"
-	"split towers|2|5000|--split-towers"
-	"split towers, throttle-share|2|5000|--split-towers --cpu-throttle-share --cpu-overrun-price 10"
-	"split towers, throttle-share, 60 epochs|2|5000|--split-towers --cpu-throttle-share --cpu-overrun-price 10 --epochs 60"
-	"ensemble of 4, throttle-share|2|5000|--ensemble 4 --cpu-throttle-share --cpu-overrun-price 10"
-	"ensemble of 4, split towers, throttle-share|2|5000|--ensemble 4 --split-towers --cpu-throttle-share --cpu-overrun-price 10"
-	"major 3, v2.0.0's recipe|3|20000|--learning-rate 0.01"
-	"major 3, defaults, 5,000 simulated|3|5000|"
-	"major 3, throttle-share|3|5000|--cpu-throttle-share --cpu-overrun-price 10"
-	"major 3, split towers, throttle-share|3|5000|--split-towers --cpu-throttle-share --cpu-overrun-price 10"
+	"v2.0.0's recipe|20000|--learning-rate 0.01"
+	"defaults, 5,000 simulated|5000|"
+	"throttle-share|5000|--cpu-throttle-share --cpu-overrun-price 10"
+	"throttle-share, 60 epochs|5000|--cpu-throttle-share --cpu-overrun-price 10 --epochs 60"
+	"split towers|5000|--split-towers"
+	"split towers, throttle-share|5000|--split-towers --cpu-throttle-share --cpu-overrun-price 10"
+	"split towers, throttle-share, 60 epochs|5000|--split-towers --cpu-throttle-share --cpu-overrun-price 10 --epochs 60"
+	"ensemble of 4, throttle-share|5000|--ensemble 4 --cpu-throttle-share --cpu-overrun-price 10"
+	"ensemble of 4, split towers, throttle-share|5000|--ensemble 4 --split-towers --cpu-throttle-share --cpu-overrun-price 10"
 )
-gen() { # major mix output [--tuning-holdout]
-	"$BIN" generate-data --major "$1" --trace "$J" "$A" --trace-history 7d,2d --mix-synthetic "$2" --seed 20261127 --output "$3" "${@:4}" >/dev/null
+gen() { # mix output [--tuning-holdout]
+	"$BIN" generate-data --major 2 --trace "$J" "$A" --trace-history 7d,2d --mix-synthetic "$1" --seed 20261127 --output "$2" "${@:3}" >/dev/null
 }
 for r in "${RECIPES[@]}"; do
-	IFS='|' read -r name major mix flags <<<"$r"
+	IFS='|' read -r name mix flags <<<"$r"
 	if [ -n "$ONLY" ]; then case "|$ONLY|" in *"|$name|"*) ;; *) continue ;; esac; fi
-	[ -f "tune$major-$mix.npz" ] || gen "$major" "$mix" "tune$major-$mix.npz" --tuning-holdout
+	[ -f "tune$mix.npz" ] || gen "$mix" "tune$mix.npz" --tuning-holdout
 	for s in $SEEDS; do
 		dir="m-${name//[^a-z0-9]/}-$s"
 		# shellcheck disable=SC2086
-		"$BIN" train --data "tune$major-$mix.npz" --output "$dir" --version "v$major.9.0" --seed "$s" $flags >/dev/null
+		"$BIN" train --data "tune$mix.npz" --output "$dir" --version v2.9.0 --seed "$s" $flags >/dev/null
 		for h in 7d 2d; do
 			"$BIN" validate --model "$dir/predictor.onnx" --baseline-gates=false --trace "$J" "$A" --containers tuning --history "$h" >"$dir.$h.log" 2>&1 || true
 			echo "$name|$s|$h|$dir.$h.log"
@@ -59,13 +55,13 @@ for r in "${RECIPES[@]}"; do
 done >runs.txt
 python3 "$ROOT/scripts/tune/table.py" runs.txt
 for r in "${RECIPES[@]}"; do
-	IFS='|' read -r name major mix flags <<<"$r"
+	IFS='|' read -r name mix flags <<<"$r"
 	case "|$HELD_OUT|" in *"|$name|"*) ;; *) continue ;; esac
 	if [ -n "$ONLY" ]; then case "|$ONLY|" in *"|$name|"*) ;; *) continue ;; esac; fi
-	[ -f "all$major-$mix.npz" ] || gen "$major" "$mix" "all$major-$mix.npz"
+	[ -f "all$mix.npz" ] || gen "$mix" "all$mix.npz"
 	rm -rf held
 	# shellcheck disable=SC2086
-	"$BIN" train --data "all$major-$mix.npz" --output held --version "v$major.9.0" --seed 1 $flags >/dev/null
+	"$BIN" train --data "all$mix.npz" --output held --version v2.9.0 --seed 1 $flags >/dev/null
 	echo
 	echo "\"$name\" trained on every training container (seed 1), gated on the held-out containers:"
 	for h in 7d 2d; do

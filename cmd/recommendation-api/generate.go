@@ -28,7 +28,7 @@ func runGenerateData(ctx context.Context, args []string, stdout, stderr io.Write
 	samples := fs.Int("samples", 100000, "number of containers to simulate (1..10,000,000); without --trace")
 	output := fs.String("output", "data/training_data.npz", "where to write the .npz (X [N,12] float32, Y [N,5] float32, workload [N] int32)")
 	seed := fs.Int64("seed", 42, "random seed; the same seed gives the same bytes")
-	major := fs.Int("major", model.Majors[len(model.Majors)-1], "model major whose features to write: 1 (12 features, 48 h history; what train --version v1.x.y reads) 2 (16, 7 days) or 3 (17, 7 days; the default, the newest major)")
+	major := fs.Int("major", model.Majors[len(model.Majors)-1], "model major whose features to write: 1 (12 features, 48 h history; what train --version v1.x.y reads) or 2 (16, 7 days; the default, the newest major)")
 	tf := addTraceFlags(fs)
 	mix := fs.Int("mix-synthetic", 0, "with --trace: also simulate this many containers (0..10,000,000) and mix them in")
 	stride := fs.Duration("trace-stride", time.Duration(traces.DefaultTrainStride)*trainer.Step, "with --trace: time between consecutive samples cut from a trace (a multiple of 5m)")

@@ -56,7 +56,7 @@ func (c *cli) jobsStart(ctx context.Context, args []string) error {
 	policy := fs.String("policy", "if_better", "activate the new version: never, if_better (beats the active one) or always")
 	bump := fs.String("bump", "", "the new version is the newest one bumped: patch or minor (default patch)")
 	version := fs.String("version", "", "the new version, vX.Y.Z (instead of --bump); its major is the one trained unless --major says otherwise")
-	major := fs.Int("major", 0, "the major version (I/O format) to train, e.g. 1, 2 or 3 (default: --version's major, else the newest major the server serves)")
+	major := fs.Int("major", 0, "the major version (I/O format) to train, e.g. 1 or 2 (default: --version's major, else the newest major the server serves)")
 	reason := fs.String("reason", "", "why, recorded in the job and the history")
 	lr := fs.Float64("learning-rate", 0, "Adam learning rate in (0, 1] (default: the major's, 0.003)")
 	batch := fs.Int("batch-size", 0, "rows per Adam step, 1..65536 (default: the server's, 256)")
@@ -82,7 +82,7 @@ func (c *cli) jobsStart(ctx context.Context, args []string) error {
 		return o.usage("--batch-size %d; want 1..65536", *batch)
 	}
 	if o.set["major"] && (*major < 1 || *major > math.MaxInt32) {
-		return o.usage("--major %d; want a major version such as 1, 2 or 3 (omit it for the newest major the server serves)", *major)
+		return o.usage("--major %d; want a major version such as 1 or 2 (omit it for the newest major the server serves)", *major)
 	}
 	req := &recommendationv1.StartTrainingRequest{
 		Samples: *samples, Epochs: int32(*epochs), Seed: *seed, ActivationPolicy: pol,

@@ -52,46 +52,6 @@ func TestFromHistoryMaxima(t *testing.T) {
 	}
 }
 
-// TestFromHistoryLastDayP95 checks the feature major 3 adds: the
-// nearest-rank p95 of CPU over the last 24 h only, whatever the older days
-// and the order of the samples hold.
-func TestFromHistoryLastDayP95(t *testing.T) {
-	t.Parallel()
-	const day = 288
-	n := 30*day + 17 // a partial oldest day; the last day under 5% of the samples
-	cpu := constant(n, 5)
-	cpu[0] = 50
-	// The last day holds 1..288 cores/10 in a scrambled order (multiplying
-	// by 97 permutes the residues mod 288, as 97 is coprime with it).
-	for i := range day {
-		cpu[n-day+i] = float64((i*97)%day+1) / 10
-	}
-	r, err := features.FromHistory(window(cpu, constant(n, 1<<30), 0), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// ⌈0.95 · 288⌉ = 274: the 274th smallest of 0.1..28.8 is 27.4, above
-	// the window's p95 (5).
-	if r.CPUP95_24h != 27.4 || r.CPUMax24h != 28.8 || r.CPUMax != 50 || r.CPUP95 != 5 {
-		t.Errorf("last day's p95 %v, max %v, window max %v, p95 %v; want 27.4, 28.8, 50, 5", r.CPUP95_24h, r.CPUMax24h, r.CPUMax, r.CPUP95)
-	}
-	// A quiet last day: the window's p95.
-	for i := range day {
-		cpu[n-day+i] = 1
-	}
-	if r, err = features.FromHistory(window(cpu, constant(n, 1<<30), 0), 4); err != nil || r.CPUP95_24h != 5 {
-		t.Errorf("quiet last day: cpu_p95_24h %v (%v); want the window's p95 5", r.CPUP95_24h, err)
-	}
-	// A window shorter than a day: the p95 of all of it.
-	r, err = features.FromHistory(window([]float64{3, 1, 2}, constant(3, 1<<30), 0), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.CPUP95_24h != 3 || r.CPUP95 != 3 {
-		t.Errorf("three samples: last day's p95 %v, p95 %v; want 3 and 3", r.CPUP95_24h, r.CPUP95)
-	}
-}
-
 // TestCatalogMatchesRaw checks that Raw's catalogue view, Get and Set agree
 // with the named fields and the catalogue's names.
 func TestCatalogMatchesRaw(t *testing.T) {
@@ -106,8 +66,8 @@ func TestCatalogMatchesRaw(t *testing.T) {
 			t.Errorf("catalogue %d (%s): All %v, Get %v; want %d", i, f.Spec.Name, all[i], r.Get(i), i+1)
 		}
 	}
-	if r.CPUMax != 13 || r.MemMax != 14 || r.CPUMax24h != 17 || r.CPUP95_24h != 18 {
-		t.Errorf("named fields %v %v %v %v; want 13 14 17 18", r.CPUMax, r.MemMax, r.CPUMax24h, r.CPUP95_24h)
+	if r.CPUMax != 13 || r.MemMax != 14 || r.CPUMax24h != 17 {
+		t.Errorf("named fields %v %v %v; want 13 14 17", r.CPUMax, r.MemMax, r.CPUMax24h)
 	}
 	v := r.Values()
 	if !slices.Equal(v[:], all[:model.NumFeatures]) {
@@ -171,49 +131,6 @@ func TestLayoutV2(t *testing.T) {
 	}
 }
 
-// TestLayoutV3 checks major 3's one added column: normalized with its
-// catalogue spec, bounded by the last 24 h's maximum, and not read by
-// major 2 (whose layout ignores it, even out of range).
-func TestLayoutV3(t *testing.T) {
-	t.Parallel()
-	v3, err := model.FeaturesFor(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v2, _ := model.FeaturesFor(2)
-	if len(v3) != len(v2)+1 || v3[len(v2)].Name != model.FeatureCPUP95_24h {
-		t.Fatalf("major 3 reads %d features ending %s; want major 2's %d then %s", len(v3), v3[len(v3)-1].Name, len(v2), model.FeatureCPUP95_24h)
-	}
-	r := validRaw()
-	r.CPUMax, r.MemMax, r.MemMax24h, r.CPUMax24h, r.CPUP95_24h = 3, 3<<30, 2<<30, 2.5, 1.5
-	l3, err := features.NewLayout(v3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make([]float32, l3.Width())
-	if err := l3.NormalizeInto(r, got); err != nil {
-		t.Fatal(err)
-	}
-	if want := float32(v3[len(v2)].Normalize(1.5)); got[len(v2)] != want {
-		t.Errorf("cpu_p95_24h column = %v; want %v", got[len(v2)], want)
-	}
-	bad := r
-	bad.CPUP95_24h = 0.4 // below cpu_p95
-	var oe *features.OrderError
-	if err := l3.Validate(bad); !errors.As(err, &oe) || !strings.Contains(err.Error(), "cpu_p95_24h") || !strings.Contains(err.Error(), "cpu_p95") {
-		t.Errorf("cpu_p95_24h below cpu_p95: %v; want an OrderError naming both", err)
-	}
-	l2, _ := features.NewLayout(v2)
-	bad.CPUP95_24h = 2000
-	if err := l2.Validate(bad); err != nil {
-		t.Errorf("major 2 validate reads cpu_p95_24h: %v", err)
-	}
-	var re *features.RangeError
-	if err := l3.Validate(bad); !errors.As(err, &re) || !strings.Contains(err.Error(), "cpu_p95_24h") {
-		t.Errorf("cpu_p95_24h 2000 cores: %v; want a RangeError naming it", err)
-	}
-}
-
 func TestComputable(t *testing.T) {
 	t.Parallel()
 	v2, _ := model.FeaturesFor(2)
@@ -234,11 +151,6 @@ func TestComputable(t *testing.T) {
 	}
 	if got := features.Computable(v2, func(string) bool { return true }); got != nil {
 		t.Errorf("v2 from every field: missing %v", got)
-	}
-	v3, _ := model.FeaturesFor(3)
-	sentV2 := func(field string) bool { return field != "cpu_p95_24h_cores" }
-	if got, want := features.Computable(v3, sentV2), []string{"cpu_p95_24h_cores"}; !slices.Equal(got, want) {
-		t.Errorf("v3 from v2's fields: missing %v; want %v", got, want)
 	}
 	if got := features.Computable([]model.Spec{{Name: "gpu_p99"}}, func(string) bool { return true }); !slices.Equal(got, []string{"gpu_p99"}) {
 		t.Errorf("unknown feature: missing %v; want its name", got)

@@ -27,9 +27,7 @@
 //     Window.End, the time of the last sample.
 //   - workload_age: days since the workload first appeared, as given.
 //   - cpu_max, mem_max: the window's maxima. cpu_max_24h, mem_max_24h: the
-//     maxima of its last 24 h (its last 24h/Step samples). cpu_p95_24h: the
-//     larger of cpu_p95 and the nearest-rank p95 of CPU over the same
-//     samples.
+//     maxima of its last 24 h (its last 24h/Step samples).
 //   - mem_peak_p95: nearest-rank p95 of the daily memory peaks, one per 24 h
 //     interval counted back from the last sample (the oldest may be
 //     partial). Over fewer than 20 days it is the maximum itself.

@@ -27,9 +27,6 @@ type Raw struct {
 
 	// Added by major 2's catalogue: history maxima.
 	CPUMax, MemMax, MemMax24h, MemPeakP95, CPUMax24h float64
-
-	// Added by major 3's catalogue: the last day's CPU p95.
-	CPUP95_24h float64
 }
 
 // Values returns major 1's 12 features in model order (model.DefaultFeatures).
@@ -46,7 +43,7 @@ func (r Raw) All() [model.CatalogSize]float64 {
 	return [model.CatalogSize]float64{
 		r.CPUP50, r.CPUP95, r.CPUP99, r.MemP50, r.MemP95, r.MemP99,
 		r.CPUVariance, r.MemTrend, r.ThrottleRatio, r.HourOfDay, r.DayOfWeek, r.WorkloadAgeDays,
-		r.CPUMax, r.MemMax, r.MemMax24h, r.MemPeakP95, r.CPUMax24h, r.CPUP95_24h,
+		r.CPUMax, r.MemMax, r.MemMax24h, r.MemPeakP95, r.CPUMax24h,
 	}
 }
 
@@ -102,8 +99,6 @@ func (r *Raw) field(i int) *float64 {
 		return &r.MemPeakP95
 	case iCPUMax24h:
 		return &r.CPUMax24h
-	case iCPUP95_24h:
-		return &r.CPUP95_24h
 	}
 	return nil
 }
@@ -127,7 +122,6 @@ const (
 	iMemMax24h
 	iMemPeakP95
 	iCPUMax24h
-	iCPUP95_24h
 	numCatalog
 )
 
@@ -148,13 +142,11 @@ var specs = func() []model.Spec {
 
 // orderPairs are the (lower, higher) catalogue indexes whose values must not
 // decrease: percentiles up to the maximum, the last 24 h's maximum and the
-// daily peaks' p95 below the window's maximum, the last 24 h's p95 below
-// the last 24 h's maximum. A Layout checks a pair when
+// daily peaks' p95 below the window's maximum. A Layout checks a pair when
 // it declares both features.
 var orderPairs = [][2]int{
 	{iCPUP50, iCPUP95}, {iCPUP95, iCPUP99}, {iMemP50, iMemP95}, {iMemP95, iMemP99},
 	{iCPUP99, iCPUMax}, {iMemP99, iMemMax}, {iCPUMax24h, iCPUMax}, {iMemMax24h, iMemMax}, {iMemPeakP95, iMemMax},
-	{iCPUP95, iCPUP95_24h}, {iCPUP95_24h, iCPUMax},
 }
 
 // v1Layout is major 1's layout, what Raw.Validate checks.
@@ -397,14 +389,10 @@ func (s *Scratch) FromHistory(w Window, ageDays float64) (Raw, error) {
 		day = 1
 	}
 	from := max(0, n-day)
-	cpuLo24h := math.Inf(1)
 	for i := from; i < n; i++ {
 		r.CPUMax24h = max(r.CPUMax24h, w.CPU[i])
 		r.MemMax24h = max(r.MemMax24h, w.Mem[i])
-		cpuLo24h = min(cpuLo24h, w.CPU[i])
 	}
-	s.selectRanks(w.CPU[from:], cpuLo24h, r.CPUMax24h, true, featurePercentiles[1:2], p[:1])
-	r.CPUP95_24h = max(p[0], r.CPUP95)
 	// Daily peaks: 24 h intervals counted back from the last sample (the
 	// oldest may be partial), one peak each.
 	s.peaks = s.peaks[:0]

@@ -87,7 +87,6 @@ var Ranges = [model.CatalogSize]Range{
 	iMemMax24h:     {0, MaxMemoryBytes, false},
 	iMemPeakP95:    {0, MaxMemoryBytes, false},
 	iCPUMax24h:     {0, MaxCPUCores, false},
-	iCPUP95_24h:    {0, MaxCPUCores, false},
 }
 
 // RangeError is Validate's error for a feature outside its Range. It wraps

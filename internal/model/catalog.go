@@ -20,7 +20,6 @@ const (
 	FeatureMemMax24h  = "mem_max_24h"
 	FeatureMemPeakP95 = "mem_peak_p95"
 	FeatureCPUMax24h  = "cpu_max_24h"
-	FeatureCPUP95_24h = "cpu_p95_24h"
 )
 
 // catalog is every feature the server can compute, in catalogue order:
@@ -35,7 +34,7 @@ var catalog = func() []Feature {
 		"cpu_variance", "mem_trend_per_day", "throttle_ratio",
 		"hour_of_day", "day_of_week", "workload_age_days",
 	}
-	c := make([]Feature, 0, CatalogSize)
+	c := make([]Feature, 0, NumFeatures+5)
 	for i, s := range v1 {
 		c = append(c, Feature{Spec: s, RawField: fields[i]})
 	}
@@ -45,12 +44,11 @@ var catalog = func() []Feature {
 		Feature{named(memSpec, FeatureMemMax24h, "maximum memory working set over the last 24 h of the history window"), "mem_max_24h_bytes"},
 		Feature{named(memSpec, FeatureMemPeakP95, "95th percentile (nearest rank) of the daily memory peaks: the window cut into 24 h intervals counted back from its end, one peak each"), "mem_peak_p95_bytes"},
 		Feature{named(cpuSpec, FeatureCPUMax24h, "maximum CPU usage over the last 24 h of the history window"), "cpu_max_24h_cores"},
-		Feature{named(cpuSpec, FeatureCPUP95_24h, "the larger of the history window's CPU p95 and the p95 (nearest rank) of its last 24 h"), "cpu_p95_24h_cores"},
 	)
 }()
 
 // CatalogSize is the number of features in the catalogue.
-const CatalogSize = NumFeatures + 6
+const CatalogSize = NumFeatures + 5
 
 // Catalog returns a copy of the feature catalogue in catalogue order.
 func Catalog() []Feature { return append([]Feature(nil), catalog...) }
@@ -75,10 +73,10 @@ func LookupFeature(name string) (f Feature, index int, ok bool) {
 }
 
 // Majors are the model majors (I/O formats) this code knows, oldest first.
-var Majors = []int{1, 2, 3}
+var Majors = []int{1, 2}
 
 // LatestMajor is the newest major, what training targets by default.
-const LatestMajor = 3
+const LatestMajor = 2
 
 // majorFeatures names each major's input features in model order. Major 2
 // adds the history maxima and the last day's maxima to major 1's twelve:
@@ -87,28 +85,19 @@ const LatestMajor = 3
 // half) the memory log-slack at 97 % coverage went 1.013 (v1's) → 0.986
 // (+mem_max) → 0.930 (+mem_max_24h), CPU 1.549 → 1.547 (+cpu_max) → 1.489
 // (+cpu_max_24h). mem_peak_p95 is left out: over a 7-day window the
-// nearest-rank p95 of 7 daily peaks is the maximum itself. Major 3 adds
-// the p95 of the last 24 h: the recency VPA's decaying CPU histogram weighs
-// (on the tuning containers, max(p95, p95 of the last 24 h) × k leaves less
-// CPU limit slack than VPA's upper bound at every throttling level from
-// 0.5 % to 2 %, at 7- and 2-day histories, where the history p95 × k leaves
-// more at 7 days: docs/evaluation/heuristics.md).
+// nearest-rank p95 of 7 daily peaks is the maximum itself.
 var majorFeatures = map[int][]string{
 	1: {"cpu_p50", "cpu_p95", "cpu_p99", "mem_p50", "mem_p95", "mem_p99",
 		"cpu_variance", "mem_trend", "throttle_ratio", "hour_of_day", "day_of_week", "workload_age"},
 	2: {"cpu_p50", "cpu_p95", "cpu_p99", "mem_p50", "mem_p95", "mem_p99",
 		"cpu_variance", "mem_trend", "throttle_ratio", "hour_of_day", "day_of_week", "workload_age",
 		FeatureCPUMax, FeatureMemMax, FeatureMemMax24h, FeatureCPUMax24h},
-	3: {"cpu_p50", "cpu_p95", "cpu_p99", "mem_p50", "mem_p95", "mem_p99",
-		"cpu_variance", "mem_trend", "throttle_ratio", "hour_of_day", "day_of_week", "workload_age",
-		FeatureCPUMax, FeatureMemMax, FeatureMemMax24h, FeatureCPUMax24h, FeatureCPUP95_24h},
 }
 
 // majorWindow is the history window each major's features assume.
 var majorWindow = map[int]time.Duration{
 	1: 48 * time.Hour,
 	2: 7 * 24 * time.Hour,
-	3: 7 * 24 * time.Hour,
 }
 
 // FeaturesFor returns the input features of major in model order, with the
@@ -128,7 +117,7 @@ func FeaturesFor(major int) ([]Spec, error) {
 }
 
 // HistoryWindowFor returns the history window major's features assume
-// (48 h for major 1, 7 days for majors 2 and 3). An unknown major gives an error
+// (48 h for major 1, 7 days for major 2). An unknown major gives an error
 // wrapping ErrInvalidModel.
 func HistoryWindowFor(major int) (time.Duration, error) {
 	w, ok := majorWindow[major]

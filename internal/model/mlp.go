@@ -62,8 +62,7 @@ func (m *QuantizedMLP) InputWidth() int {
 }
 
 // FormatFor returns the graph format of a major: its input width and head
-// (major 1: 12 features, no head; major 2: 16 features and major 3: 17,
-// the headroom head).
+// (major 1: 12 features, no head; major 2: 16 features, the headroom head).
 // An unknown major gives an error wrapping ErrInvalidModel.
 func FormatFor(major int) (width int, head Head, err error) {
 	specs, err := FeaturesFor(major)
@@ -76,33 +75,25 @@ func FormatFor(major int) (width int, head Head, err error) {
 	return len(specs), head, nil
 }
 
-// HeadSkip returns the input columns of the headroom head (majors 2 and
-// later): the positions of cpu_p95 (major 3: cpu_p95_24h) and mem_max in a model reading width
-// features (-1 when no such major reads width features). The network's CPU
-// outputs are offsets from the history's CPU p95 (what VPA's upper bound
-// and a p95 heuristic start from; the maximum of bursty CPU is a poor
-// start) — for major 3 from the larger of it and the last 24 h's p95 —, its
-// memory outputs offsets from the history's memory maximum.
+// HeadSkip returns the input columns of major 2's headroom head: the
+// positions of cpu_p95 and mem_max in a model reading width features (-1
+// when the width is not major 2's). The network's CPU outputs are offsets
+// from the history's CPU p95 (what VPA's upper bound and a p95 heuristic
+// start from; the maximum of bursty CPU is a poor start), its memory
+// outputs offsets from the history's memory maximum.
 func HeadSkip(width int) (cpu, mem int) {
+	specs, _ := FeaturesFor(2)
+	if width != len(specs) {
+		return -1, -1
+	}
 	cpu, mem = -1, -1
-	for _, major := range Majors {
-		specs := majorFeatures[major]
-		if major < 2 || width != len(specs) {
-			continue
+	for i, s := range specs {
+		switch s.Name {
+		case "cpu_p95":
+			cpu = i
+		case FeatureMemMax:
+			mem = i
 		}
-		for i, name := range specs {
-			switch name {
-			case "cpu_p95":
-				if major == 2 {
-					cpu = i
-				}
-			case FeatureCPUP95_24h:
-				cpu = i
-			case FeatureMemMax:
-				mem = i
-			}
-		}
-		return cpu, mem
 	}
 	return cpu, mem
 }
@@ -170,7 +161,7 @@ func (m *QuantizedMLP) Validate() error {
 			return fmt.Errorf("%w: the headroom head needs a last layer without activation; it has %s", ErrInvalidModel, a)
 		}
 		if c, _ := HeadSkip(m.InputWidth()); c < 0 {
-			return fmt.Errorf("%w: the headroom head reads the history maxima of major 2 or later; the model reads %d features", ErrInvalidModel, m.InputWidth())
+			return fmt.Errorf("%w: the headroom head reads major 2's history maxima; the model reads %d features", ErrInvalidModel, m.InputWidth())
 		}
 	default:
 		return fmt.Errorf("%w: head %q; want none or %s", ErrInvalidModel, m.Head, HeadHeadroom)

@@ -296,14 +296,3 @@ func TestManifestFeatureLists(t *testing.T) {
 		}
 	}
 }
-
-// TestHeadSkip: the headroom head's skip columns, by major: cpu_p95 and
-// mem_max for major 2, cpu_p95_24h and mem_max for major 3, none for a
-// width no headroom major reads.
-func TestHeadSkip(t *testing.T) {
-	for _, tc := range []struct{ width, cpu, mem int }{{16, 1, 13}, {17, 16, 13}, {12, -1, -1}, {18, -1, -1}} {
-		if c, m := HeadSkip(tc.width); c != tc.cpu || m != tc.mem {
-			t.Errorf("HeadSkip(%d) = %d, %d; want %d, %d", tc.width, c, m, tc.cpu, tc.mem)
-		}
-	}
-}

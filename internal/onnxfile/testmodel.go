@@ -23,22 +23,11 @@ func RandomMLP(seed int64) *model.QuantizedMLP {
 // 16-32-16-5 (ReLU, ReLU, none) ending in the headroom head, with biases
 // spread wide enough that some headrooms come out negative (and are cut to
 // zero by the head).
-func RandomMLPV2(seed int64) *model.QuantizedMLP { return RandomMLPFor(2, seed) }
-
-// RandomMLPFor returns RandomMLP for major 1 and, for a later major, a
-// model of its width in major 2's layout (width-32-16-5 ending in the
-// headroom head); nil for a major this build does not know.
-func RandomMLPFor(major int, seed int64) *model.QuantizedMLP {
-	width, head, err := model.FormatFor(major)
-	switch {
-	case err != nil:
-		return nil
-	case head == model.HeadNone:
-		return RandomMLP(seed)
-	}
+func RandomMLPV2(seed int64) *model.QuantizedMLP {
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x5eed_0c7a_11ab_1e6))
+	width, _, _ := model.FormatFor(2)
 	return randomLayers(rng, []int{width, 32, 16, model.NumOutputs},
-		[]model.Activation{model.ActReLU, model.ActReLU, model.ActNone}, 0.3, &model.QuantizedMLP{Head: head})
+		[]model.Activation{model.ActReLU, model.ActReLU, model.ActNone}, 0.3, &model.QuantizedMLP{Head: model.HeadHeadroom})
 }
 
 // randomLayers appends to m dense layers of the given widths and

@@ -38,7 +38,7 @@ var npzArrays = [3]npzArray{
 }
 
 // npzExpected is appended to messages about the file as a whole.
-const npzExpected = "want an .npz holding X [N,12] (major 1) [N,16] (major 2) or [N,17] (major 3) float32, Y [N,5] float32 and workload [N] int32"
+const npzExpected = "want an .npz holding X [N,12] (major 1) or [N,16] (major 2) float32, Y [N,5] float32 and workload [N] int32"
 
 // WriteNPZ writes d to path as an uncompressed .npz (what numpy.savez
 // writes) holding X [N,12] float32, Y [N,5] float32 and workload [N]
@@ -302,7 +302,7 @@ func npzRead(zf *zip.File, a npzArray, d *Dataset) (int, error) {
 		dims = append(dims, v)
 	}
 	if a.name == "X" && len(dims) == 2 && dims[1] != a.width {
-		// Any major's feature count: 12 (major 1), 16 (major 2), 17 (major 3).
+		// Any major's feature count: 12 (major 1), 16 (major 2).
 		if _, err := MajorOfWidth(dims[1]); err == nil {
 			a.width = dims[1]
 			d.Width = dims[1]

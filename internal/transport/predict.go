@@ -363,7 +363,7 @@ func (s *PredictServer) validate(req *recommendationv1.PredictRequest) (int, err
 		}
 	}
 	if mj := req.GetModelMajor(); mj < 0 {
-		return 0, invalid(fmt.Sprintf("model_major: %d; want a major version number such as 1, 2 or 3, or 0 to route by the input", mj))
+		return 0, invalid(fmt.Sprintf("model_major: %d; want a major version number such as 1 or 2, or 0 to route by the input", mj))
 	}
 	width, first := 0, -1
 	for i, in := range req.GetInstances() {

@@ -220,10 +220,14 @@ type regVersion struct {
 func newRegVersion(t *testing.T, version string, seed int64) *regVersion {
 	t.Helper()
 	v := model.MustParseVersion(version)
-	q := onnxfile.RandomMLPFor(v.Major, seed)
-	feats, err := model.FeaturesFor(v.Major)
-	if err != nil || q == nil {
-		t.Fatalf("version %s: %v", version, err)
+	q := onnxfile.RandomMLP(seed)
+	feats := model.DefaultFeatures()
+	if v.Major == 2 {
+		q = onnxfile.RandomMLPV2(seed)
+		var err error
+		if feats, err = model.FeaturesFor(2); err != nil {
+			t.Fatal(err)
+		}
 	}
 	width := len(feats)
 	b, err := onnxfile.Encode(q, v)

@@ -251,14 +251,13 @@ func (x *NormalizedFeatures) GetValues() []float32 {
 // model's manifest declares a feature for is required (an absent field is
 // refused by name: 0 is a value, not a default): major 1 reads fields 1–12
 // over a 48 h history, major 2 also cpu_max_cores, mem_max_bytes,
-// mem_max_24h_bytes and cpu_max_24h_cores over a 7-day history, major 3
-// also cpu_p95_24h_cores (the manifest's "features" and
+// mem_max_24h_bytes and cpu_max_24h_cores over a 7-day history (the manifest's "features" and
 // "history_window_hours"). Each field sent must lie in its documented
 // plausible range; a value outside it is refused with INVALID_ARGUMENT naming
 // the field, the value sent and the accepted range. Within the range, values
 // beyond the model's normalization range are clipped to 1. The statistics of
 // each resource must not decrease (p50 ≤ p95 ≤ p99 ≤ max, max over the last
-// 24 h ≤ max, p95 of the daily peaks ≤ max, p95 ≤ cpu_p95_24h ≤ max) where the model reads both.
+// 24 h ≤ max, p95 of the daily peaks ≤ max) where the model reads both.
 type RawMetrics struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Median CPU usage, in cores (0.25 = 250 millicores). In [0,1024].
@@ -302,10 +301,6 @@ type RawMetrics struct {
 	// Maximum CPU usage over the last 24 h of the history window, in cores. In
 	// [0,1024].
 	CpuMax_24HCores *float64 `protobuf:"fixed64,17,opt,name=cpu_max_24h_cores,json=cpuMax24hCores,proto3,oneof" json:"cpu_max_24h_cores,omitempty"`
-	// The larger of cpu_p95_cores and the 95th percentile (nearest rank) of
-	// CPU usage over the last 24 h of the history window, in cores. In
-	// [0,1024]; at least cpu_p95_cores, at most cpu_max_cores.
-	CpuP95_24HCores *float64 `protobuf:"fixed64,18,opt,name=cpu_p95_24h_cores,json=cpuP9524hCores,proto3,oneof" json:"cpu_p95_24h_cores,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -455,13 +450,6 @@ func (x *RawMetrics) GetMemPeakP95Bytes() float64 {
 func (x *RawMetrics) GetCpuMax_24HCores() float64 {
 	if x != nil && x.CpuMax_24HCores != nil {
 		return *x.CpuMax_24HCores
-	}
-	return 0
-}
-
-func (x *RawMetrics) GetCpuP95_24HCores() float64 {
-	if x != nil && x.CpuP95_24HCores != nil {
-		return *x.CpuP95_24HCores
 	}
 	return 0
 }
@@ -791,7 +779,7 @@ const file_recommendation_v1_prediction_proto_rawDesc = "" +
 	"\x03raw\x18\x03 \x01(\v2\x1d.recommendation.v1.RawMetricsH\x00R\x03rawB\a\n" +
 	"\x05input\",\n" +
 	"\x12NormalizedFeatures\x12\x16\n" +
-	"\x06values\x18\x01 \x03(\x02R\x06values\"\xee\b\n" +
+	"\x06values\x18\x01 \x03(\x02R\x06values\"\xa8\b\n" +
 	"\n" +
 	"RawMetrics\x12'\n" +
 	"\rcpu_p50_cores\x18\x01 \x01(\x01H\x00R\vcpuP50Cores\x88\x01\x01\x12'\n" +
@@ -812,8 +800,7 @@ const file_recommendation_v1_prediction_proto_rawDesc = "" +
 	"\rmem_max_bytes\x18\x0e \x01(\x01H\rR\vmemMaxBytes\x88\x01\x01\x12.\n" +
 	"\x11mem_max_24h_bytes\x18\x0f \x01(\x01H\x0eR\x0ememMax24hBytes\x88\x01\x01\x120\n" +
 	"\x12mem_peak_p95_bytes\x18\x10 \x01(\x01H\x0fR\x0fmemPeakP95Bytes\x88\x01\x01\x12.\n" +
-	"\x11cpu_max_24h_cores\x18\x11 \x01(\x01H\x10R\x0ecpuMax24hCores\x88\x01\x01\x12.\n" +
-	"\x11cpu_p95_24h_cores\x18\x12 \x01(\x01H\x11R\x0ecpuP9524hCores\x88\x01\x01B\x10\n" +
+	"\x11cpu_max_24h_cores\x18\x11 \x01(\x01H\x10R\x0ecpuMax24hCores\x88\x01\x01B\x10\n" +
 	"\x0e_cpu_p50_coresB\x10\n" +
 	"\x0e_cpu_p95_coresB\x10\n" +
 	"\x0e_cpu_p99_coresB\x10\n" +
@@ -830,8 +817,7 @@ const file_recommendation_v1_prediction_proto_rawDesc = "" +
 	"\x0e_mem_max_bytesB\x14\n" +
 	"\x12_mem_max_24h_bytesB\x15\n" +
 	"\x13_mem_peak_p95_bytesB\x14\n" +
-	"\x12_cpu_max_24h_coresB\x14\n" +
-	"\x12_cpu_p95_24h_cores\"w\n" +
+	"\x12_cpu_max_24h_cores\"w\n" +
 	"\x0fPredictResponse\x12?\n" +
 	"\vpredictions\x18\x01 \x03(\v2\x1d.recommendation.v1.PredictionR\vpredictions\x12#\n" +
 	"\rmodel_version\x18\x02 \x01(\tR\fmodelVersion\"\xf6\x01\n" +
