@@ -17,7 +17,7 @@ trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
 "$BIN" generate-data --major 2 --trace "$J" "$A" --trace-history 7d,2d --mix-synthetic 20000 --seed 20261127 --output v2.npz >/dev/null
 for s in $SEEDS; do
-	"$BIN" train --data v2.npz --output "m$s" --version v2.0.0 --seed "$s" --learning-rate 0.01 >/dev/null
+	"$BIN" train --data v2.npz --output "m$s" --version v2.0.0 --seed "$s" --learning-rate 0.01 --cpu-throttle-share --cpu-overrun-price 10 --separate-cpu >/dev/null
 	for h in 7d 2d; do
 		out=$("$BIN" validate --model "m$s/predictor.onnx" --baseline-gates=false --trace "$J" "$A" --history "$h" 2>&1 || true)
 		echo "$out" | { grep -E '^  (PASS|FAIL|MISS|info)  real-' || echo "  $out" | tail -n 1; } | sed "s/^/seed $s, $h: /"

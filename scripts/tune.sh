@@ -26,7 +26,9 @@ trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
 # name | --mix-synthetic | train flags
 RECIPES=(
-	"v2.0.0's recipe|20000|--learning-rate 0.01"
+	"v2.0.0's recipe|20000|--learning-rate 0.01 --cpu-throttle-share --cpu-overrun-price 10 --separate-cpu"
+	"one network, 20,000 simulated|20000|--learning-rate 0.01"
+	"throttle-share, 20,000 simulated|20000|--learning-rate 0.01 --cpu-throttle-share --cpu-overrun-price 10"
 	"defaults, 5,000 simulated|5000|"
 	"throttle-share|5000|--cpu-throttle-share --cpu-overrun-price 10"
 	"throttle-share, 60 epochs|5000|--cpu-throttle-share --cpu-overrun-price 10 --epochs 60"

@@ -37,6 +37,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cpuPrice := fs.Float64("cpu-overrun-price", -1, "likewise for the CPU limit: this price times the share of the following day's samples it throttles (--cpu-throttle-share), or per following day it falls below its p99 (default: the major's)")
 	throttle := fs.Bool("cpu-throttle-share", false, "the CPU limit's overrun term is --cpu-overrun-price times the share of the following day's samples above the limit (read off its p90 and p99), as throttling is scored, instead of a step at its p99 (docs/model.md compares them)")
 	split := fs.Bool("split-towers", false, "train the CPU outputs and the memory outputs (with the confidence) as two networks side by side in one graph, each as wide as the shared one, so no hidden unit serves both (docs/model.md)")
+	separate := fs.Bool("separate-cpu", false, "serve the CPU outputs of a network trained with the CPU settings given (--cpu-throttle-share, --cpu-overrun-price) beside the memory outputs and confidence of one trained on the same split with the major's default CPU settings, each exactly the network it would be alone (docs/model.md)")
 	ensemble := fs.Int("ensemble", 1, "train this many networks on the same split, each from its own initial weights, and serve their mean as one network (1..16; docs/model.md)")
 	averaging := fs.Float64("weight-averaging", -1, "decay per step of the moving average of the weights that is kept instead of the last step's, in (0,1); 0 = off (default: the major's)")
 	width := fs.Float64("overrun-width", 0, "width of the overrun step in normalized output units, (0, 1] (default 0.01, about 10% of a limit)")
@@ -97,6 +98,7 @@ func runTrain(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.OverrunWidth = *width
 	cfg.ThrottleShare = *throttle
 	cfg.SplitTowers = *split
+	cfg.SeparateCPU = *separate
 	if *ensemble < 1 || *ensemble > 16 {
 		return usageError{fmt.Errorf("train: --ensemble %d; want 1..16", *ensemble)}
 	}

@@ -46,8 +46,13 @@ var recipes = []recipe{
 		c.UnderTarget[1] = 0.1
 		c.Averaging = 0.999
 	}},
-	// --trace-history 7d,2d; train --learning-rate 0.01
-	{"v2.0.0", 16*32 + 32 + 32*16 + 16 + 16*5 + 5, []int{7 * 288, 2 * 288}, func(c *trainer.TrainConfig) { c.LearningRate = 0.01 }},
+	// --trace-history 7d,2d; train --learning-rate 0.01 --cpu-throttle-share --cpu-overrun-price 10 --separate-cpu:
+	// two networks side by side, the hidden layers stored dense
+	{"v2.0.0", 16*64 + 64 + 64*32 + 32 + 32*5 + 5, []int{7 * 288, 2 * 288}, func(c *trainer.TrainConfig) {
+		c.LearningRate = 0.01
+		c.ThrottleShare, c.OverrunPrice[1] = true, 10
+		c.SeparateCPU = true
+	}},
 }
 
 func TestLoad(t *testing.T) {

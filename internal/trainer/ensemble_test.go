@@ -32,7 +32,7 @@ func TestStack(t *testing.T) {
 	for i := range x {
 		x[i] = rng.Float32()
 	}
-	s := stack(nets)
+	s := stack(nets, everyMember)
 	if got := []int{s.Layers[0].Out, s.Layers[1].Out, s.Layers[2].In}; got[0] != 96 || got[1] != 48 || got[2] != 48 {
 		t.Fatalf("stacked widths %v; want the members' side by side (96, 48, 48)", got)
 	}
@@ -60,7 +60,7 @@ func TestStack(t *testing.T) {
 	for _, n := range nets {
 		n.Layers[len(n.Layers)-1].Activation = model.ActClip
 	}
-	clipped := stack(nets)
+	clipped := stack(nets, everyMember)
 	ws.init(clipped)
 	for r := 0; r < rows; r++ {
 		for o, v := range clipped.forwardRow(x[r*16:(r+1)*16], &ws) {
@@ -71,7 +71,7 @@ func TestStack(t *testing.T) {
 	}
 	one := nets[0]
 	one.Head, one.Layers[2].Activation = model.HeadHeadroom, model.ActNone
-	copies := stack([]*FloatMLP{one, one.Clone(), one.Clone(), one.Clone()})
+	copies := stack([]*FloatMLP{one, one.Clone(), one.Clone(), one.Clone()}, everyMember)
 	a, b := one.Forward(x, rows), copies.Forward(x, rows)
 	for i := range a {
 		if math.Abs(float64(a[i]-b[i])) > 1e-6 {

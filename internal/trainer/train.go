@@ -81,6 +81,17 @@ type TrainConfig struct {
 	// (major 2's offsets and headroom), which apply once, to the mean.
 	// 0 or 1 = one network.
 	Ensemble int
+	// SeparateCPU trains two networks of the shared one's widths on the
+	// same split, each from the generator state a network trained alone
+	// would start from, and serves them side by side in one graph (stack):
+	// the CPU outputs of one trained with this config, the memory outputs
+	// and the confidence of one trained with the major's default CPU
+	// settings (memoryConfig). Each is the whole multi-output network it
+	// would be alone — its hidden layers learn from every output, as a
+	// shared network's do — so a CPU setting that costs the memory outputs
+	// in a shared network (ThrottleShare) buys its CPU limits and leaves
+	// the memory limits exactly as without it.
+	SeparateCPU bool
 	// OverrunWidth is the width of that step in normalized output units
 	// (0 = 0.01, about 10% of the limit).
 	OverrunWidth float64
@@ -207,6 +218,8 @@ func (c TrainConfig) Validate() error {
 		return fmt.Errorf("%w: overrun width %v; want 0 (the default) to 1", model.ErrInvalidInput, c.OverrunWidth)
 	case c.Ensemble < 0 || c.Ensemble > 16:
 		return fmt.Errorf("%w: ensemble of %d; want 0 or 1 (one network) to 16", model.ErrInvalidInput, c.Ensemble)
+	case c.SeparateCPU && (c.SplitTowers || c.members() > 1):
+		return fmt.Errorf("%w: a separate CPU network with split towers or an ensemble; want one of them", model.ErrInvalidInput)
 	case c.Workers < 0:
 		return fmt.Errorf("%w: %d workers; want 0 (one per shard) or more", model.ErrInvalidInput, c.Workers)
 	}
@@ -250,6 +263,9 @@ func (c TrainConfig) Hyper() map[string]string {
 	}
 	if c.members() > 1 {
 		h["ensemble"] = strconv.Itoa(c.members()) + " networks on one split, their last layers averaged"
+	}
+	if c.SeparateCPU {
+		h["cpu_network"] = "separate: cpu_request and cpu_limit from a network trained with these settings, mem_request, mem_limit and confidence from one trained on the same split with the major's default CPU settings, side by side"
 	}
 	if c.SplitTowers {
 		h["towers"] = "split: cpu_request and cpu_limit | mem_request, mem_limit and confidence; no weight between them, each tower's best epoch kept"
@@ -306,7 +322,8 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 		progress = func(Progress) {}
 	}
 	start := time.Now()
-	rng := rand.New(rand.NewPCG(uint64(cfg.Seed), 0x7261696e))
+	src := rand.NewPCG(uint64(cfg.Seed), 0x7261696e)
+	rng := rand.New(src)
 
 	// Split: a seeded permutation, the first ValFraction for validation.
 	perm := rng.Perm(d.N)
@@ -316,16 +333,29 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 
 	// Each member of an ensemble sees the same split; the first goes on with
 	// the split's generator (so one member is the network Train has always
-	// made), the others start from their own.
+	// made), the others start from their own. A separate CPU network's two
+	// members both go on from the split's generator, each from a copy of
+	// it, so each is the network its config trains alone.
 	members := cfg.members()
+	configs := []TrainConfig{cfg}
+	if cfg.SeparateCPU {
+		members = 2
+		configs = make([]TrainConfig, 2)
+		configs[towerCPU], configs[towerMem] = cfg, memoryConfig(cfg, major)
+	}
+	splitState := *src
 	fits := make([]fitted, members)
 	var last Progress // the last epoch reported: the quantizing report counts as it did
 	for k := range fits {
-		mrng := rng
-		if k > 0 {
+		mcfg, mrng := cfg, rng
+		switch {
+		case cfg.SeparateCPU:
+			state := splitState
+			mcfg, mrng = configs[k], rand.New(&state)
+		case k > 0:
 			mrng = rand.New(rand.NewPCG(uint64(cfg.Seed), 0x7261696e+uint64(k)))
 		}
-		f, err := fit(ctx, d, cfg, major, append([]int(nil), trainIdx...), valX, valY, nVal, mrng, func(p Progress) {
+		f, err := fit(ctx, d, mcfg, major, append([]int(nil), trainIdx...), valX, valY, nVal, mrng, func(p Progress) {
 			p.Epoch += k * cfg.Epochs
 			p.BestEpoch += k * cfg.Epochs
 			p.Epochs *= members
@@ -347,7 +377,11 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 			nets[k] = f.net
 			rec.epochsRun, rec.bestEpoch = max(rec.epochsRun, f.epochsRun), max(rec.bestEpoch, f.bestEpoch)
 		}
-		best = stack(nets)
+		serve := everyMember
+		if cfg.SeparateCPU {
+			serve = byTower
+		}
+		best = stack(nets, serve)
 		rec.bestLoss = lossOn(best, valX, valY, nVal, cfg.weights())
 		rec.trainLoss = 0
 		for _, f := range fits {
@@ -366,7 +400,10 @@ func Train(ctx context.Context, d *Dataset, cfg TrainConfig, progress func(Progr
 		memberEpochs = append(memberEpochs, strconv.Itoa(f.bestEpoch))
 		towerEpochs = append(towerEpochs, fmt.Sprintf("%d/%d", f.towerEpochs[towerCPU], f.towerEpochs[towerMem]))
 	}
-	if members > 1 {
+	switch {
+	case cfg.SeparateCPU: // CPU/memory
+		hyper["cpu_network_best_epochs"] = strings.Join(memberEpochs, "/")
+	case members > 1:
 		hyper["ensemble_best_epochs"] = strings.Join(memberEpochs, ",")
 	}
 	if cfg.SplitTowers { // CPU/memory, per member
@@ -511,15 +548,43 @@ func fit(ctx context.Context, d *Dataset, cfg TrainConfig, major int, trainIdx [
 	return f, nil
 }
 
-// stack returns one network that computes the mean of nets' last-layer
-// values before the last activation and the head, which then apply to the
-// mean: their hidden layers side by side, each reading only its own units,
-// and the last layer averaging them. nets share their widths, activations
-// and head.
-func stack(nets []*FloatMLP) *FloatMLP {
-	k := float64(len(nets))
+// memoryConfig is the config of a separate CPU network's memory member:
+// cfg with the major's default CPU limit cost.
+func memoryConfig(cfg TrainConfig, major int) TrainConfig {
+	cfg.SeparateCPU, cfg.ThrottleShare = false, false
+	cfg.OverrunPrice[outCPULimit] = DefaultTrainConfigFor(major).OverrunPrice[outCPULimit]
+	return cfg
+}
+
+// everyMember is stack's choice for an ensemble: every output is the
+// members' mean.
+func everyMember(int, int) bool { return true }
+
+// byTower is stack's choice for a separate CPU network (nets indexed by
+// tower): each output is its tower's member's alone.
+func byTower(n, o int) bool { return n == outputTower(o) }
+
+// stack returns one network whose last-layer values, before the last
+// activation and the head (which then apply once), are for each output o
+// the mean of the values of the nets n that serve(n, o): their hidden
+// layers side by side, each reading only its own units. With everyMember
+// it is an ensemble's mean; with byTower each output is one member's.
+// nets share their widths, activations and head.
+func stack(nets []*FloatMLP, serve func(n, o int) bool) *FloatMLP {
 	s := &FloatMLP{Head: nets[0].Head}
 	last := len(nets[0].Layers) - 1
+	servedShare := func(v float64, n, o int) float64 { // v over the count of nets serving o, or 0
+		if !serve(n, o) {
+			return 0
+		}
+		k := 0
+		for m := range nets {
+			if serve(m, o) {
+				k++
+			}
+		}
+		return v / float64(k)
+	}
 	for li, l0 := range nets[0].Layers {
 		in, out := l0.In, l0.Out*len(nets)
 		if li > 0 {
@@ -542,14 +607,14 @@ func stack(nets []*FloatMLP) *FloatMLP {
 				for o := 0; o < src.Out; o++ {
 					w := src.W[i*src.Out+o]
 					if li == last {
-						w /= k
+						w = servedShare(w, n, o)
 					}
 					l.W[(inOff+i)*out+outOff+o] = w
 				}
 			}
 			for o, b := range src.B {
 				if li == last {
-					l.B[o] += b / k
+					l.B[o] += servedShare(b, n, o)
 				} else {
 					l.B[outOff+o] = b
 				}
