@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"recommendation-api/internal/model"
-	"recommendation-api/internal/onnxfile"
 )
 
 // TestStack checks that a stacked network computes the mean of its
@@ -26,12 +25,8 @@ func TestStack(t *testing.T) {
 		n.Head, n.Layers[len(n.Layers)-1].Activation = "", model.ActNone
 		nets = append(nets, n)
 	}
-	rng := rand.New(rand.NewPCG(3, 4))
 	const rows = 200
-	x := make([]float32, rows*16)
-	for i := range x {
-		x[i] = rng.Float32()
-	}
+	x := randomRows(3, 4, rows, 16)
 	s := stack(nets, everyMember)
 	if got := []int{s.Layers[0].Out, s.Layers[1].Out, s.Layers[2].In}; got[0] != 96 || got[1] != 48 || got[2] != 48 {
 		t.Fatalf("stacked widths %v; want the members' side by side (96, 48, 48)", got)
@@ -126,13 +121,7 @@ func TestTrainEnsemble(t *testing.T) {
 	if h := ens.Record.Hyper; h["ensemble"] == "" || h["ensemble_best_epochs"] == "" {
 		t.Errorf("hyperparameters %v do not record the ensemble", h)
 	}
-	b, err := onnxfile.Encode(ens.Quant, model.MustParseVersion("v2.1.0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := onnxfile.Check(b); err != nil {
-		t.Fatalf("Check: %v", err)
-	}
+	b := encodeChecked(t, ens.Quant, "v2.1.0")
 	m := NewManifest(model.MustParseVersion("v2.1.0"), b, ens, nil, time.Unix(0, 0))
 	if got := m.Architecture.Layers; !slices.Equal(got, []int{16, 96, 48, 5}) || m.Architecture.Parameters != ens.Quant.Params() {
 		t.Errorf("manifest architecture: layers %v, %d parameters; want [16 96 48 5], %d", got, m.Architecture.Parameters, ens.Quant.Params())

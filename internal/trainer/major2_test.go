@@ -2,12 +2,10 @@ package trainer
 
 import (
 	"context"
-	"math/rand/v2"
 	"testing"
 	"time"
 
 	"recommendation-api/internal/model"
-	"recommendation-api/internal/onnxfile"
 )
 
 // TestTrainMajor2 trains a small major-2 model: 16 features from a 7-day
@@ -31,24 +29,14 @@ func TestTrainMajor2(t *testing.T) {
 	if res.Major != 2 || res.Quant.Head != model.HeadHeadroom || res.Quant.InputWidth() != 16 {
 		t.Fatalf("major %d, head %q, width %d", res.Major, res.Quant.Head, res.Quant.InputWidth())
 	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	x := make([]float32, 2000*16)
-	for i := range x {
-		x[i] = rng.Float32()
-	}
+	x := randomRows(1, 2, 2000, 16)
 	y := res.Quant.Forward(x, 2000)
 	for r := 0; r < 2000; r++ {
 		if y[r*5+1] < y[r*5] || y[r*5+3] < y[r*5+2] {
 			t.Fatalf("row %d: %v; want limits ≥ requests", r, y[r*5:r*5+5])
 		}
 	}
-	b, err := onnxfile.Encode(res.Quant, model.MustParseVersion("v2.0.0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := onnxfile.Check(b); err != nil {
-		t.Fatalf("Check: %v", err)
-	}
+	b := encodeChecked(t, res.Quant, "v2.0.0")
 	m := NewManifest(model.MustParseVersion("v2.0.0"), b, res, nil, time.Unix(0, 0))
 	if err := m.Validate(); err != nil || m.HistoryWindowHours != 168 || len(m.Features) != 16 {
 		t.Fatalf("manifest: %v, window %d h, %d features", err, m.HistoryWindowHours, len(m.Features))

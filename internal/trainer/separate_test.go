@@ -2,11 +2,9 @@ package trainer
 
 import (
 	"context"
-	"math/rand/v2"
 	"testing"
 
 	"recommendation-api/internal/model"
-	"recommendation-api/internal/onnxfile"
 )
 
 // TestSeparateCPU trains a major-2 network with a separate CPU network and
@@ -22,26 +20,12 @@ func TestSeparateCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	train := func(throttle, separate bool) *Result {
-		cfg := DefaultTrainConfigFor(2)
-		cfg.Epochs, cfg.Patience, cfg.SeparateCPU = 6, 2, separate
-		if throttle {
-			cfg.ThrottleShare, cfg.OverrunPrice[outCPULimit] = true, 10
-		}
-		res, err := Train(context.Background(), d, cfg, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
-	cpu, mem, both := train(true, false), train(false, false), train(true, true)
+	alone := func(*TrainConfig) {}
+	cpu, mem := trainPriced(t, d, true, alone), trainPriced(t, d, false, alone)
+	both := trainPriced(t, d, true, func(c *TrainConfig) { c.SeparateCPU = true })
 
-	rng := rand.New(rand.NewPCG(7, 8))
 	const n = 3000
-	x := make([]float32, n*16)
-	for i := range x {
-		x[i] = rng.Float32()
-	}
+	x := randomRows(7, 8, n, 16)
 	from := func(o int) *Result {
 		if outputTower(o) == towerCPU {
 			return cpu
@@ -84,13 +68,7 @@ func TestSeparateCPU(t *testing.T) {
 	if h := both.Record.Hyper; h["cpu_network"] == "" || h["cpu_network_best_epochs"] == "" || h["throttle_share"] != "true" {
 		t.Errorf("hyperparameters %v do not record the separate CPU network, its settings and each member's best epoch", h)
 	}
-	b, err := onnxfile.Encode(both.Quant, model.MustParseVersion("v2.1.0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := onnxfile.Check(b); err != nil {
-		t.Fatalf("Check: %v", err)
-	}
+	encodeChecked(t, both.Quant, "v2.1.0")
 }
 
 // TestSeparateCPUExclusive: a separate CPU network is not combined with

@@ -5,9 +5,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
-
-	"recommendation-api/internal/model"
-	"recommendation-api/internal/onnxfile"
 )
 
 // TestSplitTowers trains major-2 networks that differ only in how the CPU
@@ -22,23 +19,10 @@ func TestSplitTowers(t *testing.T) {
 		t.Fatal(err)
 	}
 	train := func(split, throttle bool) *Result {
-		cfg := DefaultTrainConfigFor(2)
-		cfg.Epochs, cfg.Patience, cfg.SplitTowers = 6, 2, split
-		if throttle {
-			cfg.ThrottleShare, cfg.OverrunPrice[outCPULimit] = true, 10
-		}
-		res, err := Train(context.Background(), d, cfg, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
+		return trainPriced(t, d, throttle, func(c *TrainConfig) { c.SplitTowers = split })
 	}
-	rng := rand.New(rand.NewPCG(7, 8))
 	const n = 3000
-	x := make([]float32, n*16)
-	for i := range x {
-		x[i] = rng.Float32()
-	}
+	x := randomRows(7, 8, n, 16)
 	// differ counts the rows whose CPU limit and whose memory or confidence
 	// outputs differ between a and b.
 	differ := func(a, b *Result) (cpu, mem int) {
@@ -77,13 +61,7 @@ func TestSplitTowers(t *testing.T) {
 			}
 		}
 	}
-	b, err := onnxfile.Encode(share.Quant, model.MustParseVersion("v2.1.0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := onnxfile.Check(b); err != nil {
-		t.Fatalf("Check: %v", err)
-	}
+	encodeChecked(t, share.Quant, "v2.1.0")
 
 	if _, mem := differ(train(false, false), train(false, true)); mem == 0 {
 		t.Error("shared network: the CPU price left every memory output unchanged; the test cannot tell split from shared")

@@ -573,17 +573,19 @@ func byTower(n, o int) bool { return n == outputTower(o) }
 func stack(nets []*FloatMLP, serve func(n, o int) bool) *FloatMLP {
 	s := &FloatMLP{Head: nets[0].Head}
 	last := len(nets[0].Layers) - 1
+	servers := make([]float64, nets[0].Layers[last].Out) // how many nets serve each output
+	for o := range servers {
+		for n := range nets {
+			if serve(n, o) {
+				servers[o]++
+			}
+		}
+	}
 	servedShare := func(v float64, n, o int) float64 { // v over the count of nets serving o, or 0
 		if !serve(n, o) {
 			return 0
 		}
-		k := 0
-		for m := range nets {
-			if serve(m, o) {
-				k++
-			}
-		}
-		return v / float64(k)
+		return v / servers[o]
 	}
 	for li, l0 := range nets[0].Layers {
 		in, out := l0.In, l0.Out*len(nets)
